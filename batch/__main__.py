@@ -1,0 +1,5 @@
+"""`python -m batch` runs the command line."""
+
+from batch.cli import main
+
+main()

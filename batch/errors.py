@@ -1,0 +1,127 @@
+"""The one exception tree of emg-batch, grouped by what the caller does.
+
+* BatchError                   -- root; never raised itself
+  x UsageError                 -- bad options or configuration; nothing sent (exit 2)
+  x ManifestError              -- the manifest cannot be used; nothing sent (exit 2)
+  x LedgerError                -- the ledger cannot be used (foreign, locked, unwritable) (exit 2)
+  x ApiError                   -- one request failed; carries status, method, path, message
+    + TransientError           -- worth retrying
+      - ConnectError           -- the connection failed before a request was sent
+      - RequestTimeout         -- no answer in time
+      - RateLimited            -- 429; carries ``retry_after`` (seconds or None)
+      - ServerError            -- 500, 502, 503, 504
+    + PermanentError           -- do not retry: record it against the family and move on
+      - NotFound               -- 404
+    + AmbiguousCreate          -- a create was sent and its outcome is unknown (reconcile)
+    + AuthError                -- login refused, or a token that a fresh login cannot fix
+    + RetriesExhausted         -- a transient failure outlived the retry policy or budget
+
+Only ``batch/client.py`` translates foreign (aiohttp) exceptions into these.
+Server messages are truncated to ``MESSAGE_LIMIT`` characters; secrets never appear.
+"""
+
+from __future__ import annotations
+
+MESSAGE_LIMIT = 500
+
+
+def truncate(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """Shorten *text* to *limit* characters, marking the cut."""
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class BatchError(Exception):
+    """Root of every error emg-batch raises on purpose."""
+
+
+class UsageError(BatchError):
+    """Bad options or configuration: raised before anything is sent."""
+
+
+class ManifestError(BatchError):
+    """The manifest cannot be used; ``problems`` lists every problem found in one pass."""
+
+    def __init__(self, message: str, *, problems: list[object] | None = None) -> None:
+        super().__init__(message)
+        self.problems: list[object] = list(problems or [])
+
+
+class LedgerError(BatchError):
+    """The ledger cannot be used: it belongs to another manifest, is locked or unwritable."""
+
+
+class ApiError(BatchError):
+    """One request to the Emedgene API failed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(truncate(message))
+        self.message = truncate(message)
+        self.status = status
+        self.method = method
+        self.path = path
+
+    @property
+    def kind(self) -> str:
+        """The class name, as recorded in the ledger's ``error_class``."""
+        return type(self).__name__
+
+
+class TransientError(ApiError):
+    """A failure worth retrying after a pause."""
+
+
+class ConnectError(TransientError):
+    """The connection failed before the request reached the server."""
+
+
+class RequestTimeout(TransientError):
+    """The server did not answer in time."""
+
+
+class RateLimited(TransientError):
+    """HTTP 429: the server asks us to slow down."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class ServerError(TransientError):
+    """HTTP 500, 502, 503 or 504."""
+
+
+class PermanentError(ApiError):
+    """A failure that a retry will not fix (most 4xx): recorded, then the run moves on."""
+
+
+class NotFound(PermanentError):
+    """HTTP 404."""
+
+
+class AmbiguousCreate(ApiError):
+    """A create was sent but its outcome is unknown: never re-send it blindly."""
+
+
+class AuthError(ApiError):
+    """Login refused, or the server keeps refusing a fresh token: the run stops."""
+
+
+class RetriesExhausted(ApiError):
+    """A transient failure lasted longer than the retry policy or the run's retry budget."""
+
+    def __init__(self, last: ApiError) -> None:
+        super().__init__(
+            f"gave up after retries: {last.message}",
+            status=last.status,
+            method=last.method,
+            path=last.path,
+        )
+        self.last = last
