@@ -1,0 +1,46 @@
+"""Configuration of the sandbox: one frozen dataclass, plus the default account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_USER = "sandbox@example.com"
+DEFAULT_PASSWORD = "sandbox"
+DEFAULT_USER_ID = 1
+DEFAULT_USER_NAME = "Sandbox User"
+TENANT = "sandbox"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SandboxConfig:
+    """How a sandbox behaves; every fault is off by default.
+
+    * ``fixture``: a conformance-format fixture file (storages, samples, users, gene lists...).
+    * ``rate_limit``: token bucket, requests per second per tenant (burst ``max(1, rate)``);
+      an empty bucket answers 429 ``{"message": "Too many requests"}`` with ``Retry-After``.
+    * ``latency_ms``: added to every ``/api`` request.
+    * ``error_rate``: probability of a 500/502/503 on ``/api`` requests other than login,
+      answered before any state changes.
+    * ``drop_after_commit``: probability, on a real create, of storing the case and then
+      closing the connection without an answer.
+    * ``token_ttl``: seconds a token lives; an expired token answers 403.
+    * ``advance_after``: seconds per automatic status step (0: delivered at once; None: never).
+    * ``webhook``: URL that receives a JSON event on every status change.
+    * ``record``: JSONL file, one line per request (method, path, query, body; never headers).
+    * ``seed``: seeds every random choice the sandbox makes.
+    """
+
+    fixture: Path | None = None
+    rate_limit: float | None = None
+    latency_ms: float = 0.0
+    error_rate: float = 0.0
+    drop_after_commit: float = 0.0
+    token_ttl: float = 8 * 3600
+    advance_after: float | None = None
+    webhook: str | None = None
+    record: Path | None = None
+    seed: int = 0
+
+
+DEFAULT_CONFIG = SandboxConfig()

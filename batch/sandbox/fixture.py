@@ -1,0 +1,92 @@
+"""The data a sandbox answers look-ups from: a conformance-format fixture file.
+
+Without one, the sandbox loads its demo fixture (``demo_fixture.json`` next to this module):
+storages ``1`` (``s3``, "sandbox-bucket") and ``2`` (``basespace``, "Sandbox BaseSpace") with
+a small tree (project ``1001`` "Demo-Project" holding biosamples ``DEMO-01`` to ``DEMO-03``,
+each with one dataset of paired FASTQ files), one existing sample ``DEMO-EX01``, users
+``geneticist@example.com`` (id 11), ``analyst@example.com`` (12) and
+``director@example.com`` (13), gene lists 101 to 110.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+JsonObj = dict[str, Any]
+
+DEFAULT_CASE_NAME_START = 100000001
+DEFAULT_PAGE_SIZE_MAX = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorAnswer:
+    """A canned answer: status and body (a JSON object, or plain text when a string)."""
+
+    status: int
+    body: Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fixture:
+    """Everything the sandbox reads but never changes."""
+
+    token_seed: str | None = None
+    token_type: str = "bearer"
+    case_name_start: int = DEFAULT_CASE_NAME_START
+    fs_page_size_max: int = DEFAULT_PAGE_SIZE_MAX
+    storages: dict[str, JsonObj] = field(default_factory=dict)
+    fs: dict[str, dict[str, list[JsonObj]]] = field(default_factory=dict)
+    samples: list[JsonObj] = field(default_factory=list)
+    users: list[JsonObj] = field(default_factory=list)
+    gene_lists: frozenset[int] | None = None
+    dry_run_errors: dict[str, ErrorAnswer] = field(default_factory=dict)
+    create_errors: dict[str, ErrorAnswer] = field(default_factory=dict)
+
+
+def _errors(raw: Any) -> dict[str, ErrorAnswer]:
+    if not isinstance(raw, dict):
+        return {}
+    return {str(k): ErrorAnswer(int(v["status"]), v.get("body")) for k, v in raw.items()}
+
+
+def _gene_list_ids(raw: Any) -> frozenset[int] | None:
+    """Accept a list of ids, a list of ``{"id"}`` objects or a map keyed by id."""
+    if raw is None:
+        return None
+    items = raw.keys() if isinstance(raw, dict) else raw
+    ids = set()
+    for item in items:
+        ids.add(int(item["id"] if isinstance(item, dict) else item))
+    return frozenset(ids)
+
+
+def load_fixture(path: Path) -> Fixture:
+    """Read a conformance-format fixture file."""
+    raw: JsonObj = json.loads(Path(path).read_text(encoding="utf-8"))
+    login = raw.get("login") or {}
+    return Fixture(
+        token_seed=login.get("token_seed"),
+        token_type=login.get("token_type", "bearer"),
+        case_name_start=int(raw.get("case_name_start", DEFAULT_CASE_NAME_START)),
+        fs_page_size_max=int(raw.get("fs_page_size_max", DEFAULT_PAGE_SIZE_MAX)),
+        storages={str(k): v for k, v in (raw.get("storages") or {}).items()},
+        fs={str(k): v for k, v in (raw.get("fs") or {}).items()},
+        samples=list(raw.get("samples") or []),
+        users=list(raw.get("users") or []),
+        gene_lists=_gene_list_ids(raw.get("gene_lists")),
+        dry_run_errors=_errors(raw.get("dry_run_errors")),
+        create_errors=_errors(raw.get("create_errors")),
+    )
+
+
+def demo_fixture_path() -> Path:
+    """Path of the demo fixture the sandbox uses when given none."""
+    return Path(__file__).with_name("demo_fixture.json")
+
+
+def default_fixture() -> Fixture:
+    """The demo data used when no fixture file is given."""
+    return load_fixture(demo_fixture_path())

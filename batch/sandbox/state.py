@@ -1,0 +1,229 @@
+"""In-memory database of a sandbox: users, tokens, cases, samples, and the case lifecycle."""
+
+from __future__ import annotations
+
+import base64
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+
+from batch.sandbox.config import (
+    DEFAULT_PASSWORD,
+    DEFAULT_USER,
+    DEFAULT_USER_ID,
+    DEFAULT_USER_NAME,
+    TENANT,
+)
+from batch.sandbox.fixture import Fixture, default_fixture
+
+JsonObj = dict[str, Any]
+
+#: Statuses the system sets on its own; a user may not set them.
+SYSTEM_STATUSES = frozenset({"pending", "uploading", "in_progress", "reanalysis", "issue_reported"})
+#: Statuses a user may set with ``PUT /api/test/{case}``.
+USER_STATUSES = frozenset(
+    {"delivered", "finalized", "trash"} | {f"custom_status_{n}" for n in range(1, 11)}
+)
+ALL_STATUSES = SYSTEM_STATUSES | USER_STATUSES
+#: The automatic steps of the lifecycle clock.
+NEXT_STATUS = {"uploading": "in_progress", "in_progress": "delivered"}
+FIRST_CASE_ID = 1_000_001
+FIRST_SAMPLE_ID = 5_000_001
+FIRST_REPORT_ID = 700_001
+
+
+def rfc1123(ts: float) -> str:
+    """Format a POSIX timestamp the way the API does: ``Thu, 01 Feb 2024 16:10:40 GMT``."""
+    return format_datetime(datetime.fromtimestamp(ts, UTC), usegmt=True)
+
+
+@dataclass(slots=True, kw_only=True)
+class User:
+    """An account of the organisation."""
+
+    id: int
+    email: str
+    name: str
+    password: str
+
+    def summary(self) -> JsonObj:
+        """The ``{"id", "email", "name"}`` listing entry."""
+        return {"id": self.id, "email": self.email, "name": self.name}
+
+
+@dataclass(slots=True, kw_only=True)
+class Case:
+    """A created case: the create body plus what the server adds over its life."""
+
+    name: str
+    id: int
+    payload: JsonObj
+    proband_sample: str
+    creator: User
+    created: float
+    status: str
+    status_change: float
+    clock: float  # when the current automatic step started
+    delivered: float | None = None
+    participants: list[JsonObj] = field(default_factory=list)
+    preset_groups: list[JsonObj] = field(default_factory=list)
+    reports: list[JsonObj] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """One status change, as sent to the webhook."""
+
+    case: str
+    status: str
+    previous: str
+    when: float
+
+    def event(self) -> JsonObj:
+        """The webhook body."""
+        return {
+            "event": "case_status_changed",
+            "case_name": self.case,
+            "status": self.status,
+            "previous_status": self.previous,
+            "status_change_date": rfc1123(self.when),
+            "organization": TENANT,
+        }
+
+
+class SandboxState:
+    """All data of one sandbox; give it to a new app to emulate a restart that keeps its data."""
+
+    def __init__(self, fixture: Fixture | None = None, *, seed: int = 0) -> None:
+        self.fixture = fixture or default_fixture()
+        self.rng = random.Random(seed)
+        default = User(id=DEFAULT_USER_ID, email=DEFAULT_USER, name=DEFAULT_USER_NAME,
+                       password=DEFAULT_PASSWORD)
+        self.users: dict[str, User] = {default.email: default}
+        for raw in self.fixture.users:
+            user = User(id=int(raw["id"]), email=raw["email"],
+                        name=str(raw.get("name") or raw["email"]),
+                        password=raw.get("password", DEFAULT_PASSWORD))
+            self.users[user.email] = user
+        self.users_by_id = {u.id: u for u in self.users.values()}
+        self.tokens: dict[str, tuple[User, float]] = {}
+        self.cases: dict[str, Case] = {}
+        self.samples: dict[str, list[JsonObj]] = {}
+        for sample in self.fixture.samples:
+            self.samples.setdefault(sample["name"], []).append(sample)
+        self.advancing: set[str] = set()
+        self._next_name = self.fixture.case_name_start
+        self._next_case_id = FIRST_CASE_ID
+        self._next_sample_id = FIRST_SAMPLE_ID
+        self._next_report_id = FIRST_REPORT_ID
+        self._next_group_id = 1
+        self._logins = 0
+
+    # -- accounts -------------------------------------------------------------------------
+
+    def login(self, username: Any, password: Any) -> str | None:
+        """Check credentials; answer a fresh token, or None when they are wrong."""
+        user = self.users.get(username) if isinstance(username, str) else None
+        if user is None or user.password != password:
+            return None
+        self._logins += 1
+        seed = self.fixture.token_seed
+        if seed is not None:
+            raw = f"{seed}.{self._logins}"  # unique per login, still recognisably the seed
+        else:
+            raw = f"{TENANT},{uuid.UUID(int=self.rng.getrandbits(128), version=4)}"
+        token = base64.b64encode(raw.encode()).decode()
+        self.tokens[token] = (user, time.time())
+        return token
+
+    # -- cases ----------------------------------------------------------------------------
+
+    def create_case(self, payload: JsonObj, proband_sample: str, user: User) -> Case:
+        """Store a validated create body as a new case."""
+        now = time.time()
+        name = f"EMG{self._next_name:09d}"
+        self._next_name += 1
+        status = "pending" if payload.get("should_upload") is True else "uploading"
+        case = Case(name=name, id=self._next_case_id, payload=payload,
+                    proband_sample=proband_sample, creator=user, created=now, status=status,
+                    status_change=now, clock=now,
+                    participants=[{"id": user.id, "name": user.name}])
+        self._next_case_id += 1
+        self.cases[name] = case
+        if status in NEXT_STATUS:
+            self.advancing.add(name)
+        self._index_samples(case)
+        return case
+
+    def _index_samples(self, case: Case) -> None:
+        td = case.payload["test_data"]
+        patients = td["patients"]
+        members = [patients[s] for s in ("proband", "mother", "father") if s in patients]
+        members += patients.get("other", [])
+        created = rfc1123(case.created)
+        for patient in members:
+            name = patient.get("fastq_sample") or patient.get("pending_sample_name")
+            if not name:
+                continue
+            hit = {"id": self._next_sample_id, "name": name, "sample_type": td["sample_type"],
+                   "note": case.name, "created": created}
+            self._next_sample_id += 1
+            self.samples.setdefault(name, []).append(hit)
+
+    def find_samples(self, query: str, *, exact: bool) -> list[JsonObj]:
+        """Sample hits whose name equals (or, not exact, contains) *query*."""
+        if exact:
+            return list(self.samples.get(query, ()))
+        return [h for name, hits in self.samples.items() if query in name for h in hits]
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def advance_due(self, step: float | None, now: float | None = None) -> list[StatusChange]:
+        """Apply every automatic step due by *now*; *step* is seconds per step (None: never)."""
+        if step is None or not self.advancing:
+            return []
+        now = time.time() if now is None else now
+        changes: list[StatusChange] = []
+        for name in list(self.advancing):
+            case = self.cases[name]
+            while case.status in NEXT_STATUS and now - case.clock >= step:
+                case.clock += step
+                changes.append(self._set(case, NEXT_STATUS[case.status], case.clock))
+            if case.status not in NEXT_STATUS:
+                self.advancing.discard(name)
+        return changes
+
+    def set_status(self, case: Case, status: str, now: float | None = None) -> StatusChange | None:
+        """Change a case's status (no rule checks); None when it already has that status."""
+        if status == case.status:
+            return None
+        now = time.time() if now is None else now
+        change = self._set(case, status, now)
+        case.clock = now
+        if status in NEXT_STATUS:
+            self.advancing.add(case.name)
+        else:
+            self.advancing.discard(case.name)
+        return change
+
+    def _set(self, case: Case, status: str, when: float) -> StatusChange:
+        previous, case.status, case.status_change = case.status, status, when
+        if status == "delivered" and case.delivered is None:
+            case.delivered = when
+        if status == "finalized" and not case.reports:
+            for kind in ("pdf", "json"):
+                case.reports.append({"id": self._next_report_id, "type": kind,
+                                     "created": rfc1123(when)})
+                self._next_report_id += 1
+        return StatusChange(case.name, status, previous, when)
+
+    def add_preset_group(self, case: Case, body: JsonObj) -> JsonObj:
+        """Store a preset group on a case; answer its ``{"id", "name"}``."""
+        group = {"id": self._next_group_id, "name": body["name"], "filter": body.get("filter")}
+        self._next_group_id += 1
+        case.preset_groups.append(group)
+        return {"id": group["id"], "name": group["name"]}
