@@ -1,0 +1,153 @@
+"""Progress while running: a rich bar on a terminal, plain periodic lines otherwise.
+
+Progress goes to stderr; data (summaries, ``--json``) goes to stdout.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Protocol, TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import Progress as RichBar
+
+
+class Progress(Protocol):
+    """What the runner reports while it works."""
+
+    def phase(self, name: str, *, total: int) -> None:
+        """A new phase (validating, running) over *total* families."""
+
+    def advance(self, *, failed: int) -> None:
+        """One family finished; *failed* is the running count of failed or unknown ones."""
+
+    def note(self, text: str) -> None:
+        """A one-line message for the operator."""
+
+    def close(self) -> None:
+        """The run is over."""
+
+
+class SilentProgress:
+    """Reports nothing (library use, ``--quiet``)."""
+
+    def phase(self, name: str, *, total: int) -> None:
+        """Ignore."""
+
+    def advance(self, *, failed: int) -> None:
+        """Ignore."""
+
+    def note(self, text: str) -> None:
+        """Ignore."""
+
+    def close(self) -> None:
+        """Ignore."""
+
+
+class LineProgress:
+    """Plain lines every *interval* seconds, for logs and pipes."""
+
+    def __init__(self, stream: TextIO | None = None, *, interval: float = 5.0,
+                 requests: Callable[[], int] | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.interval = interval
+        self.requests = requests or (lambda: 0)
+        self._name = ""
+        self._total = 0
+        self._done = 0
+        self._failed = 0
+        self._start = time.monotonic()
+        self._last = 0.0
+
+    def phase(self, name: str, *, total: int) -> None:
+        """Start counting a phase."""
+        self._name, self._total, self._done = name, total, 0
+        self._start = self._last = time.monotonic()
+
+    def advance(self, *, failed: int) -> None:
+        """Count one family; print when the interval has passed."""
+        self._done += 1
+        self._failed = failed
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            self._line(now)
+
+    def _line(self, now: float) -> None:
+        elapsed = max(now - self._start, 1e-9)
+        rate = self._done / elapsed
+        eta = (self._total - self._done) / rate if rate > 0 else 0.0
+        print(
+            f"{self._name}: {self._done}/{self._total} families, {self._failed} failed, "
+            f"{self.requests() / elapsed:.1f} req/s, ETA {eta:.0f}s",
+            file=self.stream, flush=True,
+        )
+
+    def note(self, text: str) -> None:
+        """Print a message at once."""
+        print(text, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class BarProgress:
+    """A rich progress bar: done, failed, requests per second, ETA."""
+
+    def __init__(self, *, requests: Callable[[], int] | None = None) -> None:
+        self.requests = requests or (lambda: 0)
+        self._bar = RichBar(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[failed]} failed"),
+            TextColumn("{task.fields[rps]:.1f} req/s"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self._task: TaskID | None = None
+        self._start = time.monotonic()
+        self._bar.start()
+
+    def phase(self, name: str, *, total: int) -> None:
+        """Show a new bar for the phase."""
+        if self._task is not None:
+            self._bar.update(self._task, visible=False)
+        self._start = time.monotonic()
+        self._task = self._bar.add_task(name, total=total, failed=0, rps=0.0)
+
+    def advance(self, *, failed: int) -> None:
+        """Move the bar by one family."""
+        if self._task is None:
+            return
+        rps = self.requests() / max(time.monotonic() - self._start, 1e-9)
+        self._bar.update(self._task, advance=1, failed=failed, rps=rps)
+
+    def note(self, text: str) -> None:
+        """Print above the bar."""
+        self._bar.console.print(text)
+
+    def close(self) -> None:
+        """Stop drawing."""
+        self._bar.stop()
+
+
+def for_terminal(*, quiet: bool, requests: Callable[[], int] | None = None) -> Progress:
+    """The right progress for stderr: silent, a bar on a terminal, else plain lines."""
+    if quiet:
+        return SilentProgress()
+    if sys.stderr.isatty():
+        return BarProgress(requests=requests)
+    return LineProgress(requests=requests)
