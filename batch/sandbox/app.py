@@ -83,6 +83,10 @@ async def _guarded(request: web.Request, handler: Handler, rt: Runtime) -> web.S
     if not path.startswith("/api/"):
         return await handler(request)
     login = path.rstrip("/") in LOGIN_PATHS
+    if request.can_read_body:
+        # The body is in before the injected latency, as on a slow server that has the
+        # request and is busy: a client that gives up meanwhile does not undo the work.
+        await request.read()
     fault = await inject(rt.faults, rt.rng, login=login)
     if fault is not None:
         return fault

@@ -1,0 +1,489 @@
+"""The run engine: validate, plan, then run every family's step chain on a bounded pool.
+
+Each family is a chain ``create`` → ``assign`` → ``preset_group`` → ``set_status`` (only the
+steps its columns ask for). Every state change is committed to the ledger before the next
+request; expected failures (4xx, retries exhausted, ambiguous creates) are recorded and the run
+moves on; only bugs propagate. A create whose outcome is unknown is reconciled by looking the
+case up, never blindly re-sent.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+import anyio
+
+from batch.client import ApiResolver, Client
+from batch.errors import (
+    AmbiguousCreate,
+    ApiError,
+    AuthError,
+    LedgerError,
+    PermanentError,
+    RetriesExhausted,
+)
+from batch.ledger import FamilyRecord, Ledger, State
+from batch.manifest import Family, Manifest, Problem
+from batch.payload import BuildError, build_payload, check_family, check_manifest_wide
+from batch.plan import FamilyPlan, family_steps, is_foreign, plan_family
+from batch.pool import run_pool
+from batch.progress import Progress, SilentProgress
+
+Stop = Literal["interrupted", "max-failures", "auth", "ledger", "server"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOptions:
+    """How a run behaves. Counts are families; times are seconds."""
+
+    concurrency: int = 8
+    max_failures: int | None = None
+    dry_run: bool = False
+    skip_invalid: bool = False
+    handle_signals: bool = False
+    reconcile_skew: float = 120.0
+    create_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError(f"'concurrency' must be >= 1, got {self.concurrency}")
+        if self.max_failures is not None and self.max_failures < 1:
+            raise ValueError(f"'max_failures' must be >= 1, got {self.max_failures}")
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """What a run did, for the console, ``--json`` and the review workbook."""
+
+    families: int = 0
+    created: int = 0
+    adopted: int = 0
+    updated: int = 0
+    skipped: int = 0
+    failed: int = 0
+    unknown: int = 0
+    changed: int = 0
+    invalid: int = 0
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    elapsed: float = 0.0
+    dry_run: bool = False
+    stopped: Stop | None = None
+    stop_reason: str | None = None
+    plan: dict[str, int] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0 all done; 1 some failed or unknown; 2 invalid manifest; 3 stopped; 130 Ctrl-C."""
+        if self.invalid:
+            return 2
+        if self.stopped == "interrupted":
+            return 130
+        if self.stopped is not None:
+            return 3
+        return 1 if self.failed or self.unknown else 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (problems as text)."""
+        data = asdict(self)
+        data["problems"] = [str(p) for p in self.problems]
+        data["exit_code"] = self.exit_code
+        return data
+
+
+class _Undecided(Exception):
+    """Reconciliation could not tell whether the case exists."""
+
+
+class Runner:
+    """Runs one manifest against one client and ledger. Use :func:`run_manifest`."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        *,
+        client: Client,
+        ledger: Ledger,
+        options: RunOptions,
+        progress: Progress,
+    ) -> None:
+        self.manifest = manifest
+        self.client = client
+        self.resolver = ApiResolver(client)
+        self.ledger = ledger
+        self.options = options
+        self.progress = progress
+        self.summary = RunSummary(dry_run=options.dry_run)
+        self.stop = anyio.Event()
+        self.run_id = 0
+        self._records: dict[str, FamilyRecord] = {}
+        self._invalid: set[str] = set()
+        self._pool_scope = anyio.CancelScope()
+
+    # -- phases ----------------------------------------------------------------------------
+
+    async def run(self) -> RunSummary:
+        """Validate, plan and run; never raises for per-family failures."""
+        started = time.monotonic()
+        self._records = self.ledger.snapshot()
+        ids = (f.family_id for f in self.manifest.families())
+        if is_foreign(self._records, ids):
+            raise LedgerError(
+                f"ledger {self.ledger.path} holds {len(self._records)} families, none of them in "
+                f"{self.manifest.path.name}: it belongs to another manifest. Start over with a new "
+                "--ledger PATH, or delete that file."
+            )
+        self.summary.families = len(self.manifest)
+        try:
+            await self._validate()
+        except* AuthError as group:
+            self._halt("auth", f"authentication refused: {_first(group).message}")
+        except* ApiError as group:
+            self._halt("server", f"look-ups failed, nothing was sent: {_first(group).message}")
+        if self.summary.stopped is not None:
+            self._collect_stats()
+            self.summary.elapsed = time.monotonic() - started
+            return self.summary
+        if self.summary.invalid and not self.options.skip_invalid:
+            self.summary.elapsed = time.monotonic() - started
+            return self.summary
+        self._register()
+        try:
+            await self._execute()
+        except* LedgerError as group:
+            self.summary.stopped = "ledger"
+            self.summary.stop_reason = str(group.exceptions[0])
+        self._collect_stats()
+        self.summary.elapsed = time.monotonic() - started
+        return self.summary
+
+    async def _validate(self) -> None:
+        problems = list(check_manifest_wide(self.manifest))
+        invalid: set[str] = {p.family for p in problems if p.severity == "error" and p.family}
+        file = self.manifest.path.name
+
+        async def check(family: Family) -> None:
+            found = await check_family(family, self.resolver, file=file)
+            problems.extend(found)
+            if any(p.severity == "error" for p in found):
+                invalid.add(family.family_id)
+
+        todo = (f for f in self.manifest.families() if self._needs_check(f))
+        self.progress.phase("validating", total=len(self.manifest))
+        await run_pool(todo, check, concurrency=max(self.options.concurrency, 16))
+        problems.sort(key=lambda p: (p.row or 0))
+        self.summary.problems = problems
+        self.summary.invalid = len(invalid)
+        self._invalid = invalid
+
+    def _needs_check(self, family: Family) -> bool:
+        if family.case_id:
+            return False
+        record = self._records.get(family.family_id)
+        create = record.create if record else None
+        return not (create and create.state is State.SUCCEEDED)
+
+    def _register(self) -> None:
+        """Add new families to the ledger as pending, in batches; refresh edited ones."""
+        batch: list[tuple[str, int, str, str, tuple[str, ...]]] = []
+        for seq, family in enumerate(self.manifest.families()):
+            if family.family_id in self._invalid:
+                continue
+            record = self._records.get(family.family_id)
+            if record is None:
+                batch.append((family.family_id, seq, family.proband_sample, family.row_hash,
+                              family_steps(family)))
+                if len(batch) >= 2000:
+                    self.ledger.add_families(batch)
+                    batch.clear()
+            elif record.row_hash != family.row_hash and record.case_name is None:
+                self.ledger.update_family(family.family_id, row_hash=family.row_hash)
+        if batch:
+            self.ledger.add_families(batch)
+        # steps added to a known family (new action columns) are registered too
+        self._records = self.ledger.snapshot() if self._records else {}
+
+    def _plans(self) -> Iterator[tuple[Family, FamilyPlan]]:
+        for family in self.manifest.families():
+            if family.family_id in self._invalid:
+                continue
+            plan = plan_family(family, self._records.get(family.family_id))
+            self.summary.plan[plan.kind] = self.summary.plan.get(plan.kind, 0) + 1
+            yield family, plan
+
+    async def _execute(self) -> None:
+        if self.options.dry_run:
+            for _ in self._plans():
+                pass
+            return
+        self.run_id = self.ledger.begin_run(
+            "run", manifest_path=str(self.manifest.path), host=self.client.host,
+            options={"concurrency": self.options.concurrency,
+                     "max_failures": self.options.max_failures},
+        )
+        self.progress.phase("running", total=len(self.manifest) - self.summary.invalid)
+
+        async def work(item: tuple[Family, FamilyPlan]) -> None:
+            await self._family(*item)
+            self.progress.advance(failed=self.summary.failed + self.summary.unknown)
+
+        async with anyio.create_task_group() as outer:
+            if self.options.handle_signals:
+                outer.start_soon(self._watch_signals, outer)
+            with anyio.CancelScope() as self._pool_scope:
+                await run_pool(self._plans(), work, concurrency=self.options.concurrency,
+                               stop=self.stop)
+            outer.cancel_scope.cancel()
+        self._collect_stats()
+        self.ledger.end_run(self.run_id, exit_code=self.summary.exit_code,
+                            counts=self.summary.as_dict())
+
+    async def _watch_signals(self, outer: anyio.abc.TaskGroup) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                if not self.stop.is_set():
+                    self._halt("interrupted", "interrupted: finishing requests in flight "
+                               "(Ctrl-C again to cancel them)")
+                else:
+                    self._pool_scope.cancel()
+
+    def _halt(self, why: Stop, reason: str) -> None:
+        if self.summary.stopped is None:
+            self.summary.stopped = why
+            self.summary.stop_reason = reason
+            self.progress.note(reason)
+        self.stop.set()
+
+    def _collect_stats(self) -> None:
+        stats = self.client.stats
+        self.summary.requests = int(getattr(stats, "requests", 0))
+        self.summary.retries = int(getattr(stats, "retries", 0))
+        self.summary.rate_limited = int(getattr(stats, "rate_limited", 0))
+
+    # -- one family ------------------------------------------------------------------------
+
+    async def _family(self, family: Family, plan: FamilyPlan) -> None:
+        if self.stop.is_set():
+            return
+        case = plan.case_name
+        if plan.create:
+            case = await self._create(family, plan)
+            if case is None:
+                return
+        elif not plan.steps:
+            self.summary.skipped += 1
+        if plan.changed:
+            self.summary.changed += 1
+            self.ledger.update_family(
+                family.family_id,
+                note="rows edited after the case was created; not re-created",
+            )
+        if case is None or not plan.steps:
+            return
+        for step in plan.steps:
+            if not await self._action(step, family, case):
+                return
+        self.summary.updated += 1
+
+    async def _create(self, family: Family, plan: FamilyPlan) -> str | None:
+        fid = family.family_id
+        if plan.reconcile:
+            try:
+                found = await self._reconcile(family)
+            except _Undecided as exc:
+                self._unknown(fid, "create", f"needs review: {exc}", count=True)
+                return None
+            except ApiError as exc:
+                self._unknown(fid, "create", f"could not look the case up: {exc.message}",
+                              count=True)
+                return None
+            if found is not None:
+                return self._created(family, found, adopted=True)
+        try:
+            payload = await build_payload(family, self.resolver)
+        except BuildError as exc:
+            self._fail(family, "create", "BuildError", exc.message)
+            return None
+        for _ in range(self.options.create_attempts):
+            outcome = await self._send_create(family, payload)
+            if outcome != "retry":
+                return outcome
+        self.summary.unknown += 1
+        self._maybe_stop()
+        return None
+
+    async def _send_create(self, family: Family, payload: Mapping[str, Any]) -> str | None:
+        """One create attempt: the case name, None when recorded as failed/unknown, or "retry"."""
+        fid = family.family_id
+        self.ledger.set_step(fid, "create", State.SENDING, attempt=True, run_id=self.run_id)
+        try:
+            result = await self.client.create_case(payload)
+        except AmbiguousCreate as exc:
+            self._unknown(fid, "create", exc.message, exc)
+            return await self._after_ambiguous(family)
+        except AuthError as exc:
+            self.ledger.set_step(fid, "create", State.PENDING, error_class=exc.kind,
+                                 error_message=exc.message)
+            self._halt("auth", f"authentication refused: {exc.message}")
+            return None
+        except (PermanentError, RetriesExhausted) as exc:
+            self._fail(family, "create", exc.kind, exc.message, exc.status)
+            return None
+        except anyio.get_cancelled_exc_class():
+            self._unknown(fid, "create", "cancelled while the create was in flight")
+            raise
+        assert result is not None  # a real create always answers with a name
+        return self._created(family, result.name, adopted=False, status=result.status)
+
+    async def _after_ambiguous(self, family: Family) -> str | None:
+        """Look the case up right away; adopt it, or ask for another attempt if it is absent."""
+        try:
+            found = await self._reconcile(family)
+        except (_Undecided, ApiError):
+            self.summary.unknown += 1
+            self._maybe_stop()
+            return None
+        if found is not None:
+            return self._created(family, found, adopted=True)
+        return "retry"
+
+    def _created(self, family: Family, case: str, *, adopted: bool, status: int = 201) -> str:
+        self.ledger.set_step(family.family_id, "create", State.SUCCEEDED, http_status=status,
+                             case_name=case, run_id=self.run_id)
+        self.ledger.update_family(family.family_id, case_name=case, created_hash=family.row_hash)
+        if adopted:
+            self.summary.adopted += 1
+        else:
+            self.summary.created += 1
+        return case
+
+    async def _reconcile(self, family: Family) -> str | None:
+        """Find the case a lost create may have made; None when it certainly does not exist."""
+        sample = family.proband_sample
+        if not sample:
+            raise _Undecided("the proband has no BioSample Name to look its case up by")
+        record = self.ledger.family(family.family_id)
+        create = record.create if record else None
+        since = (create.started_at if create and create.started_at else time.time())
+        since -= self.options.reconcile_skew
+        for hit in await self.client.find_samples(sample, exact=True):
+            case = str(hit.get("note") or "")
+            if case.startswith("EMG") and await self._is_ours(case, sample, since):
+                return case
+        return None
+
+    async def _is_ours(self, case: str, sample: str, since: float) -> bool:
+        data = await self.client.get_case(case)
+        created = data.get("created")
+        try:
+            created_at = parsedate_to_datetime(str(created)).timestamp()
+        except (TypeError, ValueError):
+            return False
+        proband = (data.get("patients") or {}).get("proband") or {}
+        names = {proband.get("fastq_sample"), proband.get("pending_sample_name")}
+        return created_at >= since and sample in names
+
+    # -- actions ---------------------------------------------------------------------------
+
+    async def _action(self, step: str, family: Family, case: str) -> bool:
+        fid = family.family_id
+        actions = family.actions
+        try:
+            if step == "assign":
+                ids = await self.client.user_ids(list(actions.assign_to))
+                self.ledger.set_step(fid, step, State.SENDING, attempt=True, run_id=self.run_id)
+                await self.client.assign(case, ids)
+            elif step == "preset_group":
+                await self._preset_group(family, case)
+            elif step == "set_status":
+                self.ledger.set_step(fid, step, State.SENDING, attempt=True, run_id=self.run_id)
+                await self.client.set_status(case, actions.set_status or "")
+        except AmbiguousCreate as exc:
+            self._unknown(fid, step, exc.message, exc, count=True)
+            return False
+        except AuthError as exc:
+            self.ledger.set_step(fid, step, State.PENDING, error_class=exc.kind,
+                                 error_message=exc.message)
+            self._halt("auth", f"authentication refused: {exc.message}")
+            return False
+        except (PermanentError, RetriesExhausted) as exc:
+            self._fail(family, step, exc.kind, exc.message, exc.status, case=case)
+            return False
+        except anyio.get_cancelled_exc_class():
+            self._unknown(fid, step, "cancelled while the request was in flight")
+            raise
+        self.ledger.set_step(fid, step, State.SUCCEEDED, case_name=case, run_id=self.run_id)
+        return True
+
+    async def _preset_group(self, family: Family, case: str) -> None:
+        """Create the preset group once: after a lost answer, look before sending again."""
+        actions = family.actions
+        record = self.ledger.family(family.family_id)
+        previous = record.steps.get("preset_group") if record else None
+        if previous is not None and previous.state in (State.SENDING, State.UNKNOWN):
+            data = await self.client.get_case(case)
+            names = {str(g.get("name")) for g in data.get("preset_groups") or []}
+            if actions.preset_group in names:
+                return
+        self.ledger.set_step(family.family_id, "preset_group", State.SENDING, attempt=True,
+                             run_id=self.run_id)
+        await self.client.create_preset_group(
+            case, name=actions.preset_group or "", gene_lists=list(actions.preset_gene_lists)
+        )
+
+    # -- recording -------------------------------------------------------------------------
+
+    def _fail(self, family: Family, step: str, kind: str, message: str,
+              status: int | None = None, *, case: str | None = None) -> None:
+        self.ledger.set_step(family.family_id, step, State.FAILED, http_status=status,
+                             error_class=kind, error_message=message, case_name=case,
+                             run_id=self.run_id)
+        rows = [{"number": r.number, "cells": dict(r.cells)} for r in family.rows]
+        self.ledger.update_family(family.family_id, rows=json.dumps(rows))
+        self.summary.failed += 1
+        self._maybe_stop()
+
+    def _unknown(self, fid: str, step: str, message: str, exc: ApiError | None = None,
+                 *, count: bool = False) -> None:
+        self.ledger.set_step(fid, step, State.UNKNOWN, error_class=exc.kind if exc else "Unknown",
+                             error_message=message, http_status=exc.status if exc else None,
+                             run_id=self.run_id)
+        if count:
+            self.summary.unknown += 1
+            self._maybe_stop()
+
+    def _maybe_stop(self) -> None:
+        limit = self.options.max_failures
+        if limit is not None and self.summary.failed + self.summary.unknown >= limit:
+            self._halt("max-failures", f"stopped after {limit} failed families (--max-failures)")
+
+
+def _first(group: BaseExceptionGroup[ApiError]) -> ApiError:
+    """The first error of a group raised by a task group."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    assert isinstance(exc, ApiError)
+    return exc
+
+
+async def run_manifest(
+    manifest: Manifest,
+    *,
+    client: Client,
+    ledger: Ledger,
+    options: RunOptions | None = None,
+    progress: Progress | None = None,
+) -> RunSummary:
+    """Run every family of *manifest*; resume from *ledger*. See the module docstring."""
+    runner = Runner(manifest, client=client, ledger=ledger, options=options or RunOptions(),
+                    progress=progress or SilentProgress())
+    return await runner.run()
