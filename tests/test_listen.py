@@ -1,0 +1,261 @@
+"""The webhook listener against a real sandbox that sends webhooks to it over loopback:
+durable records, duplicate and out-of-order deliveries, report pulls for finalized cases."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+import pytest
+
+from batch.client import Client, Credentials
+from batch.errors import UsageError
+from batch.ledger import Ledger
+from batch.listen import ListenerStats, dedupe_key, listen
+from batch.sandbox import (
+    DEFAULT_PASSWORD,
+    DEFAULT_USER,
+    SandboxConfig,
+    SandboxThread,
+    run_sandbox,
+)
+
+REPORT_ROUTE = "GET /api/test/v2/{case}/reports/{type}/{id}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def payload(n: int) -> dict[str, Any]:
+    proband = {"id": "proband", "gender": "Male", "fastq_sample": f"HOOK-{n:04d}"}
+    return {"test_data": {"type": "Exome", "sample_type": "fastq",
+                          "patients": {"proband": proband}}}
+
+
+async def create(client: Client, n: int) -> str:
+    """Create one case; its name."""
+    created = await client.create_case(payload(n))
+    assert created is not None
+    return created.name
+
+
+@dataclass
+class Rig:
+    """A sandbox whose webhooks go to a running listener."""
+
+    sandbox_url: str
+    hook_url: str
+    client: Client
+    ledger: Ledger
+    out: Path
+    stats: ListenerStats
+
+    async def post(self, event: dict[str, Any]) -> tuple[int, Any]:
+        async with aiohttp.ClientSession() as s, s.post(self.hook_url + "/", json=event) as r:
+            return r.status, await r.json()
+
+    async def report_gets(self) -> int:
+        async with aiohttp.ClientSession() as s, s.get(
+            f"{self.sandbox_url}/_sandbox/stats"
+        ) as resp:
+            stats = await resp.json()
+        return sum(stats["requests"].get(REPORT_ROUTE, {}).values())
+
+
+async def wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:
+    with anyio.fail_after(timeout):
+        while not check():  # noqa: ASYNC110 - polls files and the ledger, not a task
+            await anyio.sleep(0.02)
+
+
+@asynccontextmanager
+async def running_rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    """Used inside each test: a task group cannot span a fixture's setup and teardown."""
+    port = free_port()
+    hook = f"http://127.0.0.1:{port}"
+    config = SandboxConfig(advance_after=0, webhook=hook + "/webhook")
+    creds = Credentials(username=DEFAULT_USER, password=DEFAULT_PASSWORD)
+    stats = ListenerStats()
+    async with run_sandbox(config) as sandbox, \
+            Client(sandbox.url, credentials=creds, rate=500) as client:
+        with Ledger.open(tmp_path / "events.sqlite") as ledger:
+            ready = anyio.Event()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: listen(ledger=ledger, client=client, port=port,
+                                             on_finalized_out=tmp_path / "reports",
+                                             report_types=("pdf", "json"),
+                                             ready=lambda _url: ready.set(), stats=stats))
+                await ready.wait()
+                yield Rig(sandbox.url, hook, client, ledger, tmp_path / "reports", stats)
+                tg.cancel_scope.cancel()
+
+
+def reports(out: Path) -> list[Path]:
+    return sorted(p for p in out.rglob("*") if p.suffix in (".pdf", ".json"))
+
+
+def all_handled(ledger: Ledger, status: str | None = None) -> Callable[[], bool]:
+    def check() -> bool:
+        events = [e for e in ledger.events() if status is None or e["status"] == status]
+        return bool(events) and all(e["handled_at"] is not None for e in events)
+
+    return check
+
+
+async def test_finalized_cases_get_their_reports(tmp_path: Path) -> None:
+    async with running_rig(tmp_path) as rig:
+        names = [await create(rig.client, n) for n in range(3)]
+        for name in names[:2]:
+            await rig.client.set_status(name, "finalized")
+        await wait_for(lambda: len(reports(rig.out)) == 4)
+        await wait_for(all_handled(rig.ledger, "finalized"))
+        assert {p.parent.name for p in reports(rig.out)} == set(names[:2])
+        finalized = [e for e in rig.ledger.events() if e["status"] == "finalized"]
+        assert sorted(e["case_name"] for e in finalized) == names[:2]
+        # Every change is recorded: uploading -> in_progress -> delivered for each case too.
+        await wait_for(lambda: len(rig.ledger.events()) == 3 * 2 + 2)
+        assert not list(rig.out.rglob("*.part"))
+
+
+async def test_duplicate_deliveries_are_recorded_and_acted_on_once(tmp_path: Path) -> None:
+    async with running_rig(tmp_path) as rig:
+        name = await create(rig.client, 1)
+        await rig.client.set_status(name, "finalized")
+        await wait_for(lambda: len(reports(rig.out)) == 2)
+        await wait_for(all_handled(rig.ledger, "finalized"))
+        event = next(e for e in rig.ledger.events() if e["status"] == "finalized")
+        body = {"event": "case_status_changed", "case_name": name, "status": "finalized",
+                "previous_status": "delivered", "status_change_date": event["status_change_date"],
+                "organization": "sandbox"}
+        before = await rig.report_gets()
+        for _ in range(3):
+            status, answer = await rig.post(body)
+            assert status == 200 and answer == {"recorded": False, "duplicate": True}
+        assert len([e for e in rig.ledger.events() if e["status"] == "finalized"]) == 1
+        assert rig.stats.duplicates >= 3
+        await anyio.sleep(0.2)
+        assert await rig.report_gets() == before
+
+
+async def test_out_of_order_events_follow_the_server_truth(tmp_path: Path) -> None:
+    async with running_rig(tmp_path) as rig:
+        name = await create(rig.client, 2)
+        await wait_for(lambda: any(e["status"] == "delivered" for e in rig.ledger.events()))
+        # A "finalized" event for a case that is, in truth, only delivered: nothing to pull.
+        forged = {"case_name": name, "status": "finalized", "previous_status": "delivered",
+                  "status_change_date": "Mon, 01 Jan 2024 00:00:00 GMT"}
+        assert (await rig.post(forged))[0] == 200
+        await wait_for(all_handled(rig.ledger))
+        assert reports(rig.out) == []
+        # Finalize for real, then a stale "delivered" event arrives late: reports stay once.
+        await rig.client.set_status(name, "finalized")
+        await wait_for(lambda: len(reports(rig.out)) == 2)
+        before = await rig.report_gets()
+        stale = {"case_name": name, "status": "delivered", "previous_status": "in_progress",
+                 "status_change_date": "Sun, 31 Dec 2023 00:00:00 GMT"}
+        assert (await rig.post(stale))[1]["recorded"] is True
+        await wait_for(all_handled(rig.ledger))
+        assert await rig.report_gets() == before
+        assert len(reports(rig.out)) == 2
+
+
+async def test_bad_events_are_refused(tmp_path: Path) -> None:
+    async with running_rig(tmp_path) as rig:
+        async with aiohttp.ClientSession() as s:
+            async with s.post(rig.hook_url + "/", data=b"not json") as resp:
+                assert resp.status == 400
+            async with s.post(rig.hook_url + "/webhook", json={"status": "finalized"}) as resp:
+                assert resp.status == 400
+        assert rig.stats.rejected == 2 and rig.ledger.events() == []
+
+
+async def test_events_left_unhandled_are_handled_at_start(tmp_path: Path) -> None:
+    creds = Credentials(username=DEFAULT_USER, password=DEFAULT_PASSWORD)
+    async with run_sandbox(SandboxConfig(advance_after=0)) as sandbox, \
+            Client(sandbox.url, credentials=creds, rate=500) as client:
+        name = await create(client, 3)
+        await client.set_status(name, "finalized")
+        event = {"case_name": name, "status": "finalized", "status_change_date": "x"}
+        with Ledger.open(tmp_path / "events.sqlite") as ledger:
+            assert ledger.add_event(dedupe_key(event), name, event)  # recorded, then a crash
+            out = tmp_path / "reports"
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: listen(ledger=ledger, client=client, on_finalized_out=out))
+                await wait_for(all_handled(ledger))
+                tg.cancel_scope.cancel()
+            assert [p.name for p in reports(out)] == ["pdf-700001.pdf"]
+
+
+async def test_non_loopback_needs_allow_remote(tmp_path: Path) -> None:
+    creds = Credentials(token="t")
+    async with Client("http://127.0.0.1:9", credentials=creds) as client:
+        with Ledger.open(tmp_path / "e.sqlite") as ledger, pytest.raises(UsageError):
+            await listen(ledger=ledger, client=client, host="0.0.0.0")
+
+
+def test_dedupe_key() -> None:
+    event = {"case_name": "EMG1", "status": "finalized", "status_change_date": "D"}
+    assert dedupe_key(event) == "EMG1|finalized|D"
+    assert dedupe_key({**event, "organization": "x"}) == dedupe_key(event)
+
+
+def test_listen_command_until_interrupted(tmp_path: Path) -> None:
+    port = free_port()
+    config = SandboxConfig(advance_after=0, webhook=f"http://127.0.0.1:{port}/")
+    with SandboxThread(config) as sandbox:
+        env = {**os.environ, "EMG_HOST": sandbox.url, "EMG_USERNAME": DEFAULT_USER,
+               "EMG_PASSWORD": DEFAULT_PASSWORD, "EMG_TOKEN": ""}
+        out, ledger_path = tmp_path / "reports", tmp_path / "events.sqlite"
+        script = ("import sys; from batch.cli_pull import listen_command; "
+                  "listen_command(sys.argv[2:])")
+        args = ["--port", str(port), "--ledger", str(ledger_path), "--on-finalized",
+                "pull-reports", "--out", str(out)]
+        proc = subprocess.Popen([sys.executable, "-c", script, "--", *args], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_sync(lambda: _listening(port, proc))
+
+            async def finalize() -> None:
+                creds = Credentials(username=DEFAULT_USER, password=DEFAULT_PASSWORD)
+                async with Client(sandbox.url, credentials=creds, rate=500) as client:
+                    await client.set_status(await create(client, 9), "finalized")
+
+            anyio.run(finalize)
+            wait_sync(lambda: len(reports(out)) == 1)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 0, err
+        assert "stopped: " in err and "1 reports downloaded" in err
+        with Ledger.open(ledger_path, create=False) as ledger:
+            assert any(e["status"] == "finalized" for e in ledger.events())
+
+
+def _listening(port: int, proc: subprocess.Popen[str]) -> bool:
+    assert proc.poll() is None, "the listener exited"
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_sync(check: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
