@@ -371,6 +371,25 @@ class Ledger:
              case_name, run_id, now if attempt else None, now, int(attempt), int(attempt)),
         )
 
+    def record_created(
+        self,
+        family_id: str,
+        case_name: str,
+        *,
+        row_hash: str,
+        http_status: int | None = None,
+        run_id: int | None = None,
+    ) -> None:
+        """Mark the create succeeded and store the case on the family, in one commit.
+
+        One transaction, so a process killed in between cannot leave a succeeded create
+        without its case name.
+        """
+        with self.transaction():
+            self.set_step(family_id, "create", State.SUCCEEDED, http_status=http_status,
+                          case_name=case_name, run_id=run_id)
+            self.update_family(family_id, case_name=case_name, created_hash=row_hash)
+
     def snapshot(self) -> dict[str, FamilyRecord]:
         """Every family with its steps, read in two queries (used to plan a run)."""
         families: dict[str, FamilyRecord] = {}

@@ -54,8 +54,8 @@ def plan_family(family: Family, record: FamilyRecord | None) -> FamilyPlan:
     if record is None:
         create_now = "create" in wanted
         return FamilyPlan(family.family_id, create_now, False, actions, False, family.case_id)
-    case_name = family.case_id or record.case_name
     create = record.steps.get("create")
+    case_name = family.case_id or record.case_name or (create.case_name if create else None)
     changed = bool(
         create is not None and create.state is State.SUCCEEDED
         and record.created_hash is not None and record.created_hash != family.row_hash

@@ -356,9 +356,8 @@ class Runner:
         return "retry"
 
     def _created(self, family: Family, case: str, *, adopted: bool, status: int = 201) -> str:
-        self.ledger.set_step(family.family_id, "create", State.SUCCEEDED, http_status=status,
-                             case_name=case, run_id=self.run_id)
-        self.ledger.update_family(family.family_id, case_name=case, created_hash=family.row_hash)
+        self.ledger.record_created(family.family_id, case, row_hash=family.row_hash,
+                                   http_status=status, run_id=self.run_id)
         if adopted:
             self.summary.adopted += 1
         else:
@@ -443,11 +442,12 @@ class Runner:
 
     def _fail(self, family: Family, step: str, kind: str, message: str,
               status: int | None = None, *, case: str | None = None) -> None:
-        self.ledger.set_step(family.family_id, step, State.FAILED, http_status=status,
-                             error_class=kind, error_message=message, case_name=case,
-                             run_id=self.run_id)
         rows = [{"number": r.number, "cells": dict(r.cells)} for r in family.rows]
-        self.ledger.update_family(family.family_id, rows=json.dumps(rows))
+        with self.ledger.transaction():
+            self.ledger.set_step(family.family_id, step, State.FAILED, http_status=status,
+                                 error_class=kind, error_message=message, case_name=case,
+                                 run_id=self.run_id)
+            self.ledger.update_family(family.family_id, rows=json.dumps(rows))
         self.summary.failed += 1
         self._maybe_stop()
 
