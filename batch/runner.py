@@ -175,6 +175,7 @@ class Runner:
             problems.extend(found)
             if any(p.severity == "error" for p in found):
                 invalid.add(family.family_id)
+            self.progress.advance(failed=len(invalid))
 
         todo = (f for f in self.manifest.families() if self._needs_check(f))
         self.progress.phase("validating", total=len(self.manifest))
