@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 from typing import Protocol, TextIO
 
 from rich.console import Console
@@ -28,8 +27,8 @@ class Progress(Protocol):
     def phase(self, name: str, *, total: int) -> None:
         """A new phase (validating, running) over *total* families."""
 
-    def advance(self, *, failed: int) -> None:
-        """One family finished; *failed* is the running count of failed or unknown ones."""
+    def advance(self, *, failed: int, requests: int = 0) -> None:
+        """One family finished; counts so far of failed (or unknown) families and requests."""
 
     def note(self, text: str) -> None:
         """A one-line message for the operator."""
@@ -44,7 +43,7 @@ class SilentProgress:
     def phase(self, name: str, *, total: int) -> None:
         """Ignore."""
 
-    def advance(self, *, failed: int) -> None:
+    def advance(self, *, failed: int, requests: int = 0) -> None:
         """Ignore."""
 
     def note(self, text: str) -> None:
@@ -57,11 +56,11 @@ class SilentProgress:
 class LineProgress:
     """Plain lines every *interval* seconds, for logs and pipes."""
 
-    def __init__(self, stream: TextIO | None = None, *, interval: float = 5.0,
-                 requests: Callable[[], int] | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, *, interval: float = 5.0) -> None:
         self.stream = stream or sys.stderr
         self.interval = interval
-        self.requests = requests or (lambda: 0)
+        self._requests = 0
+        self._requests_at_start = 0
         self._name = ""
         self._total = 0
         self._done = 0
@@ -73,11 +72,13 @@ class LineProgress:
         """Start counting a phase."""
         self._name, self._total, self._done = name, total, 0
         self._start = self._last = time.monotonic()
+        self._requests_at_start = self._requests
 
-    def advance(self, *, failed: int) -> None:
+    def advance(self, *, failed: int, requests: int = 0) -> None:
         """Count one family; print when the interval has passed."""
         self._done += 1
         self._failed = failed
+        self._requests = requests
         now = time.monotonic()
         if now - self._last >= self.interval:
             self._last = now
@@ -89,7 +90,7 @@ class LineProgress:
         eta = (self._total - self._done) / rate if rate > 0 else 0.0
         print(
             f"{self._name}: {self._done}/{self._total} families, {self._failed} failed, "
-            f"{self.requests() / elapsed:.1f} req/s, ETA {eta:.0f}s",
+            f"{(self._requests - self._requests_at_start) / elapsed:.1f} req/s, ETA {eta:.0f}s",
             file=self.stream, flush=True,
         )
 
@@ -104,8 +105,9 @@ class LineProgress:
 class BarProgress:
     """A rich progress bar: done, failed, requests per second, ETA."""
 
-    def __init__(self, *, requests: Callable[[], int] | None = None) -> None:
-        self.requests = requests or (lambda: 0)
+    def __init__(self) -> None:
+        self._requests_at_start = 0
+        self._requests = 0
         self._bar = RichBar(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -126,13 +128,16 @@ class BarProgress:
         if self._task is not None:
             self._bar.update(self._task, visible=False)
         self._start = time.monotonic()
+        self._requests_at_start = self._requests
         self._task = self._bar.add_task(name, total=total, failed=0, rps=0.0)
 
-    def advance(self, *, failed: int) -> None:
+    def advance(self, *, failed: int, requests: int = 0) -> None:
         """Move the bar by one family."""
         if self._task is None:
             return
-        rps = self.requests() / max(time.monotonic() - self._start, 1e-9)
+        self._requests = requests
+        elapsed = max(time.monotonic() - self._start, 1e-9)
+        rps = (requests - self._requests_at_start) / elapsed
         self._bar.update(self._task, advance=1, failed=failed, rps=rps)
 
     def note(self, text: str) -> None:
@@ -144,10 +149,10 @@ class BarProgress:
         self._bar.stop()
 
 
-def for_terminal(*, quiet: bool, requests: Callable[[], int] | None = None) -> Progress:
+def for_terminal(*, quiet: bool) -> Progress:
     """The right progress for stderr: silent, a bar on a terminal, else plain lines."""
     if quiet:
         return SilentProgress()
     if sys.stderr.isatty():
-        return BarProgress(requests=requests)
-    return LineProgress(requests=requests)
+        return BarProgress()
+    return LineProgress()

@@ -175,7 +175,7 @@ class Runner:
             problems.extend(found)
             if any(p.severity == "error" for p in found):
                 invalid.add(family.family_id)
-            self.progress.advance(failed=len(invalid))
+            self.progress.advance(failed=len(invalid), requests=self.client.stats.requests)
 
         todo = (f for f in self.manifest.families() if self._needs_check(f))
         self.progress.phase("validating", total=len(self.manifest))
@@ -234,7 +234,8 @@ class Runner:
 
         async def work(item: tuple[Family, FamilyPlan]) -> None:
             await self._family(*item)
-            self.progress.advance(failed=self.summary.failed + self.summary.unknown)
+            self.progress.advance(failed=self.summary.failed + self.summary.unknown,
+                                  requests=self.client.stats.requests)
 
         async with anyio.create_task_group() as outer:
             if self.options.handle_signals:
