@@ -57,7 +57,8 @@ def call(coro_fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: A
         exc = first_batch_error(group)
         if isinstance(exc, ManifestError):
             for problem in exc.problems:
-                click.echo(str(problem), err=True)
+                if str(problem) != str(exc):
+                    click.echo(str(problem), err=True)
             fail(str(exc), "fix the manifest; nothing was sent", 2)
         if isinstance(exc, LedgerError | UsageError):
             fail(str(exc), None, 2)
