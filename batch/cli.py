@@ -108,7 +108,7 @@ def run(manifest: Path, host: str | None, sandbox: bool, ledger_path: Path | Non
 
 def render_summary(summary: RunSummary, result: jobs.RunResult) -> str:
     """The end-of-run summary as lines of text."""
-    if summary.invalid and not summary.dry_run and summary.exit_code == 2:
+    if summary.invalid and not summary.ran:
         lines = [f"invalid: {summary.invalid} of {summary.families} families have errors; "
                  "nothing was sent"]
     else:
@@ -119,6 +119,8 @@ def render_summary(summary: RunSummary, result: jobs.RunResult) -> str:
             f"failed {summary.failed}, unknown {summary.unknown}"
             + (f", changed {summary.changed}" if summary.changed else ""),
         ]
+        if summary.invalid:
+            lines.append(f"skipped as invalid: {summary.invalid} (--skip-invalid)")
         if summary.dry_run:
             lines.append("plan: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.plan.items())))
         lines.append(f"requests {summary.requests}, retries {summary.retries}, "

@@ -188,6 +188,12 @@ def normalise_host(host: str) -> str:
         raise UsageError(
             f"not a usable host URL: {host!r} (expected https://<tenant>.emg.illumina.com)"
         )
+    if parts.username is not None or parts.password is not None:
+        # credentials in a URL end up in logs, ledgers and links: take them from the env
+        raise UsageError(
+            "the host URL must not carry a user or password; set EMG_USERNAME and "
+            "EMG_PASSWORD (or EMG_TOKEN) instead"
+        )
     if scheme == "http" and not _is_loopback(parts.hostname):
         raise UsageError(
             f"refusing plain HTTP to {parts.hostname}: Emedgene hosts need https:// "

@@ -138,6 +138,7 @@ async def run_job(
     """``emg-batch run``: read, validate, run, and write the results file and review workbook."""
     manifest = read_manifest(manifest_path)
     progress = progress or SilentProgress()
+    _make_out_dir(out_dir)
     with open_ledger(manifest_path, ledger_path) as ledger:
         async with open_client(target, connection) as client:
             summary = await run_manifest(manifest, client=client, ledger=ledger, options=options,
@@ -154,6 +155,16 @@ async def run_job(
                 ledger, manifest, output_path(manifest_path, "_review.xlsx", out_dir),
                 summary=summary.as_dict(), host=host)
     return result
+
+
+def _make_out_dir(out_dir: Path | None) -> None:
+    """Create --out-dir before anything is sent, so outputs never fail at the end."""
+    if out_dir is None:
+        return
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create --out-dir {out_dir}: {exc.strerror}") from exc
 
 
 def _write_problems(manifest: Manifest, problems: Sequence[Problem], out_dir: Path | None) -> Path:
@@ -193,6 +204,7 @@ async def validate_job(
 ) -> ValidationResult:
     """``emg-batch validate``: every client-side check; with *server*, a dry run per family."""
     manifest = read_manifest(manifest_path)
+    _make_out_dir(out_dir)
     if target is None:
         problems = await _check_all(manifest, OfflineResolver(), connection.concurrency)
         problems = [_soften(p) for p in problems]

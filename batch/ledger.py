@@ -179,7 +179,11 @@ class Ledger:
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot open ledger {path}: {exc}") from exc
         ledger = cls(path, conn)
-        ledger._check_version()
+        try:
+            ledger._check_version()
+        except BaseException:
+            ledger.close()
+            raise
         return ledger
 
     def _check_version(self) -> None:
@@ -240,11 +244,12 @@ class Ledger:
         self._execute("BEGIN IMMEDIATE")
         try:
             yield
+            self._execute("COMMIT")
         except BaseException:
-            with contextlib.suppress(LedgerError):
-                self._execute("ROLLBACK")
+            if self._conn.in_transaction:
+                with contextlib.suppress(LedgerError):
+                    self._execute("ROLLBACK")
             raise
-        self._execute("COMMIT")
 
     def meta(self, key: str) -> str | None:
         """A value from the meta table."""

@@ -25,8 +25,6 @@ from batch.errors import (
     ApiError,
     AuthError,
     LedgerError,
-    PermanentError,
-    RetriesExhausted,
 )
 from batch.ledger import FamilyRecord, Ledger, State
 from batch.manifest import Family, Manifest, Problem
@@ -48,7 +46,7 @@ class RunOptions:
     skip_invalid: bool = False
     handle_signals: bool = False
     reconcile_skew: float = 120.0
-    create_attempts: int = 3
+    settle: float = 1.0
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -75,6 +73,7 @@ class RunSummary:
     rate_limited: int = 0
     elapsed: float = 0.0
     dry_run: bool = False
+    ran: bool = False
     stopped: Stop | None = None
     stop_reason: str | None = None
     plan: dict[str, int] = field(default_factory=dict)
@@ -82,14 +81,15 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 all done; 1 some failed or unknown; 2 invalid manifest; 3 stopped; 130 Ctrl-C."""
-        if self.invalid:
+        """0 all done; 1 some failed, unknown or skipped as invalid; 2 invalid manifest,
+        nothing sent; 3 stopped early; 130 Ctrl-C."""
+        if self.invalid and not self.ran:
             return 2
         if self.stopped == "interrupted":
             return 130
         if self.stopped is not None:
             return 3
-        return 1 if self.failed or self.unknown else 0
+        return 1 if self.failed or self.unknown or self.invalid else 0
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready view (problems as text)."""
@@ -126,6 +126,7 @@ class Runner:
         self.run_id = 0
         self._records: dict[str, FamilyRecord] = {}
         self._invalid: set[str] = set()
+        self._claimed: dict[str, str] = {}
         self._pool_scope = anyio.CancelScope()
 
     # -- phases ----------------------------------------------------------------------------
@@ -134,6 +135,7 @@ class Runner:
         """Validate, plan and run; never raises for per-family failures."""
         started = time.monotonic()
         self._records = self.ledger.snapshot()
+        self._claimed = {r.case_name: fid for fid, r in self._records.items() if r.case_name}
         ids = (f.family_id for f in self.manifest.families())
         if is_foreign(self._records, ids):
             raise LedgerError(
@@ -221,6 +223,7 @@ class Runner:
             yield family, plan
 
     async def _execute(self) -> None:
+        self.summary.ran = True
         if self.options.dry_run:
             for _ in self._plans():
                 pass
@@ -296,47 +299,61 @@ class Runner:
         self.summary.updated += 1
 
     async def _create(self, family: Family, plan: FamilyPlan) -> str | None:
-        fid = family.family_id
         if plan.reconcile:
-            try:
-                found = await self._reconcile(family)
-            except _Undecided as exc:
-                self._unknown(fid, "create", f"needs review: {exc}", count=True)
-                return None
-            except ApiError as exc:
-                self._unknown(fid, "create", f"could not look the case up: {exc.message}",
-                              count=True)
-                return None
-            if found is not None:
-                return self._created(family, found, adopted=True)
+            found = await self._reconcile_or_record(family)
+            if found != "absent":
+                return found
         try:
             payload = await build_payload(family, self.resolver)
         except BuildError as exc:
             self._fail(family, "create", "BuildError", exc.message)
             return None
-        for _ in range(self.options.create_attempts):
-            outcome = await self._send_create(family, payload)
-            if outcome != "retry":
-                return outcome
-        self.summary.unknown += 1
-        self._maybe_stop()
-        return None
+        except AuthError as exc:
+            self._halt("auth", f"authentication refused: {exc.message}")
+            return None
+        except ApiError as exc:
+            self._fail(family, "create", exc.kind, f"look-up failed: {exc.message}", exc.status)
+            return None
+        return await self._send_create(family, payload)
+
+    async def _reconcile_or_record(self, family: Family) -> str | None:
+        """Reconcile an uncertain create: the adopted case, "absent", or None (recorded)."""
+        fid = family.family_id
+        try:
+            found = await self._reconcile(family)
+        except _Undecided as exc:
+            self._unknown(fid, "create", f"needs review: {exc}", count=True)
+            return None
+        except AuthError as exc:
+            self._halt("auth", f"authentication refused: {exc.message}")
+            return None
+        except ApiError as exc:
+            self._unknown(fid, "create", f"could not look the case up: {exc.message}",
+                          count=True)
+            return None
+        if found is None:
+            return "absent"
+        return self._created(family, found, adopted=True)
 
     async def _send_create(self, family: Family, payload: Mapping[str, Any]) -> str | None:
-        """One create attempt: the case name, None when recorded as failed/unknown, or "retry"."""
+        """One create attempt: the case name, or None when recorded as failed or unknown."""
         fid = family.family_id
-        self.ledger.set_step(fid, "create", State.SENDING, attempt=True, run_id=self.run_id)
+        with self.ledger.transaction():
+            # the name sent is kept: reconciliation looks it up even if the row is edited later
+            self.ledger.update_family(fid, proband_sample=family.proband_sample)
+            self.ledger.set_step(fid, "create", State.SENDING, attempt=True, run_id=self.run_id)
         try:
             result = await self.client.create_case(payload)
         except AmbiguousCreate as exc:
             self._unknown(fid, "create", exc.message, exc)
             return await self._after_ambiguous(family)
         except AuthError as exc:
+            # 401/403: the server did not act on this request
             self.ledger.set_step(fid, "create", State.PENDING, error_class=exc.kind,
                                  error_message=exc.message)
             self._halt("auth", f"authentication refused: {exc.message}")
             return None
-        except (PermanentError, RetriesExhausted) as exc:
+        except ApiError as exc:
             self._fail(family, "create", exc.kind, exc.message, exc.status)
             return None
         except anyio.get_cancelled_exc_class():
@@ -346,20 +363,26 @@ class Runner:
         return self._created(family, result.name, adopted=False, status=result.status)
 
     async def _after_ambiguous(self, family: Family) -> str | None:
-        """Look the case up right away; adopt it, or ask for another attempt if it is absent."""
+        """After a lost answer: adopt the case if it is already visible, else leave it unknown.
+
+        Never re-sent in the same run: a slow server may still be creating it. The next run
+        looks it up again before anything is sent.
+        """
+        await anyio.sleep(self.options.settle)
         try:
             found = await self._reconcile(family)
         except (_Undecided, ApiError):
-            self.summary.unknown += 1
-            self._maybe_stop()
-            return None
+            found = None
         if found is not None:
             return self._created(family, found, adopted=True)
-        return "retry"
+        self.summary.unknown += 1
+        self._maybe_stop()
+        return None
 
     def _created(self, family: Family, case: str, *, adopted: bool, status: int = 201) -> str:
         self.ledger.record_created(family.family_id, case, row_hash=family.row_hash,
                                    http_status=status, run_id=self.run_id)
+        self._claimed[case] = family.family_id
         if adopted:
             self.summary.adopted += 1
         else:
@@ -368,17 +391,22 @@ class Runner:
 
     async def _reconcile(self, family: Family) -> str | None:
         """Find the case a lost create may have made; None when it certainly does not exist."""
-        sample = family.proband_sample
-        if not sample:
-            raise _Undecided("the proband has no BioSample Name to look its case up by")
         record = self.ledger.family(family.family_id)
+        sent = record.proband_sample if record else ""
+        samples = [s for s in dict.fromkeys((sent, family.proband_sample)) if s]
+        if not samples:
+            raise _Undecided("the proband has no BioSample Name to look its case up by")
         create = record.create if record else None
         since = (create.started_at if create and create.started_at else time.time())
         since -= self.options.reconcile_skew
-        for hit in await self.client.find_samples(sample, exact=True):
-            case = str(hit.get("note") or "")
-            if case.startswith("EMG") and await self._is_ours(case, sample, since):
-                return case
+        for sample in samples:
+            for hit in await self.client.find_samples(sample, exact=True):
+                case = str(hit.get("note") or "")
+                owner = self._claimed.get(case)
+                if not case.startswith("EMG") or owner not in (None, family.family_id):
+                    continue
+                if await self._is_ours(case, sample, since):
+                    return case
         return None
 
     async def _is_ours(self, case: str, sample: str, since: float) -> bool:
@@ -387,7 +415,7 @@ class Runner:
         try:
             created_at = parsedate_to_datetime(str(created)).timestamp()
         except (TypeError, ValueError):
-            return False
+            raise _Undecided(f"case {case} has no readable creation time") from None
         proband = (data.get("patients") or {}).get("proband") or {}
         names = {proband.get("fastq_sample"), proband.get("pending_sample_name")}
         return created_at >= since and sample in names
@@ -395,50 +423,71 @@ class Runner:
     # -- actions ---------------------------------------------------------------------------
 
     async def _action(self, step: str, family: Family, case: str) -> bool:
+        """Run one action step; record the outcome. False stops the family's chain."""
         fid = family.family_id
-        actions = family.actions
+        sent = False
         try:
+            if step == "preset_group" and await self._preset_group_exists(family, case):
+                self.ledger.set_step(fid, step, State.SUCCEEDED, case_name=case,
+                                     run_id=self.run_id)
+                return True
+            ids: list[int] = []
             if step == "assign":
-                ids = await self.client.user_ids(list(actions.assign_to))
-                self.ledger.set_step(fid, step, State.SENDING, attempt=True, run_id=self.run_id)
-                await self.client.assign(case, ids)
-            elif step == "preset_group":
-                await self._preset_group(family, case)
-            elif step == "set_status":
-                self.ledger.set_step(fid, step, State.SENDING, attempt=True, run_id=self.run_id)
-                await self.client.set_status(case, actions.set_status or "")
+                ids = await self.client.user_ids(list(family.actions.assign_to))
+            self.ledger.set_step(fid, step, State.SENDING, attempt=True, run_id=self.run_id)
+            sent = True
+            await self._send_action(step, family, case, ids)
+        except _Undecided as exc:
+            self._unknown(fid, step, f"needs review: {exc}", count=True)
+            return False
         except AmbiguousCreate as exc:
             self._unknown(fid, step, exc.message, exc, count=True)
             return False
         except AuthError as exc:
-            self.ledger.set_step(fid, step, State.PENDING, error_class=exc.kind,
-                                 error_message=exc.message)
+            if sent:  # 401/403: the server did not act on this request
+                self.ledger.set_step(fid, step, State.PENDING, error_class=exc.kind,
+                                     error_message=exc.message)
             self._halt("auth", f"authentication refused: {exc.message}")
             return False
-        except (PermanentError, RetriesExhausted) as exc:
-            self._fail(family, step, exc.kind, exc.message, exc.status, case=case)
+        except ApiError as exc:
+            if not sent and self._uncertain(fid, step):
+                self._unknown(fid, step, f"could not check: {exc.message}", exc, count=True)
+            else:
+                self._fail(family, step, exc.kind, exc.message, exc.status, case=case)
             return False
         except anyio.get_cancelled_exc_class():
-            self._unknown(fid, step, "cancelled while the request was in flight")
+            if sent:
+                self._unknown(fid, step, "cancelled while the request was in flight")
             raise
         self.ledger.set_step(fid, step, State.SUCCEEDED, case_name=case, run_id=self.run_id)
         return True
 
-    async def _preset_group(self, family: Family, case: str) -> None:
-        """Create the preset group once: after a lost answer, look before sending again."""
+    async def _send_action(self, step: str, family: Family, case: str, ids: list[int]) -> None:
         actions = family.actions
-        record = self.ledger.family(family.family_id)
-        previous = record.steps.get("preset_group") if record else None
-        if previous is not None and previous.state in (State.SENDING, State.UNKNOWN):
-            data = await self.client.get_case(case)
-            names = {str(g.get("name")) for g in data.get("preset_groups") or []}
-            if actions.preset_group in names:
-                return
-        self.ledger.set_step(family.family_id, "preset_group", State.SENDING, attempt=True,
-                             run_id=self.run_id)
-        await self.client.create_preset_group(
-            case, name=actions.preset_group or "", gene_lists=list(actions.preset_gene_lists)
-        )
+        if step == "assign":
+            await self.client.assign(case, ids)
+        elif step == "preset_group":
+            await self.client.create_preset_group(
+                case, name=actions.preset_group or "", gene_lists=list(actions.preset_gene_lists))
+        elif step == "set_status":
+            await self.client.set_status(case, actions.set_status or "")
+
+    def _uncertain(self, family_id: str, step: str) -> bool:
+        record = self.ledger.family(family_id)
+        previous = record.steps.get(step) if record else None
+        return previous is not None and previous.state in (State.SENDING, State.UNKNOWN)
+
+    async def _preset_group_exists(self, family: Family, case: str) -> bool:
+        """After a lost answer, whether the preset group is on the case (never created twice)."""
+        if not self._uncertain(family.family_id, "preset_group"):
+            return False
+        data = await self.client.get_case(case)
+        if "preset_groups" not in data:
+            raise _Undecided(
+                f"case {case} does not list its preset groups; check it in Emedgene, then "
+                "remove 'Preset Group' from the row if the group is there")
+        names = {str(g.get("name")) for g in data.get("preset_groups") or []}
+        return family.actions.preset_group in names
 
     # -- recording -------------------------------------------------------------------------
 

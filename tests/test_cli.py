@@ -185,3 +185,22 @@ def test_every_command_has_help_with_examples(command: str) -> None:
     assert f"emg-batch {command.split()[0]}" in readme
     if command not in ("sandbox",):
         assert "Example" in result.stdout or "example" in result.stdout
+
+
+def test_out_dir_is_created_before_anything_is_sent(tmp_path: Path, sandbox_url: str) -> None:
+    """--out-dir that does not exist yet is made; outputs land there."""
+    manifest = write_manifest(tmp_path / "od.csv", 1, prefix="OD")
+    out = tmp_path / "new" / "sub"
+    result = invoke("run", str(manifest), "--quiet", "--out-dir", str(out), url=sandbox_url)
+    assert result.exit_code == 0, result.output
+    assert (out / "od_results.csv").exists()
+    assert (out / "od_review.xlsx").exists()
+
+
+def test_host_with_credentials_in_the_url_is_refused(tmp_path: Path) -> None:
+    """user:password@ in --host is refused: it would leak into ledgers and links."""
+    manifest = write_manifest(tmp_path / "m.csv", 1)
+    result = invoke("run", str(manifest), "--host", "https://me:secret@lab.emg.illumina.com")
+    assert result.exit_code == 2
+    assert "must not carry a user or password" in result.stderr
+    assert "secret" not in result.output

@@ -181,7 +181,7 @@ async def test_skip_invalid_sends_the_valid_families(tmp_path: Path, sandbox_url
     text = manifest.read_text(encoding="utf-8").replace(",M,", ",X,", 1)
     manifest.write_text(text, encoding="utf-8")
     summary = await run_once(manifest, sandbox_url, skip_invalid=True)
-    assert summary.created == 2
+    assert (summary.created, summary.invalid, summary.exit_code) == (2, 1, 1)
     assert len(await sandbox_cases(sandbox_url)) == 2
 
 
@@ -275,3 +275,70 @@ async def test_second_process_on_a_ledger_is_refused(tmp_path: Path) -> None:
         first.lock()
         with Ledger.open(path) as second, pytest.raises(LedgerError, match="in use by another"):
             second.lock()
+
+
+async def test_reconcile_uses_the_sample_name_that_was_sent(
+    tmp_path: Path, sandbox_url: str
+) -> None:
+    """A proband renamed while its create is unknown is still found under the name sent."""
+    manifest = write_manifest(tmp_path / "m.csv", 1)
+    await run_once(manifest, sandbox_url)
+    with Ledger.open(default_path(manifest)) as ledger:
+        ledger.set_step("FAM-000000", "create", State.UNKNOWN)
+        ledger.update_family("FAM-000000", case_name=None)
+    text = manifest.read_text(encoding="utf-8").replace("FAM-000000-S0", "FAM-000000-S0A")
+    manifest.write_text(text, encoding="utf-8")
+    summary = await run_once(manifest, sandbox_url)
+    assert (summary.adopted, summary.created) == (1, 0)
+    assert len(await sandbox_cases(sandbox_url)) == 1
+
+
+async def test_a_case_of_another_family_is_never_adopted(
+    tmp_path: Path, sandbox_url: str
+) -> None:
+    """Two families sharing a pending proband name: a lost create does not take the other's case."""
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(
+        "Family Id,Case Type,Files Names,Sample Type,BioSample Name,Relation,Sex,Phenotypes\n"
+        "EXOME,Exome,,FASTQ,SHARED-1,proband,M,Seizure\n"
+        "GENOME,Whole Genome,,FASTQ,SHARED-1,proband,M,Seizure\n",
+        encoding="utf-8",
+    )
+    summary = await run_once(manifest, sandbox_url)
+    assert summary.created == 2
+    with Ledger.open(default_path(manifest)) as ledger:
+        genome = ledger.family("GENOME")
+        assert genome is not None
+        ledger.set_step("GENOME", "create", State.UNKNOWN)
+        ledger.update_family("GENOME", case_name=None)
+    again = await run_once(manifest, sandbox_url)
+    with Ledger.open(default_path(manifest)) as ledger:
+        exome, after = ledger.family("EXOME"), ledger.family("GENOME")
+    assert exome is not None and after is not None
+    assert after.case_name == genome.case_name != exome.case_name
+    assert (again.adopted, again.created) == (1, 0)
+    assert len(await sandbox_cases(sandbox_url)) == 2
+
+
+async def test_a_failed_look_up_while_building_fails_that_family_only(
+    tmp_path: Path, sandbox_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An API error while building one payload is recorded; the other families go on."""
+    import batch.runner
+    from batch.errors import RetriesExhausted, ServerError
+
+    real = batch.runner.build_payload
+
+    async def flaky(family: Any, resolver: Any) -> dict[str, Any]:
+        if family.family_id == "FAM-000001":
+            raise RetriesExhausted(ServerError("storage look-up: 503", status=503))
+        return await real(family, resolver)
+
+    monkeypatch.setattr(batch.runner, "build_payload", flaky)
+    manifest = write_manifest(tmp_path / "m.csv", 3)
+    summary = await run_once(manifest, sandbox_url)
+    assert (summary.created, summary.failed, summary.exit_code) == (2, 1, 1)
+    with Ledger.open(default_path(manifest)) as ledger:
+        step = ledger.family("FAM-000001").steps["create"]  # type: ignore[union-attr]
+    assert step.state is State.FAILED
+    assert "look-up failed" in (step.error_message or "")
