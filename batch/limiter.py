@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -118,7 +119,8 @@ class AdaptiveLimiter(_Gcra):
 
     Every ``interval`` seconds in which the client really used most of its allowance and saw
     no 429, the rate grows: by ``slow_start_factor`` until the first 429, then by
-    ``increase`` requests per second. The first 429 halves the rate; later ones multiply it
+    ``increase`` requests per second, and by ``increase * probe`` once within 5% of the rate
+    at which the server last pushed back. The first 429 halves the rate; later ones multiply it
     by ``decrease``, but only for requests sent after the last decrease: 429s of requests
     sent before it were caused by the old rate, so one burst counts once.
     """
@@ -133,6 +135,8 @@ class AdaptiveLimiter(_Gcra):
         decrease: float = 0.85,
         slow_start_factor: float = 1.5,
         interval: float = 0.5,
+        probe: float = 0.25,
+        window: float = 5.0,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -152,10 +156,27 @@ class AdaptiveLimiter(_Gcra):
         self._window_start = clock()
         self._window_starts = 0
         self._window_throttled = False
+        self._ceiling: float | None = None
+        self._recent: deque[float] = deque()
+        self.window = window
+        self.probe = probe
         self.decreases = 0
 
     def _note_start(self) -> None:
         self._window_starts += 1
+        now = self._clock()
+        self._recent.append(now)
+        while self._recent and self._recent[0] < now - self.window:
+            self._recent.popleft()
+
+    def measured_rate(self) -> float | None:
+        """Requests actually started per second over the last ``window`` seconds."""
+        if len(self._recent) < 2:
+            return None
+        span = self._clock() - self._recent[0]
+        if span < self.window / 2:
+            return None  # too little history to tell
+        return len(self._recent) / span
 
     def on_success(self) -> None:
         """Grow the rate at the end of an interval that used its allowance without a 429."""
@@ -167,13 +188,19 @@ class AdaptiveLimiter(_Gcra):
         # the server; an idle one must not grow its allowance without bound.
         busy = self._window_starts >= 0.8 * self._rate * elapsed
         if busy and not self._window_throttled:
-            if self._slow_start:
-                self._set_rate(self._rate * self.slow_start_factor)
-            else:
-                self._set_rate(self._rate + self.increase)
+            self._set_rate(self._grown())
         self._window_start = now
         self._window_starts = 0
         self._window_throttled = False
+
+    def _grown(self) -> float:
+        """The next rate: fast in slow start, then additive, slowly near the last ceiling."""
+        if self._slow_start:
+            return self._rate * self.slow_start_factor
+        if self._ceiling is not None and self._rate >= 0.95 * self._ceiling:
+            # Close to where the server pushed back last time: probe gently, so 429s stay rare.
+            return self._rate + self.increase * self.probe
+        return self._rate + self.increase
 
     def on_throttle(self, sent_at: float) -> None:
         """Cut the rate once per reaction window."""
@@ -183,8 +210,13 @@ class AdaptiveLimiter(_Gcra):
         # Leaving slow start, the rate has overshot by up to one growth step on top of
         # whatever burst the server's bucket allowed: halve it, as TCP does.
         factor = 0.5 if self._slow_start else self.decrease
+        # Past slow start, cut from what was really sent, not from the allowance: after
+        # Retry-After pauses the allowance can sit far above what the server accepts.
+        measured = None if self._slow_start else self.measured_rate()
+        base = self._rate if measured is None else min(self._rate, measured)
+        self._ceiling = base  # where the server pushed back
         self._slow_start = False
-        self._set_rate(self._rate * factor)
+        self._set_rate(base * factor)
         self._last_decrease = self._clock()
         self.decreases += 1
 

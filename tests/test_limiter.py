@@ -132,3 +132,38 @@ async def test_rate_stays_within_bounds(clock: FakeClock) -> None:
         clock.now += 1.0
         limiter.on_throttle(clock.now)
     assert limiter.rate == 1.0
+
+
+async def test_adaptive_probes_gently_near_the_last_ceiling(clock: FakeClock) -> None:
+    """Within 5% of where the server pushed back, growth slows to increase * probe."""
+    limiter = AdaptiveLimiter(initial=20.0, interval=0.5, clock=clock, sleep=clock.sleep)
+    await busy_interval(limiter, clock, 0.5)
+    limiter.on_success()  # slow start: 30
+    limiter.on_throttle(clock.now)  # ceiling 30, rate 15
+    clock.now += 0.01
+    await busy_interval(limiter, clock, 0.5)
+    limiter.on_success()  # the interval saw the 429
+    rates = []
+    for _ in range(16):
+        await busy_interval(limiter, clock, 0.5)
+        limiter.on_success()
+        rates.append(limiter.rate)
+    assert rates[0] == pytest.approx(16.0)  # additive far below the ceiling
+    steps = [b - a for a, b in zip(rates, rates[1:], strict=False)]
+    assert steps[0] == pytest.approx(1.0)
+    near = [b - a for a, b in zip(rates, rates[1:], strict=False) if a >= 0.95 * 30]
+    assert near and all(s == pytest.approx(0.25) for s in near)
+
+
+async def test_adaptive_cuts_from_the_rate_really_sent(clock: FakeClock) -> None:
+    """After slow start a 429 cuts from the measured sending rate when it is lower."""
+    limiter = AdaptiveLimiter(initial=10.0, interval=0.5, window=2.0, clock=clock,
+                              sleep=clock.sleep)
+    limiter.on_throttle(clock.now)  # leave slow start: 5 req/s
+    clock.now += 0.01
+    limiter._set_rate(40.0)  # an allowance far above what is sent
+    for _ in range(30):  # 10 req/s really sent for 3 s
+        await limiter.acquire()
+        clock.now += 0.1
+    limiter.on_throttle(clock.now)
+    assert limiter.rate == pytest.approx(10.0 * 0.85, rel=0.05)
