@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
+
+import anyio
+import anyio.lowlevel
 
 from batch.errors import LedgerError
 
@@ -68,6 +72,20 @@ CREATE TABLE IF NOT EXISTS steps (
     PRIMARY KEY (family_id, step)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS steps_state ON steps (state, step);
+-- A succeeded create stores its case on the family in the same statement (atomic), and
+-- notes the rows' hash it was created from.
+CREATE TRIGGER IF NOT EXISTS create_succeeded_update AFTER UPDATE OF state ON steps
+WHEN NEW.step = 'create' AND NEW.state = 'succeeded' AND NEW.case_name IS NOT NULL
+BEGIN
+    UPDATE families SET case_name = NEW.case_name, created_hash = row_hash,
+        updated_at = NEW.updated_at WHERE family_id = NEW.family_id;
+END;
+CREATE TRIGGER IF NOT EXISTS create_succeeded_insert AFTER INSERT ON steps
+WHEN NEW.step = 'create' AND NEW.state = 'succeeded' AND NEW.case_name IS NOT NULL
+BEGIN
+    UPDATE families SET case_name = NEW.case_name, created_hash = row_hash,
+        updated_at = NEW.updated_at WHERE family_id = NEW.family_id;
+END;
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
     dedupe_key TEXT NOT NULL UNIQUE,
@@ -151,6 +169,17 @@ def default_path(manifest: Path) -> Path:
     return manifest.with_name(f"{manifest.stem}.ledger.sqlite")
 
 
+class _Batch:
+    """Writes that will be committed together, and how their commit went."""
+
+    __slots__ = ("done", "error", "writes")
+
+    def __init__(self) -> None:
+        self.writes: list[Callable[[], object]] = []
+        self.done = anyio.Event()
+        self.error: BaseException | None = None
+
+
 class Ledger:
     """A results ledger on disk. Open with :meth:`open`; use as a context manager."""
 
@@ -158,6 +187,8 @@ class Ledger:
         self.path = path
         self._conn = conn
         self._lock_file: IO[str] | None = None
+        self._batch: _Batch | None = None
+        self.commits = 0
 
     # -- opening and locking -------------------------------------------------------------
 
@@ -250,6 +281,37 @@ class Ledger:
                 with contextlib.suppress(LedgerError):
                     self._execute("ROLLBACK")
             raise
+
+    async def durably(self, write: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+        """Run ``write(*args, **kwargs)`` and return once it is committed (group commit).
+
+        Workers that write at the same moment share one commit, so the ledger does not
+        serialise the pool: the first writer yields once to let the others join, then commits
+        them all in one transaction. A write that has been queued is committed even if its
+        caller is cancelled meanwhile (it only ever records "may have been sent").
+        """
+        batch = self._batch
+        if batch is not None:
+            batch.writes.append(functools.partial(write, *args, **kwargs))
+            await batch.done.wait()
+            if batch.error is not None:
+                raise batch.error
+            return
+        batch = self._batch = _Batch()
+        batch.writes.append(functools.partial(write, *args, **kwargs))
+        with anyio.CancelScope(shield=True):
+            await anyio.lowlevel.checkpoint()
+        self._batch = None
+        try:
+            with self.transaction():
+                for queued in batch.writes:
+                    queued()
+            self.commits += 1
+        except BaseException as exc:
+            batch.error = exc
+            raise
+        finally:
+            batch.done.set()
 
     def meta(self, key: str) -> str | None:
         """A value from the meta table."""
@@ -381,19 +443,16 @@ class Ledger:
         family_id: str,
         case_name: str,
         *,
-        row_hash: str,
         http_status: int | None = None,
         run_id: int | None = None,
     ) -> None:
-        """Mark the create succeeded and store the case on the family, in one commit.
+        """Mark the create succeeded; a trigger stores the case on the family atomically.
 
-        One transaction, so a process killed in between cannot leave a succeeded create
-        without its case name.
+        One statement, so a process killed at any instant cannot leave a succeeded create
+        without its case name; ``created_hash`` becomes the family's current ``row_hash``.
         """
-        with self.transaction():
-            self.set_step(family_id, "create", State.SUCCEEDED, http_status=http_status,
-                          case_name=case_name, run_id=run_id)
-            self.update_family(family_id, case_name=case_name, created_hash=row_hash)
+        self.set_step(family_id, "create", State.SUCCEEDED, http_status=http_status,
+                      case_name=case_name, run_id=run_id)
 
     def snapshot(self) -> dict[str, FamilyRecord]:
         """Every family with its steps, read in two queries (used to plan a run)."""

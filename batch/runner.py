@@ -127,6 +127,8 @@ class Runner:
         self._records: dict[str, FamilyRecord] = {}
         self._invalid: set[str] = set()
         self._claimed: dict[str, str] = {}
+        self._new: list[tuple[str, int, str, str, tuple[str, ...]]] = []
+        self._rehash: list[tuple[str, str]] = []
         self._pool_scope = anyio.CancelScope()
 
     # -- phases ----------------------------------------------------------------------------
@@ -136,8 +138,7 @@ class Runner:
         started = time.monotonic()
         self._records = self.ledger.snapshot()
         self._claimed = {r.case_name: fid for fid, r in self._records.items() if r.case_name}
-        ids = (f.family_id for f in self.manifest.families())
-        if is_foreign(self._records, ids):
+        if is_foreign(self._records, self.manifest.family_ids):
             raise LedgerError(
                 f"ledger {self.ledger.path} holds {len(self._records)} families, none of them in "
                 f"{self.manifest.path.name}: it belongs to another manifest. Start over with a new "
@@ -168,20 +169,24 @@ class Runner:
         return self.summary
 
     async def _validate(self) -> None:
+        """Check every family (one pass over the manifest) and note what to register."""
         problems = list(check_manifest_wide(self.manifest))
         invalid: set[str] = {p.family for p in problems if p.severity == "error" and p.family}
         file = self.manifest.path.name
 
-        async def check(family: Family) -> None:
-            found = await check_family(family, self.resolver, file=file)
-            problems.extend(found)
-            if any(p.severity == "error" for p in found):
-                invalid.add(family.family_id)
+        async def check(item: tuple[int, Family]) -> None:
+            seq, family = item
+            self._note_for_register(seq, family)
+            if self._needs_check(family):
+                found = await check_family(family, self.resolver, file=file)
+                problems.extend(found)
+                if any(p.severity == "error" for p in found):
+                    invalid.add(family.family_id)
             self.progress.advance(failed=len(invalid), requests=self.client.stats.requests)
 
-        todo = (f for f in self.manifest.families() if self._needs_check(f))
         self.progress.phase("validating", total=len(self.manifest))
-        await run_pool(todo, check, concurrency=max(self.options.concurrency, 16))
+        await run_pool(enumerate(self.manifest.families()), check,
+                       concurrency=max(self.options.concurrency, 16))
         problems.sort(key=lambda p: (p.row or 0))
         self.summary.problems = problems
         self.summary.invalid = len(invalid)
@@ -194,23 +199,24 @@ class Runner:
         create = record.create if record else None
         return not (create and create.state is State.SUCCEEDED)
 
+    def _note_for_register(self, seq: int, family: Family) -> None:
+        """Remember new families and edited uncreated ones, so registering needs no pass."""
+        record = self._records.get(family.family_id)
+        if record is None:
+            self._new.append((family.family_id, seq, family.proband_sample, family.row_hash,
+                              family_steps(family)))
+        elif record.row_hash != family.row_hash and record.case_name is None:
+            self._rehash.append((family.family_id, family.row_hash))
+
     def _register(self) -> None:
         """Add new families to the ledger as pending, in batches; refresh edited ones."""
-        batch: list[tuple[str, int, str, str, tuple[str, ...]]] = []
-        for seq, family in enumerate(self.manifest.families()):
-            if family.family_id in self._invalid:
-                continue
-            record = self._records.get(family.family_id)
-            if record is None:
-                batch.append((family.family_id, seq, family.proband_sample, family.row_hash,
-                              family_steps(family)))
-                if len(batch) >= 2000:
-                    self.ledger.add_families(batch)
-                    batch.clear()
-            elif record.row_hash != family.row_hash and record.case_name is None:
-                self.ledger.update_family(family.family_id, row_hash=family.row_hash)
-        if batch:
-            self.ledger.add_families(batch)
+        new = sorted(n for n in self._new if n[0] not in self._invalid)
+        for start in range(0, len(new), 2000):
+            self.ledger.add_families(new[start:start + 2000])
+        for family_id, row_hash in self._rehash:
+            if family_id not in self._invalid:
+                self.ledger.update_family(family_id, row_hash=row_hash)
+        self._new, self._rehash = [], []
         # steps added to a known family (new action columns) are registered too
         self._records = self.ledger.snapshot() if self._records else {}
 
@@ -306,13 +312,14 @@ class Runner:
         try:
             payload = await build_payload(family, self.resolver)
         except BuildError as exc:
-            self._fail(family, "create", "BuildError", exc.message)
+            await self._fail(family, "create", "BuildError", exc.message)
             return None
         except AuthError as exc:
             self._halt("auth", f"authentication refused: {exc.message}")
             return None
         except ApiError as exc:
-            self._fail(family, "create", exc.kind, f"look-up failed: {exc.message}", exc.status)
+            await self._fail(family, "create", exc.kind, f"look-up failed: {exc.message}",
+                             exc.status)
             return None
         return await self._send_create(family, payload)
 
@@ -333,15 +340,20 @@ class Runner:
             return None
         if found is None:
             return "absent"
-        return self._created(family, found, adopted=True)
+        return await self._created(family, found, adopted=True)
 
     async def _send_create(self, family: Family, payload: Mapping[str, Any]) -> str | None:
         """One create attempt: the case name, or None when recorded as failed or unknown."""
         fid = family.family_id
-        with self.ledger.transaction():
-            # the name sent is kept: reconciliation looks it up even if the row is edited later
-            self.ledger.update_family(fid, proband_sample=family.proband_sample)
+        record = self._records.get(fid)
+        renamed = record is not None and record.proband_sample != family.proband_sample
+
+        def sending() -> None:
+            if renamed:  # the name sent is kept: reconciliation looks it up if edited later
+                self.ledger.update_family(fid, proband_sample=family.proband_sample)
             self.ledger.set_step(fid, "create", State.SENDING, attempt=True, run_id=self.run_id)
+
+        await self.ledger.durably(sending)
         try:
             result = await self.client.create_case(payload)
         except AmbiguousCreate as exc:
@@ -354,13 +366,13 @@ class Runner:
             self._halt("auth", f"authentication refused: {exc.message}")
             return None
         except ApiError as exc:
-            self._fail(family, "create", exc.kind, exc.message, exc.status)
+            await self._fail(family, "create", exc.kind, exc.message, exc.status)
             return None
         except anyio.get_cancelled_exc_class():
             self._unknown(fid, "create", "cancelled while the create was in flight")
             raise
         assert result is not None  # a real create always answers with a name
-        return self._created(family, result.name, adopted=False, status=result.status)
+        return await self._created(family, result.name, adopted=False, status=result.status)
 
     async def _after_ambiguous(self, family: Family) -> str | None:
         """After a lost answer: adopt the case if it is already visible, else leave it unknown.
@@ -374,14 +386,15 @@ class Runner:
         except (_Undecided, ApiError):
             found = None
         if found is not None:
-            return self._created(family, found, adopted=True)
+            return await self._created(family, found, adopted=True)
         self.summary.unknown += 1
         self._maybe_stop()
         return None
 
-    def _created(self, family: Family, case: str, *, adopted: bool, status: int = 201) -> str:
-        self.ledger.record_created(family.family_id, case, row_hash=family.row_hash,
-                                   http_status=status, run_id=self.run_id)
+    async def _created(self, family: Family, case: str, *, adopted: bool,
+                       status: int = 201) -> str:
+        await self.ledger.durably(self.ledger.record_created, family.family_id, case,
+                                  http_status=status, run_id=self.run_id)
         self._claimed[case] = family.family_id
         if adopted:
             self.summary.adopted += 1
@@ -428,13 +441,14 @@ class Runner:
         sent = False
         try:
             if step == "preset_group" and await self._preset_group_exists(family, case):
-                self.ledger.set_step(fid, step, State.SUCCEEDED, case_name=case,
-                                     run_id=self.run_id)
+                await self.ledger.durably(self.ledger.set_step, fid, step, State.SUCCEEDED,
+                                          case_name=case, run_id=self.run_id)
                 return True
             ids: list[int] = []
             if step == "assign":
                 ids = await self.client.user_ids(list(family.actions.assign_to))
-            self.ledger.set_step(fid, step, State.SENDING, attempt=True, run_id=self.run_id)
+            await self.ledger.durably(self.ledger.set_step, fid, step, State.SENDING,
+                                      attempt=True, run_id=self.run_id)
             sent = True
             await self._send_action(step, family, case, ids)
         except _Undecided as exc:
@@ -453,13 +467,14 @@ class Runner:
             if not sent and self._uncertain(fid, step):
                 self._unknown(fid, step, f"could not check: {exc.message}", exc, count=True)
             else:
-                self._fail(family, step, exc.kind, exc.message, exc.status, case=case)
+                await self._fail(family, step, exc.kind, exc.message, exc.status, case=case)
             return False
         except anyio.get_cancelled_exc_class():
             if sent:
                 self._unknown(fid, step, "cancelled while the request was in flight")
             raise
-        self.ledger.set_step(fid, step, State.SUCCEEDED, case_name=case, run_id=self.run_id)
+        await self.ledger.durably(self.ledger.set_step, fid, step, State.SUCCEEDED,
+                                  case_name=case, run_id=self.run_id)
         return True
 
     async def _send_action(self, step: str, family: Family, case: str, ids: list[int]) -> None:
@@ -491,14 +506,17 @@ class Runner:
 
     # -- recording -------------------------------------------------------------------------
 
-    def _fail(self, family: Family, step: str, kind: str, message: str,
-              status: int | None = None, *, case: str | None = None) -> None:
-        rows = [{"number": r.number, "cells": dict(r.cells)} for r in family.rows]
-        with self.ledger.transaction():
+    async def _fail(self, family: Family, step: str, kind: str, message: str,
+                    status: int | None = None, *, case: str | None = None) -> None:
+        rows = json.dumps([{"number": r.number, "cells": dict(r.cells)} for r in family.rows])
+
+        def write() -> None:
             self.ledger.set_step(family.family_id, step, State.FAILED, http_status=status,
                                  error_class=kind, error_message=message, case_name=case,
                                  run_id=self.run_id)
-            self.ledger.update_family(family.family_id, rows=json.dumps(rows))
+            self.ledger.update_family(family.family_id, rows=rows)
+
+        await self.ledger.durably(write)
         self.summary.failed += 1
         self._maybe_stop()
 

@@ -81,7 +81,8 @@ def test_rejects_bad_settings() -> None:
 
 
 async def test_adaptive_slow_start_then_halving_then_aimd(clock: FakeClock) -> None:
-    limiter = AdaptiveLimiter(initial=10.0, interval=0.5, clock=clock, sleep=clock.sleep)
+    limiter = AdaptiveLimiter(initial=10.0, interval=0.5, slow_start_factor=1.5, clock=clock,
+                              sleep=clock.sleep)
     await busy_interval(limiter, clock, 0.5)
     limiter.on_success()
     assert limiter.rate == pytest.approx(15.0)  # slow start: x1.5
@@ -136,7 +137,8 @@ async def test_rate_stays_within_bounds(clock: FakeClock) -> None:
 
 async def test_adaptive_probes_gently_near_the_last_ceiling(clock: FakeClock) -> None:
     """Within 5% of where the server pushed back, growth slows to increase * probe."""
-    limiter = AdaptiveLimiter(initial=20.0, interval=0.5, clock=clock, sleep=clock.sleep)
+    limiter = AdaptiveLimiter(initial=20.0, interval=0.5, slow_start_factor=1.5, clock=clock,
+                              sleep=clock.sleep)
     await busy_interval(limiter, clock, 0.5)
     limiter.on_success()  # slow start: 30
     limiter.on_throttle(clock.now)  # ceiling 30, rate 15
