@@ -29,6 +29,8 @@ import anyio.lowlevel
 from batch.errors import LedgerError
 
 SCHEMA_VERSION = 1
+#: Event-loop turns the first writer waits for others to join its commit (see ``durably``).
+GROUP_COMMIT_TURNS = 2
 STEPS = ("create", "assign", "preset_group", "set_status")
 
 _SCHEMA = """
@@ -300,7 +302,8 @@ class Ledger:
         batch = self._batch = _Batch()
         batch.writes.append(functools.partial(write, *args, **kwargs))
         with anyio.CancelScope(shield=True):
-            await anyio.lowlevel.checkpoint()
+            for _ in range(GROUP_COMMIT_TURNS):
+                await anyio.lowlevel.checkpoint()
         self._batch = None
         try:
             with self.transaction():
