@@ -9,11 +9,10 @@ not grow with the number of families beyond the index.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -183,12 +182,7 @@ class Family:
     @property
     def row_hash(self) -> str:
         """SHA-256 of the rows' cells in file order, ignoring ``Errors`` and the action columns."""
-        canonical = [
-            sorted((k, v) for k, v in row.cells.items() if k not in _HASH_IGNORED)
-            for row in self.rows
-        ]
-        text = json.dumps(canonical, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return rows_hash(row.cells for row in self.rows)
 
     @property
     def is_update_only(self) -> bool:
@@ -236,6 +230,20 @@ class Manifest:
         rows = tuple(self._row(position) for position in positions)
         return Family(family_id=family_id, rows=rows, columns=self.columns)
 
+    def family_hash(self, family_id: str) -> str:
+        """``Family.row_hash`` of a family, without building the family."""
+        return rows_hash(self._cells(p) for p in self._store.index[family_id])
+
+    @property
+    def has_action_columns(self) -> bool:
+        """Whether any action column other than ``Case Id`` is in the header."""
+        return any(c in self.columns for c in ACTION_COLUMNS if c != "Case Id")
+
+    def _cells(self, position: int) -> dict[str, str]:
+        values = self._store.values(position)
+        # Duplicate names: the rightmost present cell wins, as in the official CLI.
+        return {name: v for name, v in zip(self.columns, values, strict=True) if v is not None}
+
     def row_positions(self, family_id: str) -> list[int]:
         """Store positions (0-based, file order) of a family's rows."""
         return self._store.index[family_id]
@@ -258,14 +266,20 @@ class Manifest:
             yield Row(number=self._store.line(position), cells=cells)
 
     def _row(self, position: int) -> Row:
-        values = self._store.values(position)
-        # Duplicate names: the rightmost present cell wins, as in the official CLI.
-        cells = {
-            name: value
-            for name, value in zip(self.columns, values, strict=True)
-            if value is not None
-        }
-        return Row(number=self._store.line(position), cells=cells)
+        return Row(number=self._store.line(position), cells=self._cells(position))
+
+
+def rows_hash(rows: Iterable[Mapping[str, str]]) -> str:
+    """A family's content hash: each row's cells by column name, in file order.
+
+    Cells cannot hold U+001D-U+001F (the reader refuses them), so they separate unambiguously.
+    """
+    text = "\x1d".join(
+        "".join(f"{name}\x1f{cells[name]}\x1e" for name in sorted(cells)
+                if name not in _HASH_IGNORED)
+        for cells in rows
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _family_order(index: Mapping[str, list[int]]) -> list[str]:

@@ -170,12 +170,18 @@ class Runner:
 
     async def _validate(self) -> None:
         """Check every family (one pass over the manifest) and note what to register."""
-        problems = list(check_manifest_wide(self.manifest))
+        done = sum(1 for fid in self.manifest.family_ids if self._is_done(fid))
+        # Cross-family checks guard what is still to be sent; a finished resume skips them.
+        problems = [] if done == len(self.manifest) else list(check_manifest_wide(self.manifest))
         invalid: set[str] = {p.family for p in problems if p.severity == "error" and p.family}
         file = self.manifest.path.name
 
-        async def check(item: tuple[int, Family]) -> None:
-            seq, family = item
+        async def check(item: tuple[int, str]) -> None:
+            seq, family_id = item
+            if self._is_done(family_id):
+                self.progress.advance(failed=len(invalid), requests=self.client.stats.requests)
+                return  # created already: nothing to check or register (resume stays fast)
+            family = self.manifest.family(family_id)
             self._note_for_register(seq, family)
             if self._needs_check(family):
                 found = await check_family(family, self.resolver, file=file)
@@ -185,12 +191,18 @@ class Runner:
             self.progress.advance(failed=len(invalid), requests=self.client.stats.requests)
 
         self.progress.phase("validating", total=len(self.manifest))
-        await run_pool(enumerate(self.manifest.families()), check,
+        await run_pool(enumerate(self.manifest.family_ids), check,
                        concurrency=max(self.options.concurrency, 16))
         problems.sort(key=lambda p: (p.row or 0))
         self.summary.problems = problems
         self.summary.invalid = len(invalid)
         self._invalid = invalid
+
+    def _is_done(self, family_id: str) -> bool:
+        """The family's case exists (ledger): no check, no registration needed."""
+        record = self._records.get(family_id)
+        create = record.create if record else None
+        return bool(record and record.case_name and create and create.state is State.SUCCEEDED)
 
     def _needs_check(self, family: Family) -> bool:
         if family.case_id:
@@ -217,16 +229,25 @@ class Runner:
             if family_id not in self._invalid:
                 self.ledger.update_family(family_id, row_hash=row_hash)
         self._new, self._rehash = [], []
-        # steps added to a known family (new action columns) are registered too
-        self._records = self.ledger.snapshot() if self._records else {}
 
     def _plans(self) -> Iterator[tuple[Family, FamilyPlan]]:
-        for family in self.manifest.families():
-            if family.family_id in self._invalid:
+        for family_id in self.manifest.family_ids:
+            if family_id in self._invalid or self._unchanged_and_done(family_id):
+                self.summary.plan["skip"] = self.summary.plan.get("skip", 0) + 1
+                if family_id not in self._invalid:
+                    self.summary.skipped += 1
                 continue
-            plan = plan_family(family, self._records.get(family.family_id))
+            family = self.manifest.family(family_id)
+            plan = plan_family(family, self._records.get(family_id))
             self.summary.plan[plan.kind] = self.summary.plan.get(plan.kind, 0) + 1
             yield family, plan
+
+    def _unchanged_and_done(self, family_id: str) -> bool:
+        """Created, nothing else asked for, rows as created: skip without building it."""
+        if self.manifest.has_action_columns or not self._is_done(family_id):
+            return False
+        record = self._records[family_id]
+        return record.created_hash == self.manifest.family_hash(family_id)
 
     async def _execute(self) -> None:
         self.summary.ran = True
