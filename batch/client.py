@@ -145,6 +145,55 @@ class CreateResult:
     status: int
 
 
+class _Outage:
+    """Holds every request while a server that has answered before looks down.
+
+    After ``threshold`` outage failures in a row (503/502/504 or a refused connection), every
+    request waits on the limiter for a pause that doubles from ``first`` up to ``longest``
+    seconds; then the waiting requests probe again. Failures of requests sent before a pause
+    began belong to it and do not count again. A server that never answered (a wrong host)
+    is not held: its requests fail after the normal retries.
+    """
+
+    def __init__(self, limiter: Limiter, *, enabled: bool, threshold: int = 3,
+                 first: float = 1.0, longest: float = 30.0) -> None:
+        self._limiter = limiter
+        self._enabled = enabled
+        self.threshold = threshold
+        self.first = first
+        self.longest = longest
+        self._seen_success = False
+        self._streak = 0
+        self._pause = 0.0
+        self._until = 0.0
+        self.pauses = 0
+
+    def hold(self, err: TransientError) -> bool:
+        """Record an outage failure; True when the request should wait out the outage."""
+        down = isinstance(err, ConnectError) or (
+            isinstance(err, ServerError) and err.status in (502, 503, 504))
+        if not (self._enabled and self._seen_success and down):
+            return False
+        now = time.monotonic()
+        if now < self._until:
+            return True
+        self._streak += 1
+        if self._streak < self.threshold:
+            return False
+        self._pause = min(self.longest, self._pause * 2 if self._pause else self.first)
+        self._until = now + self._pause
+        self._limiter.pause_until(self._until)
+        self.pauses += 1
+        log.warning("server unavailable: holding every request for %.0f s", self._pause)
+        return True
+
+    def success(self) -> None:
+        """An answer: the server is up."""
+        self._seen_success = True
+        self._streak = 0
+        self._pause = 0.0
+
+
 @dataclass(slots=True)
 class ClientStats:
     """Counters for the run summary and the benchmarks."""
@@ -156,6 +205,7 @@ class ClientStats:
     logins: int = 0
     ambiguous: int = 0
     retry_budget_left: int = 0
+    outage_waits: int = 0
 
     def count_response(self, status: int) -> None:
         """Record one HTTP answer."""
@@ -171,6 +221,7 @@ class ClientStats:
             "logins": self.logins,
             "ambiguous": self.ambiguous,
             "retry_budget_left": self.retry_budget_left,
+            "outage_waits": self.outage_waits,
         }
 
 
@@ -373,6 +424,7 @@ class Client:
         self._credentials = credentials
         self._retry = retry or RetryPolicy()
         self._limiter: Limiter = FixedRateLimiter(rate) if rate is not None else AdaptiveLimiter()
+        self._outage = _Outage(self._limiter, enabled=not self._retry.testing)
         self._concurrency = concurrency
         self._timeout = timeout
         self._user_agent = user_agent
@@ -525,6 +577,7 @@ class Client:
         retries = 0
         server_500s = 0
         relogins = 0
+        outage_since = 0.0
         while True:
             if auth:
                 await self._ensure_token()
@@ -543,6 +596,13 @@ class Client:
                 self._limiter.on_success()  # answered without throttling: the rate is fine
                 raise
             except TransientError as err:
+                if self._outage.hold(err):
+                    # the server is down for everyone: wait with the whole pool instead of
+                    # spending this request's attempts and the run's retry budget
+                    outage_since = outage_since or time.monotonic()
+                    if time.monotonic() - outage_since <= self._retry.outage_max:
+                        self.stats.outage_waits += 1
+                        continue
                 if isinstance(err, ServerError) and err.status == 500:
                     server_500s += 1
                 retries += 1
@@ -555,6 +615,7 @@ class Client:
             self._retry.budget.refund()
             self._sync_budget()
             self._limiter.on_success()
+            self._outage.success()
             return result
 
     def _may_relogin(self, generation: int, relogins: int) -> bool:

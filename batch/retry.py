@@ -66,9 +66,10 @@ class RetryPolicy:
     """How transient failures are retried.
 
     ``attempts`` counts every try, the first one included. ``retry_after_max`` caps how long a
-    server's ``Retry-After`` may hold the client. ``testing`` switches every wait off (backoff
-    and ``Retry-After`` pauses) while keeping the same attempt counts, so tests run fast and
-    still exercise the retry paths.
+    server's ``Retry-After`` may hold the client. ``outage_max`` bounds how long one request
+    waits out a server that answered before and is now down (see ``batch.client``).
+    ``testing`` switches every wait off (backoff, ``Retry-After`` and outage pauses) while
+    keeping the same attempt counts, so tests run fast and still exercise the retry paths.
     """
 
     attempts: int = 6
@@ -76,6 +77,7 @@ class RetryPolicy:
     wait_max: float = 30.0
     wait_exp_base: float = 2.0
     retry_after_max: float = 120.0
+    outage_max: float = 300.0
     budget: RetryBudget = field(default_factory=RetryBudget)
     testing: bool = False
 

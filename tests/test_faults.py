@@ -222,3 +222,26 @@ async def test_all_faults_at_once_then_recover(tmp_path: Path) -> None:
         await assert_one_case_each(sb.url, manifest, 80)
         assert len(await sandbox_cases(sb.url)) == 80
         await anyio.lowlevel.checkpoint()
+
+
+async def test_outage_holds_the_pool_instead_of_failing_families(tmp_path: Path) -> None:
+    """503 for everything for a few seconds mid-run: the run waits, nothing fails."""
+    from batch.retry import RetryPolicy as Policy
+
+    async with run_sandbox(SandboxConfig(fixture=demo_fixture_path(), latency_ms=20)) as sb:
+        manifest = write_manifest(tmp_path / "m.csv", 120)
+        parsed = read_manifest(manifest)
+
+        async def outage_soon() -> None:
+            await anyio.sleep(0.5)
+            await set_faults(sb.url, outage_seconds=3)
+
+        with Ledger.open(default_path(manifest)) as ledger:
+            async with Client(sb.url, credentials=CREDENTIALS, rate=100,
+                              retry=Policy(wait_initial=0.01, wait_max=0.05)) as client:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(outage_soon)
+                    summary = await run_manifest(parsed, client=client, ledger=ledger)
+                assert client.stats.outage_waits > 0
+        assert (summary.failed, summary.unknown, summary.exit_code) == (0, 0, 0)
+        await assert_one_case_each(sb.url, manifest, 120)
