@@ -156,7 +156,7 @@ class _Outage:
     """
 
     def __init__(self, limiter: Limiter, *, enabled: bool, threshold: int = 3,
-                 first: float = 1.0, longest: float = 30.0) -> None:
+                 first: float = 1.0, longest: float = 4.0) -> None:
         self._limiter = limiter
         self._enabled = enabled
         self.threshold = threshold
