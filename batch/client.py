@@ -14,7 +14,6 @@ Tokens and passwords never reach logs, exceptions or reprs.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import os
@@ -47,6 +46,7 @@ from batch.errors import (
     UsageError,
 )
 from batch.limiter import AdaptiveLimiter, FixedRateLimiter, Limiter
+from batch.net import is_loopback
 from batch.payload import ResolveError
 from batch.retry import RetryPolicy
 
@@ -61,7 +61,6 @@ V = TypeVar("V")
 LOGIN_PATH = "/api/auth/v2/api_login/"
 MAX_RELOGINS = 3  # shared re-logins one request may wait for before giving up
 CREATE_PATH = "/api/cases/v2/cases"
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 _FS_PAGE = 100
 
 
@@ -245,7 +244,7 @@ def normalise_host(host: str) -> str:
             "the host URL must not carry a user or password; set EMG_USERNAME and "
             "EMG_PASSWORD (or EMG_TOKEN) instead"
         )
-    if scheme == "http" and not _is_loopback(parts.hostname):
+    if scheme == "http" and not is_loopback(parts.hostname):
         raise UsageError(
             f"refusing plain HTTP to {parts.hostname}: Emedgene hosts need https:// "
             "(http:// is allowed only for loopback hosts such as 127.0.0.1 or localhost)"
@@ -253,13 +252,6 @@ def normalise_host(host: str) -> str:
     return f"{scheme}://{parts.netloc}{parts.path}".rstrip("/")
 
 
-def _is_loopback(hostname: str) -> bool:
-    if hostname.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(hostname).is_loopback
-    except ValueError:
-        return False
 
 
 def server_message(status: int, text: str) -> str:

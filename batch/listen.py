@@ -10,7 +10,6 @@ recorded but not handled when the listener stopped are handled when it starts ag
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +23,7 @@ from aiohttp import web
 from batch.client import Client
 from batch.errors import ApiError, AuthError, PermanentError, UsageError
 from batch.ledger import Ledger
+from batch.net import is_loopback
 from batch.pull import FINALIZED, pull_case_reports
 
 __all__ = ["ListenerStats", "dedupe_key", "listen"]
@@ -92,13 +92,6 @@ class _Setup:
     inbox: _Inbox
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def listen(
@@ -119,7 +112,7 @@ async def listen(
     ``ready(url)`` is called once the port is bound. With *on_finalized_out*, the reports of
     every case found finalized are downloaded there (as ``pull finalized`` does).
     """
-    if not allow_remote and not _is_loopback(host):
+    if not allow_remote and not is_loopback(host):
         raise UsageError(f"{host} is not a loopback address; pass --allow-remote to listen on it")
     setup = _Setup(ledger=ledger, client=client, out=on_finalized_out,
                    report_types=tuple(report_types), stats=stats or ListenerStats(),

@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import signal
 from pathlib import Path
 
 import click
 
+from batch.net import is_loopback
 from batch.sandbox.config import DEFAULT_PASSWORD, DEFAULT_USER, SandboxConfig
 from batch.sandbox.server import run_sandbox
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def _serve(config: SandboxConfig, host: str, port: int) -> None:
@@ -73,7 +64,7 @@ def sandbox_command(
     seed: int,
 ) -> None:
     """Serve an in-memory emulator of the Emedgene API until Ctrl-C."""
-    if not allow_remote and not _is_loopback(host):
+    if not allow_remote and not is_loopback(host):
         raise click.BadParameter(
             f"{host} is not a loopback address; add --allow-remote to serve on it",
             param_hint="--host",
