@@ -54,11 +54,17 @@ class _Gcra:
     """Even spacing plus a shared pause; the part both limiters have in common."""
 
     def __init__(
-        self, rate: float, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep
+        self,
+        rate: float,
+        *,
+        tolerance: float = 0.0,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self._rate = float(rate)
+        self._tolerance = tolerance
         self._clock = clock
         self._sleep = sleep
         self._tat = 0.0  # earliest start of the next request (GCRA theoretical arrival time)
@@ -87,7 +93,7 @@ class _Gcra:
                     await self._sleep(self._not_before - now)
                     continue
                 interval = 1.0 / self._rate
-                if now < self._tat:
+                if now < self._tat - self._tolerance:
                     await self._sleep(self._tat - now)
                     continue  # the rate or a pause may have changed while we slept
                 # Keep to the schedule when we woke a little late (sleep overshoot would
@@ -130,7 +136,7 @@ class AdaptiveLimiter(_Gcra):
         *,
         initial: float = 20.0,
         minimum: float = 0.5,
-        maximum: float = 1000.0,
+        maximum: float = 5000.0,
         increase: float = 1.0,
         decrease: float = 0.85,
         slow_start_factor: float = 2.0,
@@ -144,7 +150,8 @@ class AdaptiveLimiter(_Gcra):
             raise ValueError("decrease must lie in (0, 1)")
         if not 0 < minimum <= initial <= maximum:
             raise ValueError("need 0 < minimum <= initial <= maximum")
-        super().__init__(initial, clock=clock, sleep=sleep)
+        # Up to 2 ms early: at high rates a sleep per request would cost more than it spaces.
+        super().__init__(initial, tolerance=0.002, clock=clock, sleep=sleep)
         self.minimum = minimum
         self.maximum = maximum
         self.increase = increase
@@ -186,7 +193,7 @@ class AdaptiveLimiter(_Gcra):
             return
         # Only a client that is actually limited by its rate has learned anything about
         # the server; an idle one must not grow its allowance without bound.
-        busy = self._window_starts >= 0.8 * self._rate * elapsed
+        busy = self._window_starts >= 0.5 * self._rate * elapsed
         if busy and not self._window_throttled:
             self._set_rate(self._grown())
         self._window_start = now
