@@ -189,7 +189,9 @@ class AdaptiveLimiter(_Gcra):
         """Grow the rate at the end of an interval that used its allowance without a 429."""
         now = self._clock()
         elapsed = now - self._window_start
-        if elapsed < self.interval:
+        # Slow start looks twice as often: doubling per half interval finds a fast server's
+        # pace quickly, while the additive phase keeps its calmer step.
+        if elapsed < (self.interval / 2 if self._slow_start else self.interval):
             return
         # Only a client that is actually limited by its rate has learned anything about
         # the server; an idle one must not grow its allowance without bound.
