@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import pytest
@@ -151,9 +152,9 @@ async def test_adaptive_probes_gently_near_the_last_ceiling(clock: FakeClock) ->
         limiter.on_success()
         rates.append(limiter.rate)
     assert rates[0] == pytest.approx(16.0)  # additive far below the ceiling
-    steps = [b - a for a, b in zip(rates, rates[1:], strict=False)]
+    steps = [b - a for a, b in itertools.pairwise(rates)]
     assert steps[0] == pytest.approx(1.0)
-    near = [b - a for a, b in zip(rates, rates[1:], strict=False) if a >= 0.95 * 30]
+    near = [b - a for a, b in itertools.pairwise(rates) if a >= 0.95 * 30]
     assert near and all(s == pytest.approx(0.25) for s in near)
 
 
