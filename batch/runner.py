@@ -269,7 +269,7 @@ class Runner:
 
         async with anyio.create_task_group() as outer:
             if self.options.handle_signals:
-                outer.start_soon(self._watch_signals, outer)
+                outer.start_soon(self._watch_signals)
             with anyio.CancelScope() as self._pool_scope:
                 await run_pool(self._plans(), work, concurrency=self.options.concurrency,
                                stop=self.stop)
@@ -278,7 +278,8 @@ class Runner:
         self.ledger.end_run(self.run_id, exit_code=self.summary.exit_code,
                             counts=self.summary.as_dict())
 
-    async def _watch_signals(self, outer: anyio.abc.TaskGroup) -> None:
+    async def _watch_signals(self) -> None:
+        """First Ctrl-C (or SIGTERM): take no new family. Second: cancel what is in flight."""
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _ in signals:
                 if not self.stop.is_set():
@@ -296,9 +297,9 @@ class Runner:
 
     def _collect_stats(self) -> None:
         stats = self.client.stats
-        self.summary.requests = int(getattr(stats, "requests", 0))
-        self.summary.retries = int(getattr(stats, "retries", 0))
-        self.summary.rate_limited = int(getattr(stats, "rate_limited", 0))
+        self.summary.requests = stats.requests
+        self.summary.retries = stats.retries
+        self.summary.rate_limited = stats.rate_limited
 
     # -- one family ------------------------------------------------------------------------
 
