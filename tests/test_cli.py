@@ -204,3 +204,15 @@ def test_host_with_credentials_in_the_url_is_refused(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "must not carry a user or password" in result.stderr
     assert "secret" not in result.output
+
+
+def test_quickstart_example_runs_against_the_built_in_sandbox(tmp_path: Path) -> None:
+    """The README's main command: the example manifest, --sandbox, every family created."""
+    import shutil
+
+    manifest = tmp_path / "example.csv"
+    shutil.copy(ROOT / "inputs" / "example.csv", manifest)
+    result = invoke("run", str(manifest), "--sandbox", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert lines(result.stdout)[0] == (
+        "done: 4 families: created 4, adopted 0, updated 2, skipped 0, failed 0, unknown 0")
