@@ -140,11 +140,13 @@ async def run_job(
     progress = progress or SilentProgress()
     _make_out_dir(out_dir)
     with open_ledger(manifest_path, ledger_path) as ledger:
-        async with open_client(target, connection) as client:
-            summary = await run_manifest(manifest, client=client, ledger=ledger, options=options,
-                                         progress=progress)
-            host = client.host
-        progress.close()
+        try:
+            async with open_client(target, connection) as client:
+                summary = await run_manifest(manifest, client=client, ledger=ledger,
+                                             options=options, progress=progress)
+                host = client.host
+        finally:
+            progress.close()
         result = RunResult(summary, host, ledger.path)
         if summary.invalid and not options.skip_invalid:
             result.results = _write_problems(manifest, summary.problems, out_dir)
