@@ -50,6 +50,15 @@ def _case_or_404(request: web.Request) -> Case | web.Response:
     return case if case is not None else message(404, f"Test {name} not found")
 
 
+async def _case_and_body(request: web.Request) -> tuple[Case, dict[str, Any]] | web.Response:
+    """The case named in the path and the JSON object body, or the error answer."""
+    case = _case_or_404(request)
+    if isinstance(case, web.Response):
+        return case
+    body = await _json_object(request)
+    return body if isinstance(body, web.Response) else (case, body)
+
+
 # -- auth ---------------------------------------------------------------------------------
 
 
@@ -123,12 +132,10 @@ async def case_info(request: web.Request) -> web.Response:
 
 async def set_status(request: web.Request) -> web.Response:
     """``PUT /api/test/{case}`` with ``{"status": s}``: user statuses only, after delivery."""
-    case = _case_or_404(request)
-    if isinstance(case, web.Response):
-        return case
-    body = await _json_object(request)
-    if isinstance(body, web.Response):
-        return body
+    found = await _case_and_body(request)
+    if isinstance(found, web.Response):
+        return found
+    case, body = found
     status = body.get("status")
     if not isinstance(status, str):
         return message(400, "status is required")
@@ -186,12 +193,10 @@ async def org_users(request: web.Request) -> web.Response:
 
 async def assign(request: web.Request) -> web.Response:
     """``POST /api/participant/{case}`` with ``{"action": "assign", "ids": [...]}``."""
-    case = _case_or_404(request)
-    if isinstance(case, web.Response):
-        return case
-    body = await _json_object(request)
-    if isinstance(body, web.Response):
-        return body
+    found = await _case_and_body(request)
+    if isinstance(found, web.Response):
+        return found
+    case, body = found
     ids = body.get("ids")
     if body.get("action") != "assign":
         return message(400, "action must be 'assign'")
@@ -228,12 +233,10 @@ def _preset_problem(body: dict[str, Any], gene_lists: frozenset[int] | None) -> 
 
 async def preset_group(request: web.Request) -> web.Response:
     """``POST /api/test/{case}/preset_group``."""
-    case = _case_or_404(request)
-    if isinstance(case, web.Response):
-        return case
-    body = await _json_object(request)
-    if isinstance(body, web.Response):
-        return body
+    found = await _case_and_body(request)
+    if isinstance(found, web.Response):
+        return found
+    case, body = found
     state = runtime(request).state
     problem = _preset_problem(body, state.fixture.gene_lists)
     if problem is not None:
