@@ -30,6 +30,7 @@ from batch.sandbox import (
     SandboxThread,
     run_sandbox,
 )
+from tests.cases import create_minimal
 
 REPORT_ROUTE = "GET /api/test/v2/{case}/reports/{type}/{id}"
 
@@ -40,17 +41,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def payload(n: int) -> dict[str, Any]:
-    proband = {"id": "proband", "gender": "Male", "fastq_sample": f"HOOK-{n:04d}"}
-    return {"test_data": {"type": "Exome", "sample_type": "fastq",
-                          "patients": {"proband": proband}}}
-
-
 async def create(client: Client, n: int) -> str:
     """Create one case; its name."""
-    created = await client.create_case(payload(n))
-    assert created is not None
-    return created.name
+    return await create_minimal(client, f"HOOK-{n:04d}", gender="Male")
 
 
 @dataclass

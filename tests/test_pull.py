@@ -31,23 +31,15 @@ from batch.pull import (
     write_table,
 )
 from batch.sandbox import DEFAULT_PASSWORD, DEFAULT_USER, SandboxConfig, run_sandbox
+from tests.cases import create_minimal
 
 REPORT_ROUTE = "GET /api/test/v2/{case}/reports/{type}/{id}"
 LIST_ROUTE = "GET /api/test"
 
 
-def payload(n: int) -> dict[str, Any]:
-    """The smallest valid create body."""
-    proband = {"id": "proband", "gender": "Female", "fastq_sample": f"PULL-{n:04d}"}
-    return {"test_data": {"type": "Exome", "sample_type": "fastq",
-                          "patients": {"proband": proband}}}
-
-
 async def create(client: Client, n: int) -> str:
     """Create one case; its name."""
-    created = await client.create_case(payload(n))
-    assert created is not None
-    return created.name
+    return await create_minimal(client, f"PULL-{n:04d}")
 
 
 class Env:

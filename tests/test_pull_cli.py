@@ -11,7 +11,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import anyio
@@ -24,6 +23,7 @@ from batch.cli_pull import pull_group
 from batch.client import Client, Credentials
 from batch.ledger import Ledger
 from batch.sandbox import DEFAULT_PASSWORD, DEFAULT_USER, SandboxConfig, SandboxThread
+from tests.cases import create_minimal
 
 REPORT_ROUTE = "GET /api/test/v2/{case}/reports/{type}/{id}"
 REPO = Path(__file__).resolve().parent.parent
@@ -31,17 +31,9 @@ ENV = {"EMG_USERNAME": DEFAULT_USER, "EMG_PASSWORD": DEFAULT_PASSWORD, "EMG_TOKE
        "EMG_HOST": ""}
 
 
-def payload(n: int) -> dict[str, Any]:
-    proband = {"id": "proband", "gender": "Male", "fastq_sample": f"CLI-{n:04d}"}
-    return {"test_data": {"type": "Exome", "sample_type": "fastq",
-                          "patients": {"proband": proband}}}
-
-
 async def create(client: Client, n: int) -> str:
     """Create one case; its name."""
-    created = await client.create_case(payload(n))
-    assert created is not None
-    return created.name
+    return await create_minimal(client, f"CLI-{n:04d}", gender="Male")
 
 
 def create_cases(url: str, count: int, finalize: int) -> list[str]:
