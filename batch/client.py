@@ -30,6 +30,7 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 import anyio
+import orjson
 
 from batch.errors import (
     AmbiguousCreate,
@@ -365,12 +366,24 @@ class _Memo(Generic[K, V]):
 Reader = Callable[[aiohttp.ClientResponse], Awaitable[T]]
 
 
+def dumps(body: Any) -> bytes:
+    """Compact UTF-8 JSON, as the official CLI's ``JSON.stringify`` sends it."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:  # orjson refuses integers past 64 bits; the standard encoder does not
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 async def _read_json(resp: aiohttp.ClientResponse) -> Any:
-    text = await resp.text(errors="replace")
-    if not text.strip():
+    raw = await resp.read()
+    if not raw.strip():
         return {}
     try:
-        return json.loads(text)
+        return orjson.loads(raw)
+    except ValueError:
+        pass  # not strict UTF-8 JSON: let the lenient standard decoder have a go
+    try:
+        return json.loads(raw.decode("utf-8", errors="replace"))
     except ValueError:
         raise PermanentError(
             f"the server answered HTTP {resp.status} with a body that is not JSON",
@@ -651,12 +664,17 @@ class Client:
         session = self._open_session()
         sent_at = await self._limiter.acquire()
         headers = self._auth_headers() if auth else {}
+        data = None
+        if body is not None:
+            data = dumps(body)
+            headers["Content-Type"] = "application/json"
         generation = self._generation  # the token this request carries
         self.stats.requests += 1
         try:
             async with session.request(
-                method, self.host + path, params=params, json=body, headers=headers
+                method, self.host + path, params=params, data=data, headers=headers
             ) as resp:
+                self._limiter.on_answer(sent_at)
                 self.stats.count_response(resp.status)
                 log.debug("%s %s -> %s", method, path, resp.status)
                 if auth and resp.status in (401, 403):
