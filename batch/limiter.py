@@ -41,6 +41,10 @@ class Limiter(Protocol):
         """Hold every request until the monotonic time *when*."""
         ...
 
+    def on_answer(self, sent_at: float) -> None:
+        """An answer (of any status) arrived for a request started at *sent_at*."""
+        ...
+
     def on_success(self) -> None:
         """A request was answered without throttling."""
         ...
@@ -106,6 +110,9 @@ class _Gcra:
     def _note_start(self) -> None:
         """Hook for subclasses that measure the sending rate."""
 
+    def on_answer(self, sent_at: float) -> None:
+        """Nothing to learn from round trips by default."""
+
 
 class FixedRateLimiter(_Gcra):
     """At most ``rate`` request starts per second, evenly spaced, with no burst."""
@@ -124,7 +131,8 @@ class AdaptiveLimiter(_Gcra):
     """AIMD on the request rate (no ``--rate``).
 
     Every ``interval`` seconds in which the client really used most of its allowance and saw
-    no 429, the rate grows: by ``slow_start_factor`` until the first 429, then by
+    no 429, the rate grows: by ``slow_start_factor`` until the first 429 (slow start, looking
+    every two round trips, between ``min_window`` and half an ``interval``), then by
     ``increase`` requests per second, and by ``increase * probe`` once within 5% of the rate
     at which the server last pushed back. The first 429 halves the rate; later ones multiply it
     by ``decrease``, but only for requests sent after the last decrease: 429s of requests
@@ -143,6 +151,7 @@ class AdaptiveLimiter(_Gcra):
         interval: float = 0.5,
         probe: float = 0.25,
         window: float = 5.0,
+        min_window: float = 0.02,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -166,8 +175,10 @@ class AdaptiveLimiter(_Gcra):
         self._ceiling: float | None = None
         self._recent: deque[float] = deque()
         self.window = window
+        self.min_window = min_window
         self.probe = probe
         self.decreases = 0
+        self._round_trip: float | None = None  # smoothed, seconds
 
     def _note_start(self) -> None:
         self._window_starts += 1
@@ -185,13 +196,30 @@ class AdaptiveLimiter(_Gcra):
             return None  # too little history to tell
         return len(self._recent) / span
 
+    def on_answer(self, sent_at: float) -> None:
+        """Keep a smoothed round-trip time (it sets how often slow start may grow)."""
+        sample = max(0.0, self._clock() - sent_at)
+        previous = self._round_trip
+        self._round_trip = sample if previous is None else 0.8 * previous + 0.2 * sample
+
+    def _slow_start_window(self) -> float:
+        """Two round trips (every answer to the last step is in), within set bounds.
+
+        A fast server's pace is found in a fraction of a second; a slow one is never asked
+        to take a doubled rate before the answers at the current one have come back.
+        """
+        cap = self.interval / 2
+        if self._round_trip is None:
+            return cap
+        return min(cap, max(self.min_window, 2 * self._round_trip))
+
     def on_success(self) -> None:
         """Grow the rate at the end of an interval that used its allowance without a 429."""
         now = self._clock()
         elapsed = now - self._window_start
-        # Slow start looks twice as often: doubling per half interval finds a fast server's
-        # pace quickly, while the additive phase keeps its calmer step.
-        if elapsed < (self.interval / 2 if self._slow_start else self.interval):
+        # Slow start looks more often: doubling per couple of round trips finds a fast
+        # server's pace quickly, while the additive phase keeps its calmer step.
+        if elapsed < (self._slow_start_window() if self._slow_start else self.interval):
             return
         # Only a client that is actually limited by its rate has learned anything about
         # the server; an idle one must not grow its allowance without bound.

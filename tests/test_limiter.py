@@ -103,6 +103,30 @@ async def test_adaptive_slow_start_then_halving_then_aimd(clock: FakeClock) -> N
     assert limiter.rate == pytest.approx(12.25 * 0.85)
 
 
+async def test_slow_start_grows_every_two_round_trips(clock: FakeClock) -> None:
+    """A fast server is found quickly; a slow one waits for the answers at the current rate."""
+    fast = AdaptiveLimiter(initial=20.0, interval=0.5, min_window=0.05, clock=clock,
+                           sleep=clock.sleep)
+    sent = await fast.acquire()
+    clock.now += 0.001
+    fast.on_answer(sent)  # 1 ms round trips: the window shrinks to min_window (50 ms)
+    await busy_interval(fast, clock, 0.05)
+    fast.on_success()
+    assert fast.rate == pytest.approx(40.0)
+    await busy_interval(fast, clock, 0.04)
+    fast.on_success()  # still inside the 50 ms window: no growth
+    assert fast.rate == pytest.approx(40.0)
+
+    slow = AdaptiveLimiter(initial=20.0, interval=0.5, clock=clock, sleep=clock.sleep)
+    slow.on_answer(clock.now - 0.15)  # 150 ms round trips: two exceed the half-interval cap
+    await busy_interval(slow, clock, 0.2)
+    slow.on_success()
+    assert slow.rate == pytest.approx(20.0)
+    await busy_interval(slow, clock, 0.05)
+    slow.on_success()
+    assert slow.rate == pytest.approx(40.0)
+
+
 async def test_one_burst_of_429s_decreases_once(clock: FakeClock) -> None:
     limiter = AdaptiveLimiter(initial=40.0, clock=clock, sleep=clock.sleep)
     sent = clock.now
