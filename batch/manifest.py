@@ -124,7 +124,9 @@ class Actions:
 
 def split_items(cell: str) -> list[str]:
     """Items of a ``;`` list: trimmed, empty items dropped."""
-    return [item.strip() for item in cell.split(";") if item.strip()]
+    if not cell:
+        return []
+    return [item for item in map(str.strip, cell.split(";")) if item]
 
 
 def parse_gene_lists(cell: str) -> tuple[tuple[int, str], ...]:
@@ -204,6 +206,7 @@ class Manifest:
         self.prefix = raw.prefix
         self.trailer = raw.trailer
         self._store = raw.store
+        self._unique_columns = len(set(self.columns)) == len(self.columns)
         self._order = _family_order(raw.store.index)
 
     def __len__(self) -> int:
@@ -241,6 +244,8 @@ class Manifest:
 
     def _cells(self, position: int) -> dict[str, str]:
         values = self._store.values(position)
+        if self._unique_columns and None not in values:
+            return dict(zip(self.columns, values, strict=True))  # type: ignore[arg-type]
         # Duplicate names: the rightmost present cell wins, as in the official CLI.
         return {name: v for name, v in zip(self.columns, values, strict=True) if v is not None}
 

@@ -380,6 +380,8 @@ class RowStore:
     def values(self, position: int) -> tuple[Cell, ...]:
         """The row's cells by header position (None = absent)."""
         raw = self._data[self._starts[position] : self._starts[position + 1]].decode("utf-8")
+        if _ABSENT not in raw:  # the common case: every cell present
+            return tuple(raw.split(_SEPARATOR))
         return tuple(None if cell == _ABSENT else cell for cell in raw.split(_SEPARATOR))
 
     def column(self, position: int) -> Iterator[tuple[int, Cell]]:
