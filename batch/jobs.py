@@ -22,7 +22,7 @@ from batch.payload import BuildError, ResolveError, build_payload, check_family,
 from batch.pool import run_pool
 from batch.progress import Progress, SilentProgress
 from batch.retry import RetryPolicy
-from batch.runner import RunOptions, RunSummary, run_manifest
+from batch.runner import CHECK_BATCH, RunOptions, RunSummary, run_manifest
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -241,7 +241,7 @@ async def _check_all(manifest: Manifest, resolver: Any, concurrency: int) -> lis
         if not family.case_id:
             problems.extend(await check_family(family, resolver, file=file))
 
-    await run_pool(manifest.families(), check, concurrency=max(concurrency, 16))
+    await run_pool(manifest.families(), check, concurrency=max(concurrency, 16), batch=CHECK_BATCH)
     return problems
 
 

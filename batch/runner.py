@@ -34,6 +34,8 @@ from batch.pool import run_pool
 from batch.progress import Progress, SilentProgress
 
 Stop = Literal["interrupted", "max-failures", "auth", "ledger", "server"]
+#: Families a validation worker takes at once; checks mostly hit the look-up cache.
+CHECK_BATCH = 32
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -192,7 +194,7 @@ class Runner:
 
         self.progress.phase("validating", total=len(self.manifest))
         await run_pool(enumerate(self.manifest.family_ids), check,
-                       concurrency=max(self.options.concurrency, 16))
+                       concurrency=max(self.options.concurrency, 16), batch=CHECK_BATCH)
         problems.sort(key=lambda p: (p.row or 0))
         self.summary.problems = problems
         self.summary.invalid = len(invalid)
