@@ -140,17 +140,34 @@ def is_bool(cell: str) -> bool:
     return cell.strip().lower() in ("true", "false")
 
 
-def parse_date(cell: str) -> dt.date | None:
+def is_date(cell: str) -> bool:
     """The official date rule: ``YYYY-M-D`` with ``-`` or ``/``, calendar-checked."""
+    return _date_parts(cell) is not None
+
+
+def parse_date(cell: str) -> dt.date | None:
+    """The date of a cell that passes :func:`is_date`; None otherwise, and for year 0, which
+    the official rule accepts but no Python date can hold (it is never in the future)."""
+    parts = _date_parts(cell)
+    if parts is None or parts[0] < 1:
+        return None
+    return dt.date(*parts)
+
+
+def _date_parts(cell: str) -> tuple[int, int, int] | None:
     match = _DATE.match(cell.strip())
     if match is None:
         return None
-    year, month, day = (int(part) for part in match.groups())
-    if not 1 <= month <= 12 or day < 1:
+    year, month, day = map(int, match.groups())
+    if not 1 <= month <= 12 or not 1 <= day <= _month_days(year, month):
         return None
-    if day > calendar.monthrange(year, month)[1]:
-        return None
-    return dt.date(year, month, day)
+    return year, month, day
+
+
+def _month_days(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if calendar.isleap(year) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
 
 
 def js_length(text: str) -> int:
@@ -377,7 +394,7 @@ def _check_proband_fields(row: Row, report: _Report) -> None:
             report.add(row, f"{column} is not valid", column, _INT_HINT)
 
     def bad_date(column: str) -> None:
-        if row.get(column) and parse_date(row.get(column)) is None:
+        if row.get(column) and not is_date(row.get(column)):
             report.add(row, f"{column} is not valid", column, _DATE_HINT)
 
     bad_bool("Execute Now")
@@ -662,9 +679,10 @@ def _extra_warnings(view: _View, report: _Report) -> None:
             )
         if proband is None or row is proband:
             continue
+        cells, family_cells = row.cells, proband.cells  # many cells: plain look-ups
         for column in _FAMILY_COLUMNS:
-            value = row.get(column)
-            if value and value != proband.get(column):
+            value = cells.get(column)
+            if value and value != family_cells.get(column, ""):
                 report.add(
                     row,
                     "differs from the proband row and is ignored (case-level"
@@ -903,11 +921,13 @@ def check_manifest_wide(manifest: Manifest, *, today: dt.date | None = None) -> 
     key = "Family Id" if "Family Id" in manifest.columns else "Case Id"
     owners: dict[str, str] = {}
     wanted = (key, "BioSample Name", "Files Names", "Date Of Birth", *_ACTION_CELLS)
+    actions = any(column in manifest.columns for column in _ACTION_CELLS)
     for row in manifest.rows(wanted):
         family_id = row.get(key)
         problems += _shared_sample(row, family_id, owners, file)
-        problems += _action_row(row, family_id, file)
-        born = parse_date(row.get("Date Of Birth"))
+        if actions:
+            problems += _action_row(row, family_id, file)
+        born = parse_date(row.get("Date Of Birth")) if row.get("Date Of Birth") else None
         if born is not None and born > today:
             problems.append(
                 Problem(

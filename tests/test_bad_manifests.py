@@ -217,6 +217,18 @@ async def test_row_level_errors(tmp_path: Path, row: str, expected: str) -> None
     assert all(str(p).startswith("m.csv:3: family ") for p in errors)
 
 
+async def test_year_zero_birth_date_is_valid_and_does_not_crash(tmp_path: Path) -> None:
+    """0000-02-29 passes the official date rule; the future-date check must not choke on it."""
+    path = tmp_path / "m.csv"
+    path.write_text(f"[Data]\n{HEADER}\n"
+                    "F1,Exome,/a/S1.vcf,,S1,,461,,,proband,M,unaffected,,0000-02-29\n")
+    manifest = read_manifest(path)
+    problems = check_manifest_wide(manifest)
+    for family in manifest.families():
+        problems += await check_family(family, FixtureResolver(), file=path.name)
+    assert problems == []
+
+
 _JUNK = st.text(alphabet=',"\n\r \tab;[]é\x00', max_size=120)
 
 

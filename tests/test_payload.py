@@ -19,6 +19,7 @@ from batch.payload import (
     file_type,
     is_integer,
     js_length,
+    is_date,
     parse_date,
 )
 from tests.resolver_fake import FixtureResolver
@@ -77,10 +78,12 @@ async def _payload(family: Family) -> dict[str, Any]:
         ("2023-13-01", False),
         ("2023-00-10", False),
         ("1900-02-29", False),
+        ("0000-02-29", True),  # year 0 is a leap year for the official rule
     ],
 )
 def test_dates(text: str, valid: bool) -> None:
-    assert (parse_date(text) is not None) is valid
+    assert is_date(text) is valid
+    assert (parse_date(text) is not None) is (valid and not text.startswith("0000"))
 
 
 def test_small_rules() -> None:
