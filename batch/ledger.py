@@ -10,6 +10,7 @@ survives the process being killed. Tokens, passwords and headers are never writt
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import functools
@@ -23,13 +24,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
-import anyio
-import anyio.lowlevel
-
 from batch.errors import LedgerError
 
 SCHEMA_VERSION = 1
-#: Event-loop turns the first writer waits for others to join its commit (see ``durably``).
+#: Event-loop turns a group commit waits for more writers to join it (see ``durably``).
 GROUP_COMMIT_TURNS = 2
 STEPS = ("create", "assign", "preset_group", "set_status")
 
@@ -180,8 +178,20 @@ class _Batch:
 
     def __init__(self) -> None:
         self.writes: list[Callable[[], object]] = []
-        self.done = anyio.Event()
+        # asyncio's own event: the ledger is written on every state change, and anyio's
+        # wrapper looks the async library up each time one is made. (aiohttp ties the run to
+        # asyncio anyway.)
+        self.done = asyncio.Event()
         self.error: BaseException | None = None
+
+
+def _after_turns(turns: int, callback: Callable[..., object], *args: Any) -> None:
+    """Call ``callback(*args)`` once the event loop has gone round *turns* more times."""
+    loop = asyncio.get_running_loop()
+    if turns <= 1:
+        loop.call_soon(callback, *args)
+    else:
+        loop.call_soon(_after_turns, turns - 1, callback, *args)
 
 
 class Ledger:
@@ -192,6 +202,7 @@ class Ledger:
         self._conn = conn
         self._lock_file: IO[str] | None = None
         self._batch: _Batch | None = None
+        self._deferred: list[Callable[[], object]] = []
         self.commits = 0
 
     # -- opening and locking -------------------------------------------------------------
@@ -252,7 +263,9 @@ class Ledger:
         self._lock_file = handle
 
     def close(self) -> None:
-        """Close the database and release the lock."""
+        """Commit queued writes (see :meth:`later`), close the database, release the lock."""
+        with contextlib.suppress(LedgerError, sqlite3.Error):
+            self.flush()
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
         if self._lock_file is not None:
@@ -290,33 +303,57 @@ class Ledger:
         """Run ``write(*args, **kwargs)`` and return once it is committed (group commit).
 
         Workers that write at the same moment share one commit, so the ledger does not
-        serialise the pool: the first writer yields once to let the others join, then commits
-        them all in one transaction. A write that has been queued is committed even if its
-        caller is cancelled meanwhile (it only ever records "may have been sent").
+        serialise the pool: the first writer schedules the commit a couple of event-loop
+        turns later, and every write queued by then goes into the same transaction. The
+        commit runs as a loop callback, not in the writer's task, so a write that has been
+        queued is committed even if its caller is cancelled meanwhile (it only ever records
+        "may have been sent").
         """
         batch = self._batch
-        if batch is not None:
-            batch.writes.append(functools.partial(write, *args, **kwargs))
-            await batch.done.wait()
-            if batch.error is not None:
-                raise batch.error
-            return
-        batch = self._batch = _Batch()
+        if batch is None:
+            batch = self._batch = _Batch()
+            _after_turns(GROUP_COMMIT_TURNS, self._commit, batch)
         batch.writes.append(functools.partial(write, *args, **kwargs))
-        with anyio.CancelScope(shield=True):
-            for _ in range(GROUP_COMMIT_TURNS):
-                await anyio.lowlevel.checkpoint()
+        await batch.done.wait()
+        if batch.error is not None:
+            raise batch.error
+
+    def _commit(self, batch: _Batch) -> None:
+        """Commit a group (and any writes queued by :meth:`later`); tell its writers."""
         self._batch = None
+        deferred, self._deferred = self._deferred, []
         try:
             with self.transaction():
-                for queued in batch.writes:
+                for queued in (*deferred, *batch.writes):
                     queued()
             self.commits += 1
-        except BaseException as exc:
+        except Exception as exc:  # every writer of the group raises it
             batch.error = exc
+        except BaseException as exc:
+            batch.error = LedgerError(f"the ledger commit was interrupted: {exc!r}")
             raise
         finally:
             batch.done.set()
+
+    def later(self, write: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+        """Queue ``write(*args, **kwargs)`` for the next commit and return at once.
+
+        Only for records whose loss costs a look-up and nothing else: a succeeded create lost
+        with a killed process is still ``sending`` in the ledger, and the next run finds the
+        case and adopts it. The next :meth:`durably` commit takes the queued writes along;
+        :meth:`flush` (or :meth:`close`) commits what is left.
+        """
+        self._deferred.append(functools.partial(write, *args, **kwargs))
+
+    def flush(self) -> None:
+        """Commit the writes queued by :meth:`later` now."""
+        if not self._deferred:
+            return
+        deferred, self._deferred = self._deferred, []
+        with self.transaction():
+            for queued in deferred:
+                queued()
+        self.commits += 1
 
     def meta(self, key: str) -> str | None:
         """A value from the meta table."""
