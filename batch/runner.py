@@ -36,6 +36,8 @@ from batch.progress import Progress, SilentProgress
 Stop = Literal["interrupted", "max-failures", "auth", "ledger", "server"]
 #: Families a validation worker takes at once; checks mostly hit the look-up cache.
 CHECK_BATCH = 32
+#: Families a run worker takes at once (it still sends one request at a time).
+RUN_BATCH = 4
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -216,11 +218,12 @@ class Runner:
     def _note_for_register(self, seq: int, family: Family) -> None:
         """Remember new families and edited uncreated ones, so registering needs no pass."""
         record = self._records.get(family.family_id)
+        row_hash = self.manifest.family_hash(family.family_id)
         if record is None:
-            self._new.append((family.family_id, seq, family.proband_sample, family.row_hash,
+            self._new.append((family.family_id, seq, family.proband_sample, row_hash,
                               family_steps(family)))
-        elif record.row_hash != family.row_hash and record.case_name is None:
-            self._rehash.append((family.family_id, family.row_hash))
+        elif record.row_hash != row_hash and record.case_name is None:
+            self._rehash.append((family.family_id, row_hash))
 
     def _register(self) -> None:
         """Add new families to the ledger as pending, in batches; refresh edited ones."""
@@ -269,13 +272,16 @@ class Runner:
             self.progress.advance(failed=self.summary.failed + self.summary.unknown,
                                   requests=self.client.stats.requests)
 
-        async with anyio.create_task_group() as outer:
-            if self.options.handle_signals:
-                outer.start_soon(self._watch_signals)
-            with anyio.CancelScope() as self._pool_scope:
-                await run_pool(self._plans(), work, concurrency=self.options.concurrency,
-                               stop=self.stop)
-            outer.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as outer:
+                if self.options.handle_signals:
+                    outer.start_soon(self._watch_signals)
+                with anyio.CancelScope() as self._pool_scope:
+                    await run_pool(self._plans(), work, concurrency=self.options.concurrency,
+                                   stop=self.stop, batch=RUN_BATCH)
+                outer.cancel_scope.cancel()
+        finally:
+            self.ledger.flush()  # successes queued without waiting (see _send_create)
         self._collect_stats()
         self.ledger.end_run(self.run_id, exit_code=self.summary.exit_code,
                             counts=self.summary.as_dict())
@@ -345,7 +351,7 @@ class Runner:
             await self._fail(family, "create", exc.kind, f"look-up failed: {exc.message}",
                              exc.status)
             return None
-        return await self._send_create(family, payload)
+        return await self._send_create(family, payload, final=not plan.steps)
 
     async def _reconcile_or_record(self, family: Family) -> str | None:
         """Reconcile an uncertain create: the adopted case, "absent", or None (recorded)."""
@@ -366,8 +372,14 @@ class Runner:
             return "absent"
         return await self._created(family, found, adopted=True)
 
-    async def _send_create(self, family: Family, payload: Mapping[str, Any]) -> str | None:
-        """One create attempt: the case name, or None when recorded as failed or unknown."""
+    async def _send_create(self, family: Family, payload: Mapping[str, Any], *,
+                           final: bool) -> str | None:
+        """One create attempt: the case name, or None when recorded as failed or unknown.
+
+        When no step follows (*final*), the success is committed with the next write instead
+        of waiting for it: lost with a killed process, it leaves the create ``sending``, which
+        the next run reconciles by looking the case up.
+        """
         fid = family.family_id
         record = self._records.get(fid)
         renamed = record is not None and record.proband_sample != family.proband_sample
@@ -396,7 +408,8 @@ class Runner:
             self._unknown(fid, "create", "cancelled while the create was in flight")
             raise
         assert result is not None  # a real create always answers with a name
-        return await self._created(family, result.name, adopted=False, status=result.status)
+        return await self._created(family, result.name, adopted=False, status=result.status,
+                                   wait=not final)
 
     async def _after_ambiguous(self, family: Family) -> str | None:
         """After a lost answer: adopt the case if it is already visible, else leave it unknown.
@@ -416,9 +429,12 @@ class Runner:
         return None
 
     async def _created(self, family: Family, case: str, *, adopted: bool,
-                       status: int = 201) -> str:
-        await self.ledger.durably(self.ledger.record_created, family.family_id, case,
-                                  http_status=status, run_id=self.run_id)
+                       status: int = 201, wait: bool = True) -> str:
+        record = (self.ledger.record_created, family.family_id, case)
+        if wait:
+            await self.ledger.durably(*record, http_status=status, run_id=self.run_id)
+        else:
+            self.ledger.later(*record, http_status=status, run_id=self.run_id)
         self._claimed[case] = family.family_id
         if adopted:
             self.summary.adopted += 1
