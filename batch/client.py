@@ -348,12 +348,14 @@ class _Memo(Generic[K, V]):
         self._locks: dict[K, asyncio.Lock] = {}
 
     async def get(self, key: K, fetch: Callable[[], Awaitable[V]]) -> V:
-        async with self._locks.setdefault(key, asyncio.Lock()):
+        if key in self._done:  # answered before: no lock to take
+            return self._hit(key)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        async with lock:
             if key in self._done:
-                hit = self._done[key]
-                if isinstance(hit, PermanentError):
-                    raise hit
-                return hit
+                return self._hit(key)
             try:
                 value = await fetch()
             except PermanentError as err:
@@ -361,6 +363,12 @@ class _Memo(Generic[K, V]):
                 raise
             self._done[key] = value
             return value
+
+    def _hit(self, key: K) -> V:
+        hit = self._done[key]
+        if isinstance(hit, PermanentError):
+            raise hit
+        return hit
 
 
 Reader = Callable[[aiohttp.ClientResponse], Awaitable[T]]
@@ -465,6 +473,9 @@ class Client:
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=timeout,
+            # The API authenticates with a bearer token; filtering cookies for every request
+            # would cost time and carry no state the API uses.
+            cookie_jar=aiohttp.DummyCookieJar(),
             headers={
                 "Accept": "application/json",
                 "Accept-Language": "en-US",
