@@ -30,6 +30,22 @@ async def test_concurrent_writes_share_one_commit(tmp_path: Path) -> None:
         assert ledger.step_counts() == {"create": {"sending": 32}}
 
 
+async def test_queued_writes_ride_with_the_next_commit_or_close(tmp_path: Path) -> None:
+    """``later`` returns at once; the next group commit, ``flush`` or ``close`` commits it."""
+    path = tmp_path / "l.sqlite"
+    with Ledger.open(path) as ledger:
+        ledger.add_families([(f"F{i}", i, f"S{i}", "h", ("create",)) for i in range(3)])
+        ledger.later(ledger.record_created, "F0", "EMG000000001")
+        with Ledger.open(path, create=False) as reader:  # another connection sees nothing yet
+            assert reader.step_counts() == {"create": {"pending": 3}}
+        await ledger.durably(ledger.set_step, "F1", "create", State.SENDING)
+        assert ledger.commits == 1
+        assert ledger.step_counts() == {"create": {"succeeded": 1, "sending": 1, "pending": 1}}
+        ledger.later(ledger.record_created, "F2", "EMG000000002")
+    with Ledger.open(path) as ledger:  # closing committed the last one
+        assert ledger.family("F2").case_name == "EMG000000002"
+
+
 async def test_a_failed_group_commit_fails_every_writer(tmp_path: Path) -> None:
     """When the commit fails, every writer in it hears so, and nothing of it is kept."""
     with Ledger.open(tmp_path / "l.sqlite") as ledger:
