@@ -123,6 +123,10 @@ class Actions:
         return tuple(name for name, on in wanted if on)
 
 
+_NO_ACTIONS = Actions()
+_ACTION_CELLS = ("Assign To", "Set Status", "Preset Group", "Preset Gene Lists")
+
+
 def split_items(cell: str) -> list[str]:
     """Items of a ``;`` list: trimmed, empty items dropped."""
     if not cell:
@@ -172,8 +176,8 @@ class Family:
     def actions(self) -> Actions:
         """The action columns of the proband row (first row when there is no proband)."""
         source = self.proband or (self.rows[0] if self.rows else None)
-        if source is None:
-            return Actions()
+        if source is None or not any(map(source.cells.get, _ACTION_CELLS)):
+            return _NO_ACTIONS
         return Actions(
             assign_to=tuple(split_items(source.get("Assign To"))),
             set_status=source.get("Set Status") or None,
@@ -207,6 +211,7 @@ class Manifest:
         self.trailer = raw.trailer
         self._store = raw.store
         self._unique_columns = len(set(self.columns)) == len(self.columns)
+        self._has_actions = any(c in self.columns for c in ACTION_COLUMNS if c != "Case Id")
         hashed = sorted((name, i) for i, name in enumerate(self.columns)
                         if name not in _HASH_IGNORED)
         self._hash_prefixes = [f"{name}\x1f" for name, _ in hashed]
@@ -255,7 +260,7 @@ class Manifest:
     @property
     def has_action_columns(self) -> bool:
         """Whether any action column other than ``Case Id`` is in the header."""
-        return any(c in self.columns for c in ACTION_COLUMNS if c != "Case Id")
+        return self._has_actions
 
     def _cells(self, position: int) -> dict[str, str]:
         values = self._store.values(position)
@@ -284,6 +289,15 @@ class Manifest:
             values = self._store.values(position)
             cells = {name: value for name, i in present if (value := values[i]) is not None}
             yield Row(number=self._store.line(position), cells=cells)
+
+    def cell_rows(self, columns: Sequence[str]) -> Iterator[tuple[int, tuple[str, ...]]]:
+        """``(row number, cells of *columns*)`` for every data row in file order; a column
+        that is absent (from the row or the header) reads as ``""``."""
+        indices = [rightmost(self.columns, name) for name in columns]
+        for position in range(len(self._store)):
+            values = self._store.values(position)
+            cells = tuple("" if i is None else values[i] or "" for i in indices)
+            yield self._store.line(position), cells
 
     def _row(self, position: int) -> Row:
         return Row(number=self._store.line(position), cells=self._cells(position))

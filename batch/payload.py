@@ -34,6 +34,7 @@ GENDERS = {
 STATUSES = ("delivered", "finalized", "trash")
 _T = TypeVar("_T")
 _INTEGER = re.compile(r"^\d+$")
+_SPACE = re.compile(r"\s")
 _DATE = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})$")
 _EMAIL = re.compile(r"^[^@\s;,]+@[^@\s;,]+\.[^@\s;,]+$")
 _CUSTOM_STATUS = re.compile(r"^custom_status_\d+$")
@@ -295,6 +296,7 @@ class _Report:
         self.family = family
         self.file = file
         self.problems: list[Problem] = []
+        self.errors = 0
 
     def add(
         self,
@@ -306,6 +308,7 @@ class _Report:
         severity: str = "error",
     ) -> None:
         value = row.cells.get(column) if column is not None else None
+        self.errors += severity != "warning"
         self.problems.append(
             Problem(
                 self.file,
@@ -321,7 +324,7 @@ class _Report:
 
     @property
     def failed(self) -> bool:
-        return any(problem.severity == "error" for problem in self.problems)
+        return self.errors > 0
 
 
 async def check_family(family: Family, resolver: Resolver, *, file: str) -> list[Problem]:
@@ -424,7 +427,7 @@ async def _check_member_fields(view: _View, row: Row, lookups: _Lookups, report:
     name = row.get("BioSample Name")
     if files and not name:
         report.add(row, "BioSample Name is required if Files Names present", "BioSample Name")
-    elif re.search(r"\s", name):
+    elif _SPACE.search(name):
         report.add(row, f"BioSample Name {name} is not valid - contains space", "BioSample Name")
     elif files == "existing" and await lookups.resolver.find_sample(name) is None:
         report.add(
@@ -922,20 +925,21 @@ def check_manifest_wide(manifest: Manifest, *, today: dt.date | None = None) -> 
     owners: dict[str, str] = {}
     wanted = (key, "BioSample Name", "Files Names", "Date Of Birth", *_ACTION_CELLS)
     actions = any(column in manifest.columns for column in _ACTION_CELLS)
-    for row in manifest.rows(wanted):
-        family_id = row.get(key)
-        problems += _shared_sample(row, family_id, owners, file)
+    for number, cells in manifest.cell_rows(wanted):
+        family_id, sample, files, born_text = cells[:4]
+        problems += _shared_sample(number, family_id, sample, files, owners, file)
         if actions:
+            row = Row(number=number, cells=dict(zip(_ACTION_CELLS, cells[4:], strict=True)))
             problems += _action_row(row, family_id, file)
-        born = parse_date(row.get("Date Of Birth")) if row.get("Date Of Birth") else None
+        born = parse_date(born_text) if born_text else None
         if born is not None and born > today:
             problems.append(
                 Problem(
                     file,
-                    row.number,
+                    number,
                     family_id,
                     "Date Of Birth",
-                    row.get("Date Of Birth"),
+                    born_text,
                     "the birth date is in the future",
                     None,
                     "warning",
@@ -970,18 +974,18 @@ def _split_blocks(manifest: Manifest, file: str) -> list[Problem]:
     return problems
 
 
-def _shared_sample(row: Row, family_id: str, owners: dict[str, str], file: str) -> list[Problem]:
-    name = row.get("BioSample Name")
+def _shared_sample(number: int, family_id: str, name: str, files: str,
+                   owners: dict[str, str], file: str) -> list[Problem]:
     if not name:
         return []
     owner = owners.setdefault(name, family_id)
     if owner == family_id:
         return []
-    severity: Literal["error", "warning"] = "error" if row.get("Files Names") else "warning"
+    severity: Literal["error", "warning"] = "error" if files else "warning"
     return [
         Problem(
             file,
-            row.number,
+            number,
             family_id,
             "BioSample Name",
             name,
