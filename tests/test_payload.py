@@ -17,9 +17,9 @@ from batch.payload import (
     check_family,
     check_manifest_wide,
     file_type,
+    is_date,
     is_integer,
     js_length,
-    is_date,
     parse_date,
 )
 from tests.resolver_fake import FixtureResolver
