@@ -33,9 +33,9 @@ GENDERS = {
 }
 STATUSES = ("delivered", "finalized", "trash")
 _T = TypeVar("_T")
-_INTEGER = re.compile(r"^\d+$")
 _SPACE = re.compile(r"\s")
-_DATE = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})$")
+# JavaScript's \d is ASCII only; Python's would also take other scripts' digits.
+_DATE = re.compile(r"^([0-9]{4})[-/]([0-9]{1,2})[-/]([0-9]{1,2})$")
 _EMAIL = re.compile(r"^[^@\s;,]+@[^@\s;,]+\.[^@\s;,]+$")
 _CUSTOM_STATUS = re.compile(r"^custom_status_\d+$")
 _GENE_LIST_ITEM = re.compile(r"^\d+\s*:\s*\S.*$")
@@ -133,7 +133,8 @@ def _answer(found: _T | ResolveError) -> _T:
 
 def is_integer(cell: str) -> bool:
     """Official integer rule: digits only, after trimming."""
-    return bool(_INTEGER.match(cell.strip()))
+    value = cell.strip()
+    return value.isascii() and value.isdigit()  # ^[0-9]+$, as JavaScript's ^\d+$ means
 
 
 def is_bool(cell: str) -> bool:

@@ -88,6 +88,8 @@ def test_dates(text: str, valid: bool) -> None:
 
 def test_small_rules() -> None:
     assert is_integer(" 007 ") and not is_integer("-3") and not is_integer("1.5")
+    assert not is_integer("") and not is_integer("١٢") and not is_integer("1_000")
+    assert not is_date("٢٠٢٤-01-01")  # digits are ASCII digits, as in JavaScript
     assert js_length("a😀") == 3
     assert file_type("x.g.vcf.gz") == "vcf" and file_type("x.gvcf") == "vcf"
     assert file_type("x.cram") == "fastq" and file_type("x.bw") is None
