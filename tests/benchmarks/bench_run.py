@@ -18,7 +18,8 @@ with 429s < 3 % of requests; both >= 10x the sequential baseline.
 Overhead (``--part overhead``): no latency, no limit, 5,000 families: ``emg-batch run`` (ledger,
 results CSV, review workbook) against a bare aiohttp loop with no ledger sending the same bodies
 at the same concurrency, each in its own child process, in ``--rounds`` rounds (default 3) of
-rotating order. Target: ratio of creates per second >= 0.5, the median of the per-round
+rotating order, the client pinned to one CPU and the sandbox to another (when two are
+available). Target: ratio of creates per second >= 0.5, the median of the per-round
 ratios (default adaptive limiter; also shown with ``--rate 100000``, where the limiter never
 waits). Reports CPU seconds per 1,000 families.
 
@@ -56,6 +57,7 @@ from common import (
     make_manifest,
     print_table,
     run_measured,
+    split_cpus,
     write_json,
 )
 
@@ -74,10 +76,11 @@ OVERHEAD_COLUMNS = ["contender", "families", "created", "elapsed_s", "wall_s", "
 # -- contenders ------------------------------------------------------------------------------
 
 
-def run_cli(sandbox: Sandbox, manifest: Path, *extra: str) -> dict[str, Any]:
+def run_cli(sandbox: Sandbox, manifest: Path, *extra: str,
+            cpus: set[int] | None = None) -> dict[str, Any]:
     """``emg-batch run`` as a child process; its JSON summary plus wall, CPU and RSS."""
     cmd = emg_batch("run", str(manifest), "--host", sandbox.url, "--quiet", "--json", *extra)
-    measured = run_measured(cmd, env=cli_env(), cwd=manifest.parent)
+    measured = run_measured(cmd, env=cli_env(), cwd=manifest.parent, cpus=cpus)
     if measured.code not in (0, 1):
         raise RuntimeError(f"emg-batch run exited {measured.code}: {measured.stderr[-2000:]}")
     summary = json.loads(measured.stdout)
@@ -244,16 +247,18 @@ def bare_main(url: str, payloads_file: str, concurrency: int) -> None:
 def overhead_once(name: str, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     """One contender of the overhead part, on a fresh manifest, ledger and sandbox."""
     manifest = make_manifest(folder, args.overhead_families, prefix="OVH")
-    with Sandbox() as server:
+    client_cpus, server_cpus = split_cpus()
+    with Sandbox(cpus=server_cpus) as server:
         if name.startswith("emg"):
             extra = ("--rate", f"{UNLIMITED:g}") if "--rate" in name else ()
-            row = run_cli(server, manifest, "--concurrency", str(args.concurrency), *extra)
+            row = run_cli(server, manifest, "--concurrency", str(args.concurrency), *extra,
+                          cpus=client_cpus)
         else:
             payload_file = folder / "payloads.json"
             payload_file.write_text(json.dumps(build_payloads(manifest)))
             cmd = [sys.executable, __file__, "--bare-loop", server.url, str(payload_file),
                    str(args.concurrency)]
-            measured = run_measured(cmd)
+            measured = run_measured(cmd, cpus=client_cpus)
             if measured.code != 0:
                 raise RuntimeError(f"bare loop failed: {measured.stderr[-2000:]}")
             row = {"elapsed_s": json.loads(measured.stdout)["elapsed"],

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,8 +49,10 @@ __all__ = [
     "emg_batch",
     "login_token",
     "make_manifest",
+    "pinned",
     "print_table",
     "run_measured",
+    "split_cpus",
     "timer",
     "write_json",
 ]
@@ -68,10 +70,11 @@ class Sandbox:
     """``emg-batch sandbox`` in a child process on a free loopback port; use as a context."""
 
     def __init__(self, *, rate_limit: float | None = None, latency_ms: float = 0.0,
-                 fixture: Path | None = None) -> None:
+                 fixture: Path | None = None, cpus: set[int] | None = None) -> None:
         self.rate_limit = rate_limit
         self.latency_ms = latency_ms
         self.fixture = fixture or demo_fixture_path()
+        self.cpus = cpus
         self.url = ""
         self._proc: subprocess.Popen[str] | None = None
 
@@ -80,7 +83,8 @@ class Sandbox:
                "--fixture", str(self.fixture), "--latency-ms", str(self.latency_ms)]
         if self.rate_limit is not None:
             cmd += ["--rate-limit", str(self.rate_limit)]
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO)
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO,
+                                      preexec_fn=pinned(self.cpus))
         assert self._proc.stdout is not None
         line = self._proc.stdout.readline()  # "Emedgene sandbox at http://127.0.0.1:PORT ..."
         urls = [w for w in line.split() if w.startswith("http://127.0.0.1:")]
@@ -160,8 +164,26 @@ class Measured:
 GNU_TIME = Path("/usr/bin/time")
 
 
+def split_cpus() -> tuple[set[int], set[int]] | tuple[None, None]:
+    """One CPU for the client and another for the server, when this process may use two.
+
+    Pinned, the two processes never queue for the same core, which takes one source of noise
+    out of comparisons between runs; (None, None) when fewer than two CPUs are available.
+    """
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    return ({cpus[0]}, {cpus[1]}) if len(cpus) >= 2 else (None, None)
+
+
+def pinned(cpus: set[int] | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that pins the child to *cpus* (None: no pinning)."""
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
 def run_measured(cmd: Sequence[str], *, env: Mapping[str, str] | None = None,
-                 cwd: Path | None = None, timeout: float = 3600.0) -> Measured:
+                 cwd: Path | None = None, timeout: float = 3600.0,
+                 cpus: set[int] | None = None) -> Measured:
     """Run *cmd* to the end, killed after *timeout* s; measure that child alone.
 
     Peak RSS comes from GNU ``time`` when present: ``os.wait4`` would not do, because Linux
@@ -177,7 +199,7 @@ def run_measured(cmd: Sequence[str], *, env: Mapping[str, str] | None = None,
     with open(f"{base}.out", "w+") as out, open(f"{base}.err", "w+") as err:
         started = time.perf_counter()
         proc = subprocess.Popen(wrapped, stdout=out, stderr=err, env=dict(env or os.environ),
-                                cwd=cwd)
+                                cwd=cwd, preexec_fn=pinned(cpus))
         hwm_kb = 0
         while True:  # bounded: the child is killed when it overruns
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
