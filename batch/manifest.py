@@ -8,6 +8,7 @@ not grow with the number of families beyond the index.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import operator
 import os
@@ -16,7 +17,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 from batch.errors import ManifestError
 from batch.manifest_read import (
@@ -211,6 +212,7 @@ class Manifest:
         self.trailer = raw.trailer
         self._store = raw.store
         self._unique_columns = len(set(self.columns)) == len(self.columns)
+        self._index = {name: i for i, name in enumerate(self.columns)}
         self._has_actions = any(c in self.columns for c in ACTION_COLUMNS if c != "Case Id")
         hashed = sorted((name, i) for i, name in enumerate(self.columns)
                         if name not in _HASH_IGNORED)
@@ -220,6 +222,9 @@ class Manifest:
 
     def __len__(self) -> int:
         return len(self._order)
+
+    def __contains__(self, family_id: object) -> bool:
+        return family_id in self._store.index
 
     @property
     def row_count(self) -> int:
@@ -268,6 +273,27 @@ class Manifest:
             return dict(zip(self.columns, values, strict=True))  # type: ignore[arg-type]
         # Duplicate names: the rightmost present cell wins, as in the official CLI.
         return {name: v for name, v in zip(self.columns, values, strict=True) if v is not None}
+
+    def holds(self, text: str) -> bool:
+        """Whether any data cell contains *text*."""
+        return self._store.holds(text)
+
+    def cell(self, position: int, column: str) -> str:
+        """One cell of the row at a store position (``""`` when absent), without the row."""
+        if not self._unique_columns:
+            return self._cells(position).get(column, "")
+        index = self._index.get(column)
+        value = None if index is None else self._store.values(position)[index]
+        return value or ""
+
+    def row_cells(self, position: int) -> dict[str, str]:
+        """The present cells of the row at a store position, by column name."""
+        return self._cells(position)
+
+    def proband_position(self, family_id: str) -> int | None:
+        """Store position of ``Family.proband``, without building the family."""
+        return next((p for p in self._store.index[family_id]
+                     if self.cell(p, "Relation") in ("proband", "")), None)
 
     def row_positions(self, family_id: str) -> list[int]:
         """Store positions (0-based, file order) of a family's rows."""
@@ -509,8 +535,7 @@ def write_results_csv(
             for cells in manifest.prefix:
                 handle.write(_line(cells))
             handle.write(_line(header))
-            for row in manifest.rows():
-                handle.write(_line(_result_cells(row, header, new_ids, errors)))
+            _write_result_rows(handle, manifest, header, new_ids, errors)
             for cells in manifest.trailer:
                 handle.write(_line(cells))
         os.replace(handle.name, out)
@@ -520,34 +545,36 @@ def write_results_csv(
     return out
 
 
+def _write_result_rows(handle: IO[str], manifest: Manifest, header: list[str],
+                       new_ids: Mapping[int, str], errors: Mapping[int, Sequence[str]]) -> None:
+    """Every data row under *header*: the manifest's cells, ``Errors`` and ``Case Id`` filled."""
+    special = {name: header.index(name) for name in ("Errors", "Case Id", "Relation")
+               if name in header}
+    # The csv module quotes exactly as _line does, except that it leaves a lone CR unquoted.
+    write = (csv.writer(handle, lineterminator="\n").writerow if not manifest.holds("\r")
+             else lambda cells: handle.write(_line(cells)))
+    for position in range(manifest.row_count):
+        number = manifest.row_number(position)
+        cells = manifest.row_cells(position)
+        values = [cells.get(name, "") for name in header]
+        if "Errors" in special:
+            values[special["Errors"]] = ";".join(errors.get(number, ()))
+        if "Case Id" in special:
+            at = special["Case Id"]
+            values[at] = new_ids.get(number, values[at])
+        if "Relation" in special:
+            at = special["Relation"]
+            values[at] = values[at] or "proband"
+        write(values)
+
+
 def _proband_case_ids(manifest: Manifest, case_ids: Mapping[str, str]) -> dict[int, str]:
     """Row number of each proband that gets a new case id."""
     found: dict[int, str] = {}
-    if not case_ids:
-        return found
-    # One pass over the families: gathering them one by one costs more for large runs.
-    for family in manifest.families():
-        case_id = case_ids.get(family.family_id)
-        proband = family.proband
-        if case_id is not None and proband is not None:
-            found[proband.number] = case_id
+    for family_id, case_id in case_ids.items():
+        position = manifest.proband_position(family_id) if family_id in manifest else None
+        if position is not None:
+            found[manifest.row_number(position)] = case_id
     return found
 
 
-def _result_cells(
-    row: Row,
-    header: Sequence[str],
-    new_ids: Mapping[int, str],
-    errors: Mapping[int, Sequence[str]],
-) -> list[str]:
-    cells: list[str] = []
-    for name in header:
-        if name == "Errors":
-            cells.append(";".join(errors.get(row.number, ())))
-        elif name == "Case Id":
-            cells.append(new_ids.get(row.number, row.get("Case Id")))
-        elif name == "Relation":
-            cells.append(row.get("Relation") or "proband")
-        else:
-            cells.append(row.get(name))
-    return cells

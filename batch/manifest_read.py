@@ -373,6 +373,10 @@ class RowStore:
             key = padded[self.key_position] or ""
             self.index.setdefault(key, []).append(position)
 
+    def holds(self, text: str) -> bool:
+        """Whether any cell contains *text*."""
+        return text.encode("utf-8") in self._data
+
     def line(self, position: int) -> int:
         """Spreadsheet row number of the row at *position*."""
         return self._lines[position]

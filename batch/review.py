@@ -188,9 +188,15 @@ def _errored_step(record: FamilyRecord) -> StepRecord | None:
 
 def _known_cases(manifest: Manifest | None) -> dict[str, str]:
     """Case Ids the manifest already holds, by family."""
-    if manifest is None:
+    if manifest is None or "Case Id" not in manifest.columns:
         return {}
-    return {f.family_id: f.case_id for f in manifest.families() if f.case_id}
+    known: dict[str, str] = {}
+    for family_id in manifest.family_ids:
+        position = manifest.proband_position(family_id)
+        case = manifest.cell(position, "Case Id") if position is not None else ""
+        if case:
+            known[family_id] = case
+    return known
 
 
 def _case_rows(ledger: Ledger, host: str | None,
@@ -235,17 +241,21 @@ def write_results(ledger: Ledger, manifest: Manifest, out: Path) -> Path:
 
     target = _target(out, f"{manifest.path.stem}_results.csv")
     records = ledger.snapshot()
+    known = _known_cases(manifest)
     case_ids: dict[str, str] = {}
     errors: dict[int, list[str]] = {}
-    for family in manifest.families():
-        record = records.get(family.family_id)
-        case = _case_of(record, family.case_id) if record is not None else family.case_id
+    # Family by family, without building families: a manifest may hold 100,000 of them.
+    for family_id in manifest.family_ids:
+        record, named = records.get(family_id), known.get(family_id)
+        case = _case_of(record, named) if record is not None else named
         if case:
-            case_ids[family.family_id] = case
+            case_ids[family_id] = case
         message = problem_message(record) if record is not None else None
-        row = family.proband or (family.rows[0] if family.rows else None)
-        if message and row is not None:
-            errors[row.number] = [message]
+        if message:
+            position = manifest.proband_position(family_id)
+            if position is None:
+                position = manifest.row_positions(family_id)[0]
+            errors[manifest.row_number(position)] = [message]
     return write_results_csv(manifest, target, case_ids=case_ids, errors=errors)
 
 
@@ -437,11 +447,11 @@ def _not_attempted_rows(tally: _Tally, manifest: Manifest | None,
         return [([fid, r.proband_sample or None, None, None, "pending"], None)
                 for fid, r in tally.pending.items()]
     rows: list[tuple[Sequence[object], Fill]] = []
-    for family in manifest.families():
-        fid = family.family_id
+    for fid in manifest.family_ids:
         reason = (NOT_IN_LEDGER if fid not in tally.held
                   else "pending" if fid in tally.pending else None)
         if reason:
+            family = manifest.family(fid)  # built only for the families listed
             first = family.rows[0].number if family.rows else None
             rows.append(([fid, family.proband_sample or None, first, len(family.rows), reason],
                          None))

@@ -124,6 +124,25 @@ def test_results_errors_first_and_relation_default(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".r.csv.*"))  # the temp file was renamed
 
 
+@pytest.mark.parametrize("awkward", ["a,b", 'say "hi"', "two\nlines", "a\rb", " padded "])
+def test_results_file_reads_back_cell_for_cell(tmp_path: Path, awkward: str) -> None:
+    """Every cell, quoted or not (a lone CR included), reads back as written."""
+    quoted = '"' + awkward.replace('"', '""') + '"'
+    path = _write(tmp_path, "Family Id,Case Type,Files Names,Sex,Relation,Lab\n"
+                  f"F1,Exome,/a/x.vcf,F,,{quoted}\nF1,Exome,/a/y.vcf,F,mother,plain\n")
+    manifest = read_manifest(path)
+    (before,) = manifest.families()
+    out = write_results_csv(manifest, tmp_path / "r.csv", case_ids={"F1": "EMG1"},
+                            errors={before.rows[1].number: ["bad", "worse"]})
+    back = read_manifest(out)
+    (after,) = back.families()
+    assert after.rows[0].cells == {**before.rows[0].cells, "Case Id": "EMG1",
+                                   "Relation": "proband", "Errors": ""}
+    assert after.rows[1].cells == {**before.rows[1].cells, "Case Id": "", "Errors": "bad;worse"}
+    header = "Errors,Case Id,Family Id,Case Type,Files Names,Sex,Relation,Lab"
+    assert out.read_text().splitlines()[0] == header
+
+
 def test_actions_case_id_and_hash(tmp_path: Path) -> None:
     extra = "Case Id,Assign To,Set Status,Preset Group,Preset Gene Lists"
     text = (
