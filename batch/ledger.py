@@ -347,13 +347,31 @@ class Ledger:
 
     def flush(self) -> None:
         """Commit the writes queued by :meth:`later` now."""
-        if not self._deferred:
-            return
+        if self._deferred:
+            self.commit([])
+
+    def commit(self, writes: Iterable[Callable[[], object]]) -> None:
+        """Run *writes* (and any queued by :meth:`later`) in one transaction, committed now."""
         deferred, self._deferred = self._deferred, []
         with self.transaction():
-            for queued in deferred:
+            for queued in (*deferred, *writes):
                 queued()
         self.commits += 1
+
+    def release(self, family_ids: Iterable[str], step: str) -> None:
+        """Put ``sending`` steps that were never sent back to ``pending`` (one attempt fewer).
+
+        For steps marked ``sending`` ahead of time: the families a stopped run never reached.
+        """
+        now = time.time()
+        with self.transaction():
+            for family_id in family_ids:
+                self._execute(
+                    "UPDATE steps SET state = 'pending', attempts = max(attempts - 1, 0),"
+                    " started_at = CASE WHEN attempts <= 1 THEN NULL ELSE started_at END,"
+                    " updated_at = ? WHERE family_id = ? AND step = ? AND state = 'sending'",
+                    (now, family_id, step),
+                )
 
     def meta(self, key: str) -> str | None:
         """A value from the meta table."""

@@ -9,6 +9,8 @@ case up, never blindly re-sent.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import signal
 import time
@@ -38,6 +40,8 @@ Stop = Literal["interrupted", "max-failures", "auth", "ledger", "server"]
 CHECK_BATCH = 32
 #: Families a run worker takes at once (it still sends one request at a time).
 RUN_BATCH = 4
+#: Creates marked ``sending`` together, in one commit, before they are handed out.
+RESERVE_WINDOW = 64
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,6 +138,7 @@ class Runner:
         self._new: list[tuple[str, int, str, str, tuple[str, ...]]] = []
         self._rehash: list[tuple[str, str]] = []
         self._pool_scope = anyio.CancelScope()
+        self._reserved: set[str] = set()
 
     # -- phases ----------------------------------------------------------------------------
 
@@ -277,14 +282,50 @@ class Runner:
                 if self.options.handle_signals:
                     outer.start_soon(self._watch_signals)
                 with anyio.CancelScope() as self._pool_scope:
-                    await run_pool(self._plans(), work, concurrency=self.options.concurrency,
-                                   stop=self.stop, batch=RUN_BATCH)
+                    await run_pool(self._reserving(self._plans()), work,
+                                   concurrency=self.options.concurrency, stop=self.stop,
+                                   batch=RUN_BATCH)
                 outer.cancel_scope.cancel()
         finally:
+            if self._reserved:  # marked sending, never reached: the run stopped first
+                self.ledger.release(sorted(self._reserved), "create")
+                self._reserved.clear()
             self.ledger.flush()  # successes queued without waiting (see _send_create)
         self._collect_stats()
         self.ledger.end_run(self.run_id, exit_code=self.summary.exit_code,
                             counts=self.summary.as_dict())
+
+    def _reserving(self, plans: Iterator[tuple[Family, FamilyPlan]],
+                   ) -> Iterator[tuple[Family, FamilyPlan]]:
+        """Mark creates ``sending`` a window at a time, in one commit, before handing them out.
+
+        A commit costs far more than the writes in it, and every create must be marked before
+        it is sent, so a window of them shares one. A family marked but never reached (the run
+        stopped first) is put back to ``pending`` at the end; after a crash it is reconciled
+        like any interrupted create: looked up, not found, created. At most a window plus
+        what the pool holds is ever marked ahead.
+        """
+        while window := list(itertools.islice(plans, RESERVE_WINDOW)):
+            creates = [f for f, plan in window if plan.create and not plan.reconcile]
+            if creates and not self.stop.is_set():
+                self.ledger.commit([functools.partial(self._mark_sending, f) for f in creates])
+                self._reserved.update(f.family_id for f in creates)
+            yield from window
+
+    def _mark_sending(self, family: Family) -> None:
+        """The write before a create goes out (attempt counted, start time stamped)."""
+        fid = family.family_id
+        record = self._records.get(fid)
+        if record is not None and record.proband_sample != family.proband_sample:
+            # the name sent is kept: reconciliation looks it up if the row is edited later
+            self.ledger.update_family(fid, proband_sample=family.proband_sample)
+        self.ledger.set_step(fid, "create", State.SENDING, attempt=True, run_id=self.run_id)
+
+    def _unreserve(self, family_id: str) -> None:
+        """A family marked ``sending`` ahead of time that will not be sent after all."""
+        if family_id in self._reserved:
+            self._reserved.discard(family_id)
+            self.ledger.release([family_id], "create")
 
     async def _watch_signals(self) -> None:
         """First Ctrl-C (or SIGTERM): take no new family. Second: cancel what is in flight."""
@@ -342,12 +383,14 @@ class Runner:
         try:
             payload = await build_payload(family, self.resolver)
         except BuildError as exc:
+            self._unreserve(family.family_id)
             await self._fail(family, "create", "BuildError", exc.message)
             return None
         except AuthError as exc:
             self._halt("auth", f"authentication refused: {exc.message}")
             return None
         except ApiError as exc:
+            self._unreserve(family.family_id)
             await self._fail(family, "create", exc.kind, f"look-up failed: {exc.message}",
                              exc.status)
             return None
@@ -381,15 +424,10 @@ class Runner:
         the next run reconciles by looking the case up.
         """
         fid = family.family_id
-        record = self._records.get(fid)
-        renamed = record is not None and record.proband_sample != family.proband_sample
-
-        def sending() -> None:
-            if renamed:  # the name sent is kept: reconciliation looks it up if edited later
-                self.ledger.update_family(fid, proband_sample=family.proband_sample)
-            self.ledger.set_step(fid, "create", State.SENDING, attempt=True, run_id=self.run_id)
-
-        await self.ledger.durably(sending)
+        if fid in self._reserved:
+            self._reserved.discard(fid)  # marked sending with its window (see _reserving)
+        else:
+            await self.ledger.durably(self._mark_sending, family)
         try:
             result = await self.client.create_case(payload)
         except AmbiguousCreate as exc:

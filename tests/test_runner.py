@@ -193,7 +193,16 @@ async def test_max_failures_stops_early(tmp_path: Path, sandbox_url: str) -> Non
     assert summary.stopped == "max-failures"
     assert summary.exit_code == 3
     assert summary.failed == 2
-    assert len(await sandbox_cases(sandbox_url)) < 30
+    created = len(await sandbox_cases(sandbox_url))
+    assert created < 30
+    # Creates are marked sending a window ahead; those never sent go back to pending, unsent.
+    with Ledger.open(default_path(manifest)) as ledger:
+        records = list(ledger.iter_families())
+    creates = [r.steps["create"] for r in records]
+    assert sum(s.state is State.SUCCEEDED for s in creates) == created
+    assert all(s.state in (State.SUCCEEDED, State.PENDING) for s in creates)
+    assert all(s.attempts == 0 and s.started_at is None
+               for s in creates if s.state is State.PENDING)
 
 
 async def test_actions_run_after_create(tmp_path: Path, sandbox_url: str) -> None:
@@ -341,4 +350,5 @@ async def test_a_failed_look_up_while_building_fails_that_family_only(
     with Ledger.open(default_path(manifest)) as ledger:
         step = ledger.family("FAM-000001").steps["create"]  # type: ignore[union-attr]
     assert step.state is State.FAILED
+    assert step.attempts == 0  # marked sending ahead of time, never sent
     assert "look-up failed" in (step.error_message or "")
