@@ -151,7 +151,7 @@ class AdaptiveLimiter(_Gcra):
         interval: float = 0.5,
         probe: float = 0.25,
         window: float = 5.0,
-        min_window: float = 0.02,
+        min_window: float = 0.005,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
