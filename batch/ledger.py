@@ -312,13 +312,13 @@ class Ledger:
         batch = self._batch
         if batch is None:
             batch = self._batch = _Batch()
-            _after_turns(GROUP_COMMIT_TURNS, self._commit, batch)
+            _after_turns(GROUP_COMMIT_TURNS, self._commit_group, batch)
         batch.writes.append(functools.partial(write, *args, **kwargs))
         await batch.done.wait()
         if batch.error is not None:
             raise batch.error
 
-    def _commit(self, batch: _Batch) -> None:
+    def _commit_group(self, batch: _Batch) -> None:
         """Commit a group (and any writes queued by :meth:`later`); tell its writers."""
         self._batch = None
         deferred, self._deferred = self._deferred, []

@@ -1,10 +1,12 @@
 """The run engine: validate, plan, then run every family's step chain on a bounded pool.
 
 Each family is a chain ``create`` → ``assign`` → ``preset_group`` → ``set_status`` (only the
-steps its columns ask for). Every state change is committed to the ledger before the next
-request; expected failures (4xx, retries exhausted, ambiguous creates) are recorded and the run
-moves on; only bugs propagate. A create whose outcome is unknown is reconciled by looking the
-case up, never blindly re-sent.
+steps its columns ask for). A step is committed as ``sending`` before its request goes out
+(creates a window at a time, see ``Runner._reserving``), and every outcome is committed; a
+create's success may ride with the next commit instead of being waited for, since a lost one
+is reconciled like any interrupted create. Expected failures (4xx, retries exhausted,
+ambiguous creates) are recorded and the run moves on; only bugs propagate. A create whose
+outcome is unknown is reconciled by looking the case up, never blindly re-sent.
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ against a fresh sandbox in another process, with no latency and no limit:
 ``resume plan`` (``run --dry-run`` of the finished manifest) -> ``resume`` (``run`` again:
 validate and plan, nothing to send, results and review files rewritten).
 
-Targets: peak RSS under 500 MB in every stage; ``status`` under 2 s; resume planning under 10 s.
+Targets: peak RSS under 500 MB in every stage; ``status`` under 2 s; resume planning (the whole
+``run --dry-run`` process) under 10 s. The ``resume`` stage also rewrites the results CSV and
+the review workbook of all 100,000 families; its engine time is in the note.
 
 Run: ``/work/venv/bin/python tests/benchmarks/bench_scale.py [--families 100000]
 [--formats csv parquet]``. Prints a table and writes ``tests/benchmarks/results/bench_scale.json``.
@@ -67,7 +69,7 @@ def judge(row: dict[str, Any]) -> None:
     if row["stage"] == "status":
         targets.append(f"<{STATUS_LIMIT_S:g}s")
         met = met and row["wall_s"] < STATUS_LIMIT_S
-    if row["stage"] in ("resume plan", "resume"):
+    if row["stage"] == "resume plan":  # planning: the whole process, reading included
         targets.append(f"<{RESUME_LIMIT_S:g}s")
         met = met and row["wall_s"] < RESUME_LIMIT_S
     row["target"] = ", ".join(targets)
