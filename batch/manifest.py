@@ -548,22 +548,22 @@ def write_results_csv(
 def _write_result_rows(handle: IO[str], manifest: Manifest, header: list[str],
                        new_ids: Mapping[int, str], errors: Mapping[int, Sequence[str]]) -> None:
     """Every data row under *header*: the manifest's cells, ``Errors`` and ``Case Id`` filled."""
-    special = {name: header.index(name) for name in ("Errors", "Case Id", "Relation")
-               if name in header}
-    # The csv module quotes exactly as _line does, except that it leaves a lone CR unquoted.
-    write = (csv.writer(handle, lineterminator="\n").writerow if not manifest.holds("\r")
+    where = {name: [i for i, h in enumerate(header) if h == name]
+             for name in ("Errors", "Case Id", "Relation")}
+    # The csv module quotes exactly as _line does, except that it leaves a lone CR unquoted
+    # and writes a row of one empty cell as "".
+    exact = len(header) > 1 and not manifest.holds("\r")
+    write = (csv.writer(handle, lineterminator="\n").writerow if exact
              else lambda cells: handle.write(_line(cells)))
     for position in range(manifest.row_count):
         number = manifest.row_number(position)
         cells = manifest.row_cells(position)
         values = [cells.get(name, "") for name in header]
-        if "Errors" in special:
-            values[special["Errors"]] = ";".join(errors.get(number, ()))
-        if "Case Id" in special:
-            at = special["Case Id"]
+        for at in where["Errors"]:
+            values[at] = ";".join(errors.get(number, ()))
+        for at in where["Case Id"]:
             values[at] = new_ids.get(number, values[at])
-        if "Relation" in special:
-            at = special["Relation"]
+        for at in where["Relation"]:
             values[at] = values[at] or "proband"
         write(values)
 

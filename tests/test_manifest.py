@@ -144,6 +144,19 @@ def test_results_file_reads_back_cell_for_cell(tmp_path: Path, awkward: str) -> 
     assert out.read_text().splitlines()[0] == header
 
 
+def test_results_file_fills_every_copy_of_a_duplicated_column(tmp_path: Path) -> None:
+    """A repeated Relation column reads its rightmost cell; each copy gets the default."""
+    path = _write(tmp_path, "Family Id,Case Type,Files Names,Sex,Relation,Relation\n"
+                  "F1,Exome,/a/x.vcf,F,,\nF1,Exome,/a/y.vcf,F,,mother\n")
+    out = write_results_csv(read_manifest(path), tmp_path / "r.csv", case_ids={"F1": "EMG1"},
+                            errors={})
+    assert out.read_text().splitlines() == [
+        "Case Id,Family Id,Case Type,Files Names,Sex,Relation,Relation",
+        "EMG1,F1,Exome,/a/x.vcf,F,proband,proband",
+        ",F1,Exome,/a/y.vcf,F,mother,mother",
+    ]
+
+
 def test_actions_case_id_and_hash(tmp_path: Path) -> None:
     extra = "Case Id,Assign To,Set Status,Preset Group,Preset Gene Lists"
     text = (
