@@ -303,19 +303,6 @@ class Manifest:
         """Spreadsheet row number of the row at a store position."""
         return self._store.line(position)
 
-    def rows(self, columns: Sequence[str] | None = None) -> Iterator[Row]:
-        """Every data row in file order; with *columns*, rows carry only those cells."""
-        if columns is None:
-            for position in range(len(self._store)):
-                yield self._row(position)
-            return
-        wanted = [(name, rightmost(self.columns, name)) for name in columns]
-        present = [(name, index) for name, index in wanted if index is not None]
-        for position in range(len(self._store)):
-            values = self._store.values(position)
-            cells = {name: value for name, i in present if (value := values[i]) is not None}
-            yield Row(number=self._store.line(position), cells=cells)
-
     def cell_rows(self, columns: Sequence[str]) -> Iterator[tuple[int, tuple[str, ...]]]:
         """``(row number, cells of *columns*)`` for every data row in file order; a column
         that is absent (from the row or the header) reads as ``""``."""
