@@ -321,12 +321,8 @@ class Ledger:
     def _commit_group(self, batch: _Batch) -> None:
         """Commit a group (and any writes queued by :meth:`later`); tell its writers."""
         self._batch = None
-        deferred, self._deferred = self._deferred, []
         try:
-            with self.transaction():
-                for queued in (*deferred, *batch.writes):
-                    queued()
-            self.commits += 1
+            self.commit(batch.writes)
         except Exception as exc:  # every writer of the group raises it
             batch.error = exc
         except BaseException as exc:
