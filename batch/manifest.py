@@ -128,6 +128,11 @@ _NO_ACTIONS = Actions()
 _ACTION_CELLS = ("Assign To", "Set Status", "Preset Group", "Preset Gene Lists")
 
 
+def _is_proband(relation: str) -> bool:
+    """The proband row: Relation ``proband`` or empty (the official default)."""
+    return relation in ("proband", "")
+
+
 def split_items(cell: str) -> list[str]:
     """Items of a ``;`` list: trimmed, empty items dropped."""
     if not cell:
@@ -156,8 +161,7 @@ class Family:
     """The first row whose Relation is ``proband`` or empty (found once: read very often)."""
 
     def __post_init__(self) -> None:
-        found = next((r for r in self.rows if r.cells.get("Relation", "") in ("proband", "")),
-                     None)
+        found = next((r for r in self.rows if _is_proband(r.cells.get("Relation", ""))), None)
         object.__setattr__(self, "proband", found)
 
     @property
@@ -293,7 +297,7 @@ class Manifest:
     def proband_position(self, family_id: str) -> int | None:
         """Store position of ``Family.proband``, without building the family."""
         return next((p for p in self._store.index[family_id]
-                     if self.cell(p, "Relation") in ("proband", "")), None)
+                     if _is_proband(self.cell(p, "Relation"))), None)
 
     def row_positions(self, family_id: str) -> list[int]:
         """Store positions (0-based, file order) of a family's rows."""
