@@ -9,7 +9,7 @@ The command line (``emg-batch``) is a thin layer over these names::
             summary = await run_manifest(manifest, client=client, ledger=ledger)
 """
 
-from batch.client import Client, Credentials
+from batch.api import Client, Credentials, RetryPolicy
 from batch.errors import (
     AmbiguousCreate,
     ApiError,
@@ -23,8 +23,7 @@ from batch.errors import (
 )
 from batch.ledger import Ledger, State
 from batch.manifest import Family, Manifest, Problem, read_manifest
-from batch.retry import RetryPolicy
-from batch.runner import RunOptions, RunSummary, run_manifest
+from batch.run import RunOptions, RunSummary, run_manifest
 
 __all__ = [
     "AmbiguousCreate",

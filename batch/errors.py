@@ -3,7 +3,13 @@
 * BatchError                   -- root; never raised itself
   x UsageError                 -- bad options or configuration; nothing sent (exit 2)
   x ManifestError              -- the manifest cannot be used; nothing sent (exit 2)
+    + ReadFailure              -- the file cannot be read at all (raised by the readers,
+                                  turned into a ManifestError naming the file)
+  x PayloadError               -- one family's payload cannot be made
+    + ResolveError             -- a look-up (storage, listing, sample) failed; the server's words
+    + BuildError               -- building failed; the message goes to the proband row
   x LedgerError                -- the ledger cannot be used (foreign, locked, unwritable) (exit 2)
+  x OutputError                -- an output file or folder cannot be written (exit 3)
   x ApiError                   -- one request failed; carries status, method, path, message
     + TransientError           -- worth retrying
       - ConnectError           -- the connection failed before a request was sent
@@ -16,7 +22,8 @@
     + AuthError                -- login refused, or a token that a fresh login cannot fix
     + RetriesExhausted         -- a transient failure outlived the retry policy or budget
 
-Only ``batch/client.py`` translates foreign (aiohttp) exceptions into these.
+Only ``batch/api/translate.py`` translates foreign (aiohttp) exceptions into these, and only
+``batch/outputs/files.py`` turns ``OSError`` from writing an output into ``OutputError``.
 Server messages are truncated to ``MESSAGE_LIMIT`` characters; secrets never appear.
 """
 
@@ -47,8 +54,39 @@ class ManifestError(BatchError):
         self.problems: list[object] = list(problems or [])
 
 
+class ReadFailure(ManifestError):
+    """The file cannot be read; ``row`` is the spreadsheet row when one is to blame."""
+
+    def __init__(self, message: str, *, row: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.row = row
+        self.hint = hint
+
+
+class PayloadError(BatchError):
+    """One family's payload cannot be made; ``message`` says why, in the server's words
+    where a look-up failed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ResolveError(PayloadError):
+    """A look-up failed (unknown storage, missing path, no such sample)."""
+
+
+class BuildError(PayloadError):
+    """The payload cannot be built; the message goes to the proband row (BEHAVIOUR §5.6)."""
+
+
 class LedgerError(BatchError):
     """The ledger cannot be used: it belongs to another manifest, is locked or unwritable."""
+
+
+class OutputError(BatchError):
+    """An output (results file, workbook, table, report, template) cannot be written."""
 
 
 class ApiError(BatchError):

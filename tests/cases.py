@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from batch.client import Client
+from batch.api import Client
 
 
 def minimal_payload(sample: str, *, gender: str = "Female") -> dict[str, Any]:

@@ -15,10 +15,12 @@ import aiohttp
 import pytest
 from aioresponses import aioresponses as _aioresponses
 
-from batch.client import (
+from batch.api import (
     Client,
     CreateResult,
     Credentials,
+    RetryBudget,
+    RetryPolicy,
     normalise_host,
     parse_retry_after,
     server_message,
@@ -32,7 +34,6 @@ from batch.errors import (
     RetriesExhausted,
     UsageError,
 )
-from batch.retry import RetryBudget, RetryPolicy
 
 
 class _Response(aiohttp.ClientResponse):

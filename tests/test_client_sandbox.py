@@ -12,10 +12,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from batch.client import ApiResolver, Client, Credentials
+from batch.api import Client, Credentials, RetryPolicy
 from batch.errors import AmbiguousCreate, AuthError, RetriesExhausted
-from batch.payload import ResolveError, Resolver
-from batch.retry import RetryPolicy
+from batch.payload import ApiResolver, ResolveError, Resolver
 from batch.sandbox import DEFAULT_PASSWORD, DEFAULT_USER, SandboxConfig, run_sandbox
 
 CONFORMANCE = Path("/work/shared/conformance/official-cli-36")

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from batch.errors import ManifestError
-from batch.manifest import Manifest, read_manifest, write_results_csv
+from batch.manifest import Manifest, read_manifest
+from batch.outputs import write_results_csv
 from batch.payload import BuildError, build_payload, check_family, check_manifest_wide
 from tests.resolver_fake import CONFORMANCE_DIR, FixtureResolver, server_message
 

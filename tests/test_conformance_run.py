@@ -17,11 +17,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from batch.client import Credentials
+from batch.api import Credentials, RetryPolicy
 from batch.errors import ManifestError
 from batch.jobs import Connection, Target, run_job, validate_job
-from batch.retry import RetryPolicy
-from batch.runner import RunOptions
+from batch.run import RunOptions
 from batch.sandbox import DEFAULT_PASSWORD, DEFAULT_USER, SandboxConfig, run_sandbox
 from tests.resolver_fake import CONFORMANCE_DIR
 from tests.test_conformance import ACCEPTED_ON_PURPOSE, MANIFESTS, _expected, _flagged

@@ -14,11 +14,10 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from batch.client import Client
+from batch.api import Client, RetryPolicy
 from batch.ledger import Ledger, State, default_path
 from batch.manifest import read_manifest
-from batch.retry import RetryPolicy
-from batch.runner import RunOptions, RunSummary, run_manifest
+from batch.run import RunOptions, RunSummary, run_manifest
 from batch.sandbox import SandboxConfig, SandboxThread, demo_fixture_path, run_sandbox
 from tests.manifests import write_manifest
 from tests.test_crash import assert_one_case_per_family, check_one_case_per_family, cli_env
@@ -174,7 +173,7 @@ async def test_disk_full_for_the_ledger(tmp_path: Path, monkeypatch: pytest.Monk
         calls = {"n": 0}
 
         def flaky(self: Ledger, sql: str, params: Any = ()) -> sqlite3.Cursor:
-            if sql.startswith("INSERT INTO steps"):
+            if sql.startswith(("INSERT INTO steps", "UPDATE steps SET state")):
                 calls["n"] += 1
                 if calls["n"] > 30:
                     from batch.errors import LedgerError
@@ -226,7 +225,7 @@ async def test_all_faults_at_once_then_recover(tmp_path: Path) -> None:
 
 async def test_outage_holds_the_pool_instead_of_failing_families(tmp_path: Path) -> None:
     """503 for everything for a few seconds mid-run: the run waits, nothing fails."""
-    from batch.retry import RetryPolicy as Policy
+    from batch.api import RetryPolicy as Policy
 
     async with run_sandbox(SandboxConfig(fixture=demo_fixture_path(), latency_ms=20)) as sb:
         manifest = write_manifest(tmp_path / "m.csv", 120)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from batch.limiter import AdaptiveLimiter, FixedRateLimiter
+from batch.api.limiter import AdaptiveLimiter, FixedRateLimiter
 
 
 class FakeClock:

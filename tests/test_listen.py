@@ -19,10 +19,10 @@ import aiohttp
 import anyio
 import pytest
 
-from batch.client import Client, Credentials
+from batch.api import Client, Credentials
 from batch.errors import UsageError
 from batch.ledger import Ledger
-from batch.listen import ListenerStats, dedupe_key, listen
+from batch.pull import ListenerStats, dedupe_key, listen
 from batch.sandbox import (
     DEFAULT_PASSWORD,
     DEFAULT_USER,
@@ -213,7 +213,7 @@ def test_listen_command_until_interrupted(tmp_path: Path) -> None:
         env = {**os.environ, "EMG_HOST": sandbox.url, "EMG_USERNAME": DEFAULT_USER,
                "EMG_PASSWORD": DEFAULT_PASSWORD, "EMG_TOKEN": ""}
         out, ledger_path = tmp_path / "reports", tmp_path / "events.sqlite"
-        script = ("import sys; from batch.cli_pull import listen_command; "
+        script = ("import sys; from batch.cli.pull import listen_command; "
                   "listen_command(sys.argv[2:])")
         args = ["--port", str(port), "--ledger", str(ledger_path), "--on-finalized",
                 "pull-reports", "--out", str(out)]

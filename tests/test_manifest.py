@@ -18,9 +18,9 @@ from batch.manifest import (
     Problem,
     Row,
     read_manifest,
-    write_results_csv,
 )
-from batch.manifest_read import csv_records
+from batch.manifest.csv_tokenizer import csv_records
+from batch.outputs import write_results_csv
 from batch.payload import build_payload
 from tests.resolver_fake import FixtureResolver
 
@@ -187,9 +187,10 @@ def test_update_manifest_needs_only_case_ids(tmp_path: Path) -> None:
 
 
 def test_problem_str() -> None:
-    problem = Problem("m.csv", 4, "F1", "Sex", "X", "Sex is not valid", "M, F or U")
+    problem = Problem(file="m.csv", row=4, family="F1", column="Sex", value="X",
+                      message="Sex is not valid", hint="M, F or U")
     assert str(problem) == "m.csv:4: family F1: Sex = 'X': Sex is not valid (M, F or U)"
-    assert str(Problem("m.csv", None, None, None, None, "bad")) == "m.csv: bad"
+    assert str(Problem(file="m.csv", message="bad")) == "m.csv: bad"
 
 
 def test_xlsx_with_data_row_and_parquet_row_numbers(tmp_path: Path) -> None:

@@ -13,9 +13,10 @@ import openpyxl
 import polars as pl
 import pytest
 
-from batch.client import Client, Credentials
+from batch.api import Client, Credentials
 from batch.errors import UsageError
 from batch.ledger import Ledger, State, default_path
+from batch.outputs import write_table
 from batch.pull import (
     FinalizedOptions,
     cases_from_ledger,
@@ -28,10 +29,10 @@ from batch.pull import (
     pull_info,
     report_path,
     split_cases,
-    write_table,
 )
 from batch.sandbox import DEFAULT_PASSWORD, DEFAULT_USER, SandboxConfig, run_sandbox
 from tests.cases import create_minimal
+from tests.ledgers import family
 
 REPORT_ROUTE = "GET /api/test/v2/{case}/reports/{type}/{id}"
 LIST_ROUTE = "GET /api/test"
@@ -228,8 +229,9 @@ def test_tables_keep_text_as_text(tmp_path: Path) -> None:
 def test_case_names_from_manifest_and_ledger(tmp_path: Path) -> None:
     ledger_path = tmp_path / "runs.sqlite"
     with Ledger.open(ledger_path) as ledger:
-        ledger.add_families([("F1", 1, "S1", "h1", ["create"]), ("F2", 2, "S2", "h2", ["create"]),
-                             ("F3", 3, "S3", "h3", ["create"])])
+        ledger.add_families([family("F1", 1, sample="S1", row_hash="h1"),
+                             family("F2", 2, sample="S2", row_hash="h2"),
+                             family("F3", 3, sample="S3", row_hash="h3")])
         ledger.update_family("F1", case_name="EMG100000001")
         ledger.update_family("F3", case_name="EMG100000003")
         ledger.set_step("F1", "create", State.SUCCEEDED, case_name="EMG100000001")

@@ -19,11 +19,12 @@ import polars as pl
 import pytest
 from click.testing import CliRunner, Result
 
-from batch.cli_pull import pull_group
-from batch.client import Client, Credentials
+from batch.api import Client, Credentials
+from batch.cli.pull import pull_group
 from batch.ledger import Ledger
 from batch.sandbox import DEFAULT_PASSWORD, DEFAULT_USER, SandboxConfig, SandboxThread
 from tests.cases import create_minimal
+from tests.ledgers import family
 
 REPORT_ROUTE = "GET /api/test/v2/{case}/reports/{type}/{id}"
 REPO = Path(__file__).resolve().parent.parent
@@ -65,7 +66,7 @@ def entry_point() -> list[str]:
 
     if isinstance(main, click.Group) and "pull" in main.commands:
         return [sys.executable, "-m", "batch"]
-    script = "import sys; from batch.cli_pull import pull_group; pull_group(sys.argv[3:])"
+    script = "import sys; from batch.cli.pull import pull_group; pull_group(sys.argv[3:])"
     return [sys.executable, "-c", script, "--"]  # argv: -c -- pull ...
 
 
@@ -135,7 +136,7 @@ def test_pull_candidates_and_info_commands(sandbox: SandboxThread, tmp_path: Pat
 
     ledger_path = tmp_path / "run.ledger.sqlite"
     with Ledger.open(ledger_path) as ledger:
-        ledger.add_families([(f"F{i}", i, f"S{i}", "h", ["create"]) for i in range(3)])
+        ledger.add_families([family(f"F{i}", i, sample=f"S{i}") for i in range(3)])
         for i, name in enumerate(names):
             ledger.update_family(f"F{i}", case_name=name)
     info = invoke(pull_group, ["info", "--ledger", str(ledger_path), "--host", sandbox.url,

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from batch.retry import RetryBudget, RetryPolicy
+from batch.api import RetryBudget, RetryPolicy
 
 
 def test_budget_spends_and_refunds() -> None:

@@ -13,10 +13,12 @@ import openpyxl
 import polars as pl
 import pytest
 
-from batch import review, workbook
+from batch import outputs
 from batch.errors import ManifestError
-from batch.ledger import Ledger, State
+from batch.ledger import Ledger, Outcome, State
 from batch.manifest import Manifest, read_manifest
+from batch.outputs import workbook
+from tests import ledgers
 
 HOST = "http://127.0.0.1:8765"
 FORMULAS = ('=HYPERLINK("http://127.0.0.1/x")', "+1", "-2", "@SUM(A1)")
@@ -58,7 +60,8 @@ def ledger(tmp_path: Path, manifest: Manifest) -> Iterator[Ledger]:
     steps = {"F1": ("create", "assign"), "F2": ("create", "assign"), "F3": ("create",),
              "F5": ("create", "set_status"), "F6": ("create",)}
     opened.add_families(
-        (f.family_id, seq, f.proband_sample, f.row_hash, steps[f.family_id])
+        ledgers.family(f.family_id, seq, sample=f.proband_sample, row_hash=f.row_hash,
+                       steps=steps[f.family_id])
         for seq, f in enumerate(manifest.families()) if f.family_id in steps
     )
     run = opened.begin_run("run", manifest_path=str(manifest.path), host=HOST,
@@ -109,25 +112,25 @@ def _no_formulas(book: Any) -> None:
 
 
 def test_case_url() -> None:
-    assert review.case_url(HOST, "EMG1") == f"{HOST}/case/EMG1"
-    assert review.case_url(HOST + "/", "EMG1") == f"{HOST}/case/EMG1"
+    assert outputs.case_url(HOST, "EMG1") == f"{HOST}/case/EMG1"
+    assert outputs.case_url(HOST + "/", "EMG1") == f"{HOST}/case/EMG1"
 
 
 def test_problem_messages(tmp_path: Path) -> None:
     with Ledger.open(tmp_path / "l.sqlite") as led:
-        led.add_families([("A", 0, "S", "h", ("create",)), ("B", 1, "S", "h", ("create",)),
-                          ("C", 2, "S", "h", ("create", "preset_group"))])
+        led.add_families([ledgers.family("A", 0), ledgers.family("B", 1),
+                          ledgers.family("C", 2, steps=("create", "preset_group"))])
         led.set_step("A", "create", State.SENDING, attempt=True)
         led.set_step("B", "create", State.FAILED, error_class="BuildError")
         led.set_step("C", "create", State.SUCCEEDED, case_name="EMG3")
         led.set_step("C", "preset_group", State.UNKNOWN, error_class="Unknown",
                      error_message="cancelled")
         records = led.snapshot()
-    assert review.problem_message(records["A"]) == (
+    assert outputs.problem_message(records["A"]) == (
         "create outcome unknown: interrupted while the request was in flight "
         "(rerun to reconcile)")
-    assert review.problem_message(records["B"]) == "create failed: BuildError"
-    assert review.problem_message(records["C"]) == (
+    assert outputs.problem_message(records["B"]) == "create failed: BuildError"
+    assert outputs.problem_message(records["C"]) == (
         "preset group outcome unknown: Unknown: cancelled (rerun to check)")
 
 
@@ -135,7 +138,7 @@ def test_problem_messages(tmp_path: Path) -> None:
 
 
 def test_results_csv(ledger: Ledger, manifest: Manifest, tmp_path: Path) -> None:
-    out = review.write_results(ledger, manifest, tmp_path)
+    out = outputs.write_results(ledger, manifest, tmp_path)
     assert out == tmp_path / "batch_results.csv"
     rows = _rows(out)
     assert rows[0][0] == "[Data]"
@@ -161,7 +164,7 @@ def test_results_keep_existing_case_ids(tmp_path: Path) -> None:
                     ",F8,Whole Genome,s3://b/b.fastq.gz,S8,male,HP:0001250\n", encoding="utf-8")
     parsed = read_manifest(path)
     with Ledger.open(tmp_path / "l.sqlite") as led:
-        out = review.write_results(led, parsed, tmp_path / "out.csv")
+        out = outputs.write_results(led, parsed, tmp_path / "out.csv")
     rows = _rows(out)
     assert rows[0][0] == "Case Id"
     assert [r[0] for r in rows[1:]] == ["EMG9", ""]
@@ -173,7 +176,7 @@ def test_results_keep_existing_case_ids(tmp_path: Path) -> None:
 def test_review_workbook(ledger: Ledger, manifest: Manifest, tmp_path: Path) -> None:
     summary = {"families": 6, "created": 2, "failed": 2, "unknown": 1, "elapsed": 1.5,
                "dry_run": False, "exit_code": 1, "problems": ["batch.csv:9: a warning"]}
-    out = review.write_review(ledger, manifest, tmp_path, summary=summary)
+    out = outputs.write_review(ledger, manifest, tmp_path, summary=summary)
     assert out == tmp_path / "batch_review.xlsx"
     book = openpyxl.load_workbook(out)
     assert book.sheetnames == ["Summary", "Cases", "Failed", "Not attempted", "Unknown",
@@ -198,7 +201,7 @@ def test_review_workbook(ledger: Ledger, manifest: Manifest, tmp_path: Path) -> 
 
 
 def test_cases_sheet(ledger: Ledger, manifest: Manifest, tmp_path: Path) -> None:
-    book = openpyxl.load_workbook(review.write_review(ledger, manifest, tmp_path / "r.xlsx"))
+    book = openpyxl.load_workbook(outputs.write_review(ledger, manifest, tmp_path / "r.xlsx"))
     ws = book["Cases"]
     rows = _sheet(book, "Cases")
     assert rows[0] == ["Family Id", "Proband BioSample", "Case", "Create", "Assign",
@@ -220,7 +223,7 @@ def test_cases_sheet(ledger: Ledger, manifest: Manifest, tmp_path: Path) -> None
 
 
 def test_failed_sheet_runs_again(ledger: Ledger, manifest: Manifest, tmp_path: Path) -> None:
-    out = review.write_review(ledger, manifest, tmp_path / "r.xlsx")
+    out = outputs.write_review(ledger, manifest, tmp_path / "r.xlsx")
     rows = _sheet(openpyxl.load_workbook(out), "Failed")
     assert rows[0] == ["Errors", "Case Id", *manifest.columns]
     assert [r[2] for r in rows[1:]] == ["F1", "F1", "F2"]
@@ -244,7 +247,7 @@ def test_failed_sheet_runs_again(ledger: Ledger, manifest: Manifest, tmp_path: P
 
 def test_failed_sheet_from_ledger_rows(ledger: Ledger, manifest: Manifest,
                                        tmp_path: Path) -> None:
-    book = openpyxl.load_workbook(review.write_review(ledger, None, tmp_path))
+    book = openpyxl.load_workbook(outputs.write_review(ledger, None, tmp_path))
     assert (tmp_path / "batch_review.xlsx").exists()
     rows = _sheet(book, "Failed")
     assert rows[0] == ["Errors", "Case Id", *manifest.columns]
@@ -257,9 +260,9 @@ def test_failed_sheet_from_ledger_rows(ledger: Ledger, manifest: Manifest,
 
 def test_not_attempted_and_unknown_sheets(ledger: Ledger, manifest: Manifest,
                                           tmp_path: Path) -> None:
-    book = openpyxl.load_workbook(review.write_review(ledger, manifest, tmp_path / "r.xlsx"))
+    book = openpyxl.load_workbook(outputs.write_review(ledger, manifest, tmp_path / "r.xlsx"))
     assert _sheet(book, "Not attempted")[1:] == [
-        ["F4", "S5", 7, 1, review.NOT_IN_LEDGER],
+        ["F4", "S5", 7, 1, outputs.NOT_IN_LEDGER],
         ["F6", "S7", 9, 1, "pending"],
     ]
     unknown = _sheet(book, "Unknown")
@@ -272,17 +275,17 @@ def test_not_attempted_and_unknown_sheets(ledger: Ledger, manifest: Manifest,
 
 def test_pending_error_is_shown(tmp_path: Path) -> None:
     with Ledger.open(tmp_path / "l.sqlite") as led:
-        led.add_families([("A", 0, "S", "h", ("create",))])
-        led.set_step("A", "create", State.PENDING, error_class="AuthError",
-                     error_message="token refused")
-        frame = review.cases_table(led)
+        led.add_families([ledgers.family("A", 0)])
+        led.set_step("A", "create", State.SENDING, attempt=True)
+        led.record_refused("A", "create", Outcome(kind="AuthError", message="token refused"))
+        frame = outputs.cases_table(led)
     assert frame.row(0, named=True)["Last error"] == "AuthError: token refused"
 
 
 def test_links_beyond_excel_limit_are_text(ledger: Ledger, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(workbook, "MAX_LINKS", 1)
-    book = openpyxl.load_workbook(review.write_review(ledger, None, tmp_path / "r.xlsx",
+    book = openpyxl.load_workbook(outputs.write_review(ledger, None, tmp_path / "r.xlsx",
                                                       host=HOST))
     ws = book["Cases"]
     links = [c.hyperlink for c in ws["K"][1:] if c.value]
@@ -309,7 +312,8 @@ def test_workbook_is_atomic(tmp_path: Path) -> None:
 def hostile(tmp_path: Path) -> Iterator[Ledger]:
     """A ledger whose family ids and messages look like formulas."""
     opened = Ledger.open(tmp_path / "h.sqlite")
-    opened.add_families([("=1+2", 0, "@S1", "h", ("create",)), ("F2", 1, "S2", "h", ("create",))])
+    opened.add_families([ledgers.family("=1+2", 0, sample="@S1"),
+                         ledgers.family("F2", 1, sample="S2")])
     opened.set_step("=1+2", "create", State.FAILED, attempt=True, http_status=400,
                     error_class="PermanentError", error_message="-bad")
     opened.set_step("F2", "create", State.SUCCEEDED, attempt=True, http_status=201,
@@ -320,9 +324,9 @@ def hostile(tmp_path: Path) -> Iterator[Ledger]:
 
 
 def test_export_csv_is_safe(hostile: Ledger, tmp_path: Path) -> None:
-    out = review.export(hostile, tmp_path / "cases.csv", host=HOST)
+    out = outputs.export(hostile, tmp_path / "cases.csv", host=HOST)
     frame = pl.read_csv(out, infer_schema_length=0)
-    assert frame.columns == [c.name for c in review.CASE_COLUMNS]
+    assert frame.columns == [c.name for c in outputs.CASE_COLUMNS]
     first = frame.row(0, named=True)
     assert first["Family Id"] == "'=1+2" and first["Proband BioSample"] == "'@S1"
     assert first["Last error"] == "create failed: PermanentError: -bad"
@@ -332,7 +336,7 @@ def test_export_csv_is_safe(hostile: Ledger, tmp_path: Path) -> None:
 
 
 def test_export_parquet_is_typed(hostile: Ledger, tmp_path: Path) -> None:
-    out = review.export(hostile, tmp_path / "cases.parquet", host=HOST)
+    out = outputs.export(hostile, tmp_path / "cases.parquet", host=HOST)
     frame = pl.read_parquet(out)
     assert frame.schema["Attempts"] == pl.Int64 and frame.schema["HTTP status"] == pl.Int64
     assert frame.schema["Updated"] == pl.Datetime("us")
@@ -343,7 +347,7 @@ def test_export_parquet_is_typed(hostile: Ledger, tmp_path: Path) -> None:
 
 
 def test_export_xlsx_is_the_workbook(hostile: Ledger, tmp_path: Path) -> None:
-    book = openpyxl.load_workbook(review.export(hostile, tmp_path / "all.xlsx", host=HOST))
+    book = openpyxl.load_workbook(outputs.export(hostile, tmp_path / "all.xlsx", host=HOST))
     assert book.sheetnames == ["Summary", "Cases", "Failed", "Not attempted", "Unknown"]
     assert book["Cases"]["A2"].value == "=1+2" and book["Cases"]["A2"].data_type == "s"
     _no_formulas(book)
@@ -351,14 +355,14 @@ def test_export_xlsx_is_the_workbook(hostile: Ledger, tmp_path: Path) -> None:
 
 def test_export_rejects_other_suffixes(hostile: Ledger, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"\.xlsx, \.csv or \.parquet"):
-        review.export(hostile, tmp_path / "cases.json")
+        outputs.export(hostile, tmp_path / "cases.json")
 
 
 # --------------------------------------------------------------------------- status
 
 
 def test_status(ledger: Ledger) -> None:
-    report = review.status(ledger)
+    report = outputs.status_report(ledger)
     assert report["families"] == 5
     assert report["steps"] == {
         "create": {"pending": 1, "succeeded": 2, "failed": 1, "unknown": 1},
@@ -374,7 +378,7 @@ def test_status(ledger: Ledger) -> None:
     assert run["options"] == {"concurrency": 8, "max_failures": None}
     datetime.fromisoformat(run["started"])
     json.dumps(report)  # --json needs no custom encoder
-    text = review.render_status(report)
+    text = outputs.render_status(report)
     assert "Families: 5" in text.splitlines()
 
 
@@ -394,7 +398,7 @@ def test_render_status_exact() -> None:
                      "started": "2025-01-02T03:04:05+00:00", "ended": None, "exit_code": None,
                      "counts": {"families": 12, "created": 9, "failed": 1, "skipped": 0}},
     }
-    assert review.render_status(report).splitlines() == [
+    assert outputs.render_status(report).splitlines() == [
         "Families: 12",
         "Step          pending  sending  succeeded  failed  unknown",
         "create              1        0          9       1        1",
@@ -414,9 +418,9 @@ def test_render_status_exact() -> None:
 
 def test_render_status_empty(tmp_path: Path) -> None:
     with Ledger.open(tmp_path / "empty.sqlite") as led:
-        report = review.status(led)
+        report = outputs.status_report(led)
     assert report == {"families": 0, "steps": {}, "failures": [], "last_run": None}
-    assert review.render_status(report).splitlines() == [
+    assert outputs.render_status(report).splitlines() == [
         "Families: 0", "Steps: none recorded", "Failures: none", "Last run: none"]
 
 
@@ -424,13 +428,13 @@ def test_render_status_empty(tmp_path: Path) -> None:
 
 
 def test_templates(tmp_path: Path) -> None:
-    paths = review.write_template(tmp_path / "t")
+    paths = outputs.write_template(tmp_path / "t")
     assert [p.name for p in paths] == ["batch_template.csv", "update_template.csv"]
     official = _rows(paths[0])
     assert official[0] == ["[Data]"] + [""] * 22
-    assert tuple(official[1]) == review.OFFICIAL_TEMPLATE_COLUMNS
+    assert tuple(official[1]) == outputs.OFFICIAL_TEMPLATE_COLUMNS
     assert len(official) == 2
-    assert _rows(paths[1]) == [list(review.UPDATE_TEMPLATE_COLUMNS)]
+    assert _rows(paths[1]) == [list(outputs.UPDATE_TEMPLATE_COLUMNS)]
     # header-only files are refused as they are, and accepted once a row is added
     with pytest.raises(ManifestError):
         read_manifest(paths[0])
@@ -445,12 +449,12 @@ def test_templates(tmp_path: Path) -> None:
 
 def test_failed_family_missing_from_manifest(ledger: Ledger, manifest: Manifest,
                                              tmp_path: Path) -> None:
-    ledger.add_families([("GONE", 99, "S99", "h", ("create",))])
+    ledger.add_families([ledgers.family("GONE", 99, sample="S99")])
     ledger.set_step("GONE", "create", State.FAILED, error_class="PermanentError",
                     error_message="x")
     cells = {"Family Id": "GONE", "Lab Code": "=1+1"}
     ledger.update_family("GONE", rows=json.dumps([{"number": 40, "cells": cells}]))
-    book = openpyxl.load_workbook(review.write_review(ledger, manifest, tmp_path / "r.xlsx"))
+    book = openpyxl.load_workbook(outputs.write_review(ledger, manifest, tmp_path / "r.xlsx"))
     rows = _sheet(book, "Failed")
     gone = rows[-1]
     assert gone[0] == "create failed: PermanentError: x"
@@ -461,9 +465,9 @@ def test_failed_family_missing_from_manifest(ledger: Ledger, manifest: Manifest,
 
 
 def test_outputs_are_private(ledger: Ledger, manifest: Manifest, tmp_path: Path) -> None:
-    review_file = review.write_review(ledger, manifest, tmp_path / "r.xlsx")
-    parquet = review.export(ledger, tmp_path / "c.parquet")
+    review_file = outputs.write_review(ledger, manifest, tmp_path / "r.xlsx")
+    parquet = outputs.export(ledger, tmp_path / "c.parquet")
     assert review_file.stat().st_mode & 0o777 == 0o600
     assert parquet.stat().st_mode & 0o777 == 0o600
-    template = review.write_template(tmp_path / "t")[0]
+    template = outputs.write_template(tmp_path / "t")[0]
     assert template.stat().st_mode & 0o777 == 0o644

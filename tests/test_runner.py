@@ -9,12 +9,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from batch.client import Client, Credentials
+from batch.api import Client, Credentials, RetryPolicy
 from batch.errors import LedgerError
 from batch.ledger import Ledger, State, default_path
 from batch.manifest import read_manifest
-from batch.retry import RetryPolicy
-from batch.runner import RunOptions, RunSummary, run_manifest
+from batch.run import RunOptions, RunSummary, run_manifest
 from batch.sandbox import (
     DEFAULT_PASSWORD,
     DEFAULT_USER,
@@ -22,6 +21,8 @@ from batch.sandbox import (
     demo_fixture_path,
     run_sandbox,
 )
+from tests import ledgers
+from tests.ledgers import force_state
 from tests.manifests import write_manifest
 
 CREDENTIALS = Credentials(username=DEFAULT_USER, password=DEFAULT_PASSWORD)
@@ -103,7 +104,7 @@ async def test_sending_create_is_reconciled_before_anything_is_sent(
     manifest = write_manifest(tmp_path / "m.csv", 3)
     await run_once(manifest, sandbox_url)
     with Ledger.open(default_path(manifest)) as ledger:
-        ledger.set_step("FAM-000001", "create", State.SENDING)
+        force_state(ledger, "FAM-000001", "create", State.SENDING)
         ledger.update_family("FAM-000001", case_name=None)
     summary = await run_once(manifest, sandbox_url)
     assert (summary.adopted, summary.created) == (1, 0)
@@ -115,7 +116,8 @@ async def test_sending_create_without_a_case_is_created(tmp_path: Path, sandbox_
     manifest = write_manifest(tmp_path / "m.csv", 2)
     parsed = read_manifest(manifest)
     with Ledger.open(default_path(manifest)) as ledger:
-        ledger.add_families([(f.family_id, i, f.proband_sample, f.row_hash, ("create",))
+        ledger.add_families([ledgers.family(f.family_id, i, sample=f.proband_sample,
+                                            row_hash=f.row_hash)
                              for i, f in enumerate(parsed.families())])
         ledger.set_step("FAM-000000", "create", State.SENDING, attempt=True)
     summary = await run_once(manifest, sandbox_url)
@@ -134,7 +136,7 @@ async def test_undecidable_reconcile_needs_review(tmp_path: Path, sandbox_url: s
     parsed = read_manifest(manifest)
     family = next(parsed.families())
     with Ledger.open(default_path(manifest)) as ledger:
-        ledger.add_families([("P1", 0, "", family.row_hash, ("create",))])
+        ledger.add_families([ledgers.family("P1", 0, sample="", row_hash=family.row_hash)])
         ledger.set_step("P1", "create", State.UNKNOWN, attempt=True)
     summary = await run_once(manifest, sandbox_url)
     assert (summary.unknown, summary.created, summary.exit_code) == (1, 0, 1)
@@ -262,7 +264,7 @@ async def test_preset_group_is_created_once_on_resume(tmp_path: Path, sandbox_ur
     )
     await run_once(manifest, sandbox_url)
     with Ledger.open(default_path(manifest)) as ledger:
-        ledger.set_step("FAM-000000", "preset_group", State.UNKNOWN)
+        force_state(ledger, "FAM-000000", "preset_group", State.UNKNOWN)
     summary = await run_once(manifest, sandbox_url)
     assert summary.failed == 0
     (case,) = await sandbox_cases(sandbox_url)
@@ -293,7 +295,7 @@ async def test_reconcile_uses_the_sample_name_that_was_sent(
     manifest = write_manifest(tmp_path / "m.csv", 1)
     await run_once(manifest, sandbox_url)
     with Ledger.open(default_path(manifest)) as ledger:
-        ledger.set_step("FAM-000000", "create", State.UNKNOWN)
+        force_state(ledger, "FAM-000000", "create", State.UNKNOWN)
         ledger.update_family("FAM-000000", case_name=None)
     text = manifest.read_text(encoding="utf-8").replace("FAM-000000-S0", "FAM-000000-S0A")
     manifest.write_text(text, encoding="utf-8")
@@ -318,7 +320,7 @@ async def test_a_case_of_another_family_is_never_adopted(
     with Ledger.open(default_path(manifest)) as ledger:
         genome = ledger.family("GENOME")
         assert genome is not None
-        ledger.set_step("GENOME", "create", State.UNKNOWN)
+        force_state(ledger, "GENOME", "create", State.UNKNOWN)
         ledger.update_family("GENOME", case_name=None)
     again = await run_once(manifest, sandbox_url)
     with Ledger.open(default_path(manifest)) as ledger:
@@ -333,17 +335,17 @@ async def test_a_failed_look_up_while_building_fails_that_family_only(
     tmp_path: Path, sandbox_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An API error while building one payload is recorded; the other families go on."""
-    import batch.runner
+    import batch.run.create
     from batch.errors import RetriesExhausted, ServerError
 
-    real = batch.runner.build_payload
+    real = batch.run.create.build_payload
 
     async def flaky(family: Any, resolver: Any) -> dict[str, Any]:
         if family.family_id == "FAM-000001":
             raise RetriesExhausted(ServerError("storage look-up: 503", status=503))
         return await real(family, resolver)
 
-    monkeypatch.setattr(batch.runner, "build_payload", flaky)
+    monkeypatch.setattr(batch.run.create, "build_payload", flaky)
     manifest = write_manifest(tmp_path / "m.csv", 3)
     summary = await run_once(manifest, sandbox_url)
     assert (summary.created, summary.failed, summary.exit_code) == (2, 1, 1)

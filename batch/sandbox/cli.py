@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from batch.net import is_loopback
+from batch.api.net import is_loopback
 from batch.sandbox.config import DEFAULT_PASSWORD, DEFAULT_USER, SandboxConfig
 from batch.sandbox.server import run_sandbox
 

@@ -27,8 +27,7 @@ from typing import Any
 
 import aiohttp
 
-from batch.client import Client, Credentials
-from batch.retry import RetryPolicy
+from batch.api import Client, Credentials, RetryPolicy
 from batch.sandbox import DEFAULT_PASSWORD, DEFAULT_USER
 
 RESULTS = Path(__file__).parent / "results" / "bench_rate.json"

@@ -20,8 +20,9 @@ from typing import Any
 
 import polars as pl
 
-from batch import review
+from batch import outputs
 from batch.ledger import Ledger, State
+from tests.ledgers import family
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HOST = "http://127.0.0.1:8765"
@@ -33,7 +34,8 @@ def build(path: Path, families: int) -> float:
     """A ledger where most families are done and some failed, are unknown or pending."""
     started = time.perf_counter()
     with Ledger.open(path) as ledger:
-        ledger.add_families((f"FAM-{n:06d}", n, f"S{n:06d}", f"{n:064x}", ("create", "assign"))
+        ledger.add_families(family(f"FAM-{n:06d}", n, sample=f"S{n:06d}", row_hash=f"{n:064x}",
+                                   steps=("create", "assign"))
                             for n in range(families))
         run = ledger.begin_run("run", manifest_path="bench.csv", host=HOST,
                                options={"concurrency": 8})
@@ -85,12 +87,12 @@ def main(argv: list[str] | None = None) -> int:
         base = Path(tmp)
         figures["build_ledger_s"] = build(base / "bench.ledger.sqlite", args.families)
         with Ledger.open(base / "bench.ledger.sqlite", create=False) as ledger:
-            figures["status_s"], report = timed(lambda: review.status(ledger))
-            figures["render_status_s"], _ = timed(lambda: review.render_status(report))
+            figures["status_s"], report = timed(lambda: outputs.status_report(ledger))
+            figures["render_status_s"], _ = timed(lambda: outputs.render_status(report))
             parquet = base / "cases.parquet"
-            figures["export_parquet_s"], _ = timed(lambda: review.export(ledger, parquet))
-            figures["export_csv_s"], _ = timed(lambda: review.export(ledger, base / "c.csv"))
-            figures["export_xlsx_s"], _ = timed(lambda: review.export(ledger, base / "c.xlsx"))
+            figures["export_parquet_s"], _ = timed(lambda: outputs.export(ledger, parquet))
+            figures["export_csv_s"], _ = timed(lambda: outputs.export(ledger, base / "c.csv"))
+            figures["export_xlsx_s"], _ = timed(lambda: outputs.export(ledger, base / "c.xlsx"))
             figures["xlsx_mb"] = round((base / "c.xlsx").stat().st_size / 1e6, 1)
             assert pl.read_parquet(parquet).height == args.families
     figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -1,0 +1,195 @@
+"""Who the client is: credentials, the token it carries, and logging in again, once for all.
+
+One token at a time, with a generation number: requests remember the generation they carried,
+so when many are refused at once (the token expired) exactly one re-login happens and the
+others reuse its token (single flight). A token the server refuses outright after a fresh
+login is final. Secrets never show in a repr, a log line or an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from batch.errors import AuthError, UsageError
+
+log = logging.getLogger(__name__)
+
+LOGIN_PATH = "/api/auth/v2/api_login/"
+MAX_RELOGINS = 3  # shared re-logins one request may wait for before giving up
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """How the client authenticates: a username and password, a ready token, or both.
+
+    With a password the client can log in again when the token expires; with a bare token
+    it cannot. Secrets are kept out of ``repr``.
+    """
+
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Credentials:
+        """Read ``EMG_TOKEN``, or ``EMG_USERNAME`` with ``EMG_PASSWORD``, from *env*."""
+        token = strip_bearer(env.get("EMG_TOKEN", ""))
+        username = env.get("EMG_USERNAME", "").strip() or None
+        password = env.get("EMG_PASSWORD", "") or None
+        if username and not password and not token:
+            raise UsageError(
+                "EMG_USERNAME is set but EMG_PASSWORD is not: set EMG_PASSWORD (never pass a "
+                "password on the command line), or set EMG_TOKEN instead"
+            )
+        if not token and not (username and password):
+            raise UsageError(
+                "no Emedgene credentials: set EMG_TOKEN, or EMG_USERNAME and EMG_PASSWORD"
+            )
+        return cls(username=username, password=password if username else None, token=token or None)
+
+    @property
+    def can_login(self) -> bool:
+        """True when a (re-)login is possible."""
+        return bool(self.username and self.password)
+
+
+def strip_bearer(token: str) -> str:
+    """The token without a leading ``Bearer `` (any case) and surrounding blanks."""
+    token = token.strip()
+    if token[:7].lower() == "bearer ":
+        token = token[7:].strip()
+    return token
+
+
+class Secret:
+    """A string that never shows itself in a repr or a log line."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The value itself, for the one header that carries it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+    __str__ = __repr__
+
+
+class TokenRefused(Exception):
+    """The server refused the token of one generation (401/403); internal to ``api``."""
+
+    def __init__(
+        self, message: str, generation: int, *, status: int, method: str, path: str
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.generation = generation
+        self.where: dict[str, Any] = {"status": status, "method": method, "path": path}
+
+    def public(self) -> AuthError:
+        """The error the caller sees."""
+        return AuthError(self.message, **self.where)
+
+
+Login = Callable[[Credentials], Awaitable[Secret]]
+
+
+class Auth:
+    """The token of one client, and the single-flight login that renews it.
+
+    *login* sends the login request and answers the new token (it is the client's request
+    pipeline, without authentication). Built with a bare token, the first login never happens.
+    """
+
+    def __init__(self, credentials: Credentials, login: Login, *, host: str) -> None:
+        if not credentials.token and not credentials.can_login:
+            raise UsageError("no Emedgene credentials: need a token, or a username and password")
+        self._credentials = credentials
+        self._login = login
+        self._host = host
+        self._token: Secret | None = (
+            Secret(strip_bearer(credentials.token)) if credentials.token else None
+        )
+        self.generation = 0
+        self._accepted = -1  # the newest token generation the server has accepted
+        # asyncio's lock: the api layer runs on aiohttp, which is asyncio only
+        self._lock = asyncio.Lock()
+        self._refused: AuthError | None = None
+
+    @property
+    def can_login(self) -> bool:
+        """Whether a (re-)login is possible."""
+        return self._credentials.can_login
+
+    def headers(self) -> dict[str, str]:
+        """The ``Authorization`` header of the current token (none before the first login)."""
+        if self._token is None:
+            return {}
+        return {"Authorization": f"Bearer {self._token.reveal()}"}
+
+    def accepted(self, generation: int) -> None:
+        """The server accepted the token of *generation*."""
+        self._accepted = max(self._accepted, generation)
+
+    def check_refused(self) -> None:
+        """Once the server refused our credentials, every request stops the same way."""
+        if self._refused is not None:
+            first = self._refused
+            raise AuthError(
+                first.message, status=first.status, method=first.method, path=first.path
+            )
+
+    async def ensure(self) -> int:
+        """Make sure a token is there (log in the first time); its generation."""
+        self.check_refused()
+        if self._token is None:
+            await self.refresh(self.generation)
+        return self.generation
+
+    async def refresh(self, seen: int, *, force: bool = False) -> None:
+        """Single flight: the first caller logs in; the others reuse its token."""
+        async with self._lock:
+            self.check_refused()
+            if not force and self._token is not None and self.generation != seen:
+                return  # someone else logged in while we waited
+            if not self._credentials.can_login:
+                self._refused = AuthError(
+                    "the server refused the token (EMG_TOKEN); it may have expired. Set "
+                    "EMG_USERNAME and EMG_PASSWORD so emg-batch can log in again",
+                    status=401,
+                )
+                raise self._refused
+            try:
+                self._token = await self._login(self._credentials)
+            except AuthError as err:
+                self._refused = AuthError(
+                    f"login refused for {self._credentials.username}: {err.message}",
+                    status=err.status,
+                    method="POST",
+                    path=LOGIN_PATH,
+                )
+                raise self._refused from None
+            self.generation += 1
+            log.info("logged in to %s as %s", self._host, self._credentials.username)
+
+    def may_relogin(self, generation: int, relogins: int) -> bool:
+        """Whether a request refused with token *generation* may log in (again) and retry.
+
+        The first refusal always may (single flight: concurrent refusals share one login).
+        A token may also expire while a request queues behind the limiter, so later
+        refusals may too, a few times, but only when the refused token had worked before or
+        a newer one exists: a fresh token that the server refuses outright is final.
+        """
+        if relogins == 0:
+            return True
+        expired = self._accepted >= generation or self.generation > generation
+        return expired and relogins < MAX_RELOGINS

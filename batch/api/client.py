@@ -1,0 +1,318 @@
+"""The Emedgene API, endpoint by endpoint: the one place that knows paths and answer shapes.
+
+A ``Client`` is a thin layer over ``call.Caller`` (the request pipeline: rate limit, retries,
+re-login, error translation). It knows nothing of manifests, payload rules or the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+
+from batch.api.auth import Credentials
+from batch.api.call import Caller, read_json
+from batch.api.limiter import Limiter
+from batch.api.retry import RetryPolicy
+from batch.api.stats import ClientStats
+from batch.errors import AmbiguousCreate, PermanentError
+
+__all__ = ["Client", "CreateResult"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+CREATE_PATH = "/api/cases/v2/cases"
+_FS_PAGE = 100
+_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    """A case the server created: its name (``EMG…``) and the HTTP status (201)."""
+
+    name: str
+    status: int
+
+
+class _Memo(Generic[K, V]):
+    """A per-run cache that also remembers permanent failures; one fetch per key at a time."""
+
+    def __init__(self) -> None:
+        self._done: dict[K, V | PermanentError] = {}
+        self._locks: dict[K, asyncio.Lock] = {}
+
+    async def get(self, key: K, fetch: Callable[[], Awaitable[V]]) -> V:
+        """The value for *key*, fetched once (a permanent failure is kept and raised again)."""
+        if key in self._done:  # answered before: no lock to take
+            return self._hit(key)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        async with lock:
+            if key in self._done:
+                return self._hit(key)
+            try:
+                value = await fetch()
+            except PermanentError as err:
+                self._done[key] = err
+                raise
+            self._done[key] = value
+            return value
+
+    def _hit(self, key: K) -> V:
+        hit = self._done[key]
+        if isinstance(hit, PermanentError):
+            raise hit
+        return hit
+
+
+def _segment(value: str | int) -> str:
+    return quote(str(value), safe="")
+
+
+def _normalise_dir(path: str) -> str:
+    return "/".join(part for part in path.split("/") if part)
+
+
+def hits(data: Any) -> list[dict[str, Any]]:
+    """The objects of a search answer: ``{"hits": [...]}`` or a bare list."""
+    if isinstance(data, list):
+        return [h for h in data if isinstance(h, dict)]
+    if isinstance(data, dict):
+        found = data.get("hits", [])
+        return [h for h in found if isinstance(h, dict)] if isinstance(found, list) else []
+    return []
+
+
+def _as_dict(data: Any) -> dict[str, Any]:
+    return data if isinstance(data, dict) else {"value": data}
+
+
+class Client:
+    """An async Emedgene API client for one run; use as ``async with Client(...) as c``."""
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        credentials: Credentials,
+        rate: float | None = None,
+        concurrency: int = 8,
+        retry: RetryPolicy | None = None,
+        timeout: float = 60.0,
+        user_agent: str | None = None,
+    ) -> None:
+        self._caller = Caller(host, credentials=credentials, rate=rate, concurrency=concurrency,
+                              retry=retry, timeout=timeout, user_agent=user_agent)
+        self._call = self._caller.call
+        self.host = self._caller.host
+        self.stats: ClientStats = self._caller.stats
+        self._users: list[dict[str, Any]] | None = None
+        self._users_lock = asyncio.Lock()
+        self._storages: _Memo[int, dict[str, Any]] = _Memo()
+        self._dirs: _Memo[tuple[int, str], list[dict[str, str]]] = _Memo()
+
+    def __repr__(self) -> str:
+        return f"Client(host={self.host!r}, limiter={self.limiter!r})"
+
+    @property
+    def limiter(self) -> Limiter:
+        """The shared rate limiter (read its ``rate`` for progress displays)."""
+        return self._caller.limiter
+
+    async def __aenter__(self) -> Client:
+        await self._caller.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._caller.close()
+
+    async def login(self) -> None:
+        """Log in now with the username and password; with only a token, nothing to do."""
+        auth = self._caller.auth
+        if auth.can_login:
+            await auth.refresh(auth.generation, force=True)
+
+    async def pause_all(self, seconds: float) -> None:
+        """Hold every request of this client for *seconds* from now (returns at once)."""
+        self._caller.pause_all(seconds)
+
+    # ------------------------------------------------------------------ cases
+
+    async def create_case(
+        self, payload: Mapping[str, Any], *, dry_run: bool = False
+    ) -> CreateResult | None:
+        """Create a case (``dry_run=False``) or have the server validate it (None)."""
+        params = [("dry_run", "true" if dry_run else "false")]
+
+        async def read(resp: aiohttp.ClientResponse) -> tuple[int, Any]:
+            try:
+                return resp.status, await read_json(resp)
+            except PermanentError:
+                if dry_run:
+                    raise
+                raise AmbiguousCreate(
+                    f"created (HTTP {resp.status}) but the answer could not be read",
+                    status=resp.status, method="POST", path=CREATE_PATH,
+                ) from None
+
+        status, data = await self._call(
+            "POST", CREATE_PATH, params=params, body=dict(payload), unsafe=not dry_run, reader=read
+        )
+        if dry_run:
+            return None
+        name = data.get("name") if isinstance(data, dict) else None
+        if not isinstance(name, str) or not name:
+            self.stats.ambiguous += 1
+            raise AmbiguousCreate(
+                f"HTTP {status} without a case name", status=status, method="POST", path=CREATE_PATH
+            )
+        return CreateResult(name=name, status=status)
+
+    async def get_case(self, case: str) -> dict[str, Any]:
+        """The full case object (``GET /api/test/{case}/``)."""
+        return _as_dict(await self._call("GET", f"/api/test/{_segment(case)}/"))
+
+    async def case_info(self, case: str) -> dict[str, Any]:
+        """Creation time, creator, last update, name and status of a case."""
+        return _as_dict(await self._call("GET", f"/api/test/{_segment(case)}/info"))
+
+    async def set_status(self, case: str, status: str) -> None:
+        """Change a case's status (e.g. ``custom_status_1``, ``finalized``)."""
+        await self._call("PUT", f"/api/test/{_segment(case)}", body={"status": status})
+
+    async def list_cases(
+        self, *, status: Sequence[str] = (), since: str | None = None, page_size: int = 100
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every case with one of *status* whose status changed since *since*, all pages."""
+        offset = 0
+        while True:
+            params = [("status", s) for s in status]
+            if since:
+                params.append(("from_status_change_date", since))
+            params += [("from", str(offset)), ("size", str(page_size))]
+            data: Any = await self._call("GET", "/api/test", params=params)
+            page = hits(data)
+            for hit in page:
+                yield hit
+            offset += len(page)
+            total = data.get("total") if isinstance(data, dict) else None
+            if len(page) < page_size or (isinstance(total, int) and offset >= total):
+                return
+
+    async def candidates(self, case: str) -> list[dict[str, Any]]:
+        """The case's tagged variants (the hits of ``GET /api/candidates/{case}``)."""
+        return hits(await self._call("GET", f"/api/candidates/{_segment(case)}"))
+
+    async def download_report(
+        self, case: str, report_type: str, report_id: str | int, dest: Path
+    ) -> Path:
+        """Stream a report to ``dest + ".part"``, then rename it to *dest*."""
+        part = dest.with_name(dest.name + ".part")
+        path = (
+            f"/api/test/v2/{_segment(case)}/reports/{_segment(report_type)}/{_segment(report_id)}"
+        )
+
+        async def save(resp: aiohttp.ClientResponse) -> Path:
+            with part.open("wb") as out:
+                async for chunk in resp.content.iter_chunked(_CHUNK):
+                    out.write(chunk)  # 64 KB to the page cache: not worth a thread
+            part.replace(dest)
+            return dest
+
+        return await self._call("GET", path, reader=save)
+
+    # ------------------------------------------------------------------ users and actions
+
+    async def org_users(self) -> list[dict[str, Any]]:
+        """The organisation's users, fetched once per client."""
+        async with self._users_lock:
+            if self._users is None:
+                self._users = hits(await self._call("GET", "/api/user/org_users/"))
+            return self._users
+
+    async def user_ids(self, emails: Sequence[str]) -> list[int]:
+        """Map e-mails to user ids (case-insensitive); PermanentError names unknown ones."""
+        by_email = {
+            str(u.get("email", "")).strip().lower(): u.get("id") for u in await self.org_users()
+        }
+        unknown = [e for e in emails if not isinstance(by_email.get(e.strip().lower()), int)]
+        if unknown:
+            raise PermanentError(f"unknown user e-mail(s): {', '.join(unknown)}")
+        return [int(by_email[e.strip().lower()]) for e in emails]  # type: ignore[arg-type]
+
+    async def assign(self, case: str, user_ids: Sequence[int]) -> None:
+        """Assign users to a case (idempotent)."""
+        await self._call(
+            "POST", f"/api/participant/{_segment(case)}",
+            body={"action": "assign", "ids": list(user_ids)},
+        )
+
+    async def create_preset_group(
+        self, case: str, *, name: str, gene_lists: Sequence[tuple[int, str]]
+    ) -> dict[str, Any]:
+        """Add a custom preset group of gene lists to a case (not idempotent)."""
+        search = [
+            {"id": gid, "name": gname, "type": "gene list", "value": gname}
+            for gid, gname in gene_lists
+        ]
+        data: Any = await self._call(
+            "POST", f"/api/test/{_segment(case)}/preset_group",
+            body={"name": name, "filter": {"search": search}}, unsafe=True,
+        )
+        return _as_dict(data)
+
+    # ------------------------------------------------------------------ samples and storage
+
+    async def find_samples(
+        self, name: str, *, sample_type: str = "fastq", exact: bool = True
+    ) -> list[dict[str, Any]]:
+        """Samples named *name*; a hit's ``note`` is the case it belongs to."""
+        params = [("query", name), ("sampleType", sample_type)]
+        if exact:
+            params.append(("exact_match", "true"))
+        return hits(await self._call("GET", "/api/sample/", params=params))
+
+    async def storage(self, storage_id: int) -> dict[str, Any]:
+        """A storage provider's details (``scheme``…); cached, failures included."""
+
+        async def fetch() -> dict[str, Any]:
+            return _as_dict(await self._call("GET", f"/api/storage/{int(storage_id)}"))
+
+        return await self._storages.get(int(storage_id), fetch)
+
+    async def list_dir(self, storage_id: int, path: str) -> list[dict[str, str]]:
+        """Every entry of a storage directory (all pages); cached per normalised path."""
+
+        async def fetch() -> list[dict[str, str]]:
+            entries: list[dict[str, str]] = []
+            offset = 0
+            while True:
+                params = [("from", str(offset)), ("size", str(_FS_PAGE)), ("path", path)]
+                data: Any = await self._call(
+                    "GET", f"/api/storage/{int(storage_id)}/fs/list", params=params
+                )
+                resources = data.get("resources", []) if isinstance(data, dict) else []
+                page = [
+                    {str(k): str(v) for k, v in r.items() if v is not None}
+                    for r in resources
+                    if isinstance(r, dict)
+                ]
+                entries += page
+                offset += _FS_PAGE
+                if not (isinstance(data, dict) and data.get("has_more")) or not page:
+                    return entries
+
+        return await self._dirs.get((int(storage_id), _normalise_dir(path)), fetch)

@@ -1,0 +1,206 @@
+"""The command line: a thin layer that parses options, calls the library, maps errors.
+
+Exit codes: 0 all done; 1 finished, some families failed or unknown; 2 usage, configuration or
+manifest error, nothing sent; 3 stopped early (--max-failures, auth refused); 130 Ctrl-C.
+Data goes to stdout, progress and messages to stderr. Expected errors are one line plus a hint,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from batch import jobs, outputs
+from batch.cli.common import (
+    ENVIRONMENT,
+    call,
+    call_sync,
+    host_options,
+    output_options,
+    setup_logging,
+    target,
+)
+from batch.cli.pull import listen_command, pull_group
+from batch.manifest import Problem
+from batch.run import RunOptions
+from batch.run.progress import for_terminal
+from batch.sandbox import sandbox_command
+
+
+@click.group(epilog=ENVIRONMENT)
+@click.version_option(package_name="emg-batch")
+def main() -> None:
+    """Bulk, rate-limited, resumable case work on Illumina Emedgene.
+
+    \b
+    Try it with no account:
+      emg-batch run inputs/example.csv --sandbox
+    """
+
+
+main.add_command(sandbox_command, "sandbox")
+main.add_command(pull_group, "pull")
+main.add_command(listen_command, "listen")
+
+
+# -- run ---------------------------------------------------------------------------------------
+
+
+@main.command(epilog=ENVIRONMENT)
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@host_options
+@click.option("--ledger", "ledger_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Ledger file (default: <manifest stem>.ledger.sqlite next to the manifest).")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where results and review files go (default: next to the manifest).")
+@click.option("--concurrency", type=click.IntRange(1, 256), default=8, show_default=True,
+              help="Families in flight at once.")
+@click.option("--rate", type=click.FloatRange(min=0.01), default=None,
+              help="At most R requests per second, evenly spaced (default: adapt to 429s).")
+@click.option("--max-failures", type=click.IntRange(min=1), default=None,
+              help="Stop after N failed families (exit 3).")
+@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="Seconds to wait for one answer.")
+@click.option("--dry-run", is_flag=True, help="Validate, look up and plan; send nothing.")
+@click.option("--skip-invalid", is_flag=True,
+              help="Send the valid families even when others are invalid.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@output_options
+def run(manifest: Path, host: str | None, sandbox: bool, ledger_path: Path | None,
+        out_dir: Path | None, concurrency: int, rate: float | None, max_failures: int | None,
+        timeout: float, dry_run: bool, skip_invalid: bool, as_json: bool, verbose: int,
+        quiet: bool) -> None:
+    """Create (and update) the cases of MANIFEST; rerun the same command to resume.
+
+    \b
+    Examples:
+      emg-batch run inputs/example.csv --sandbox
+      emg-batch run cases.csv --host https://lab.emg.illumina.com --rate 10
+      emg-batch run cases.parquet --ledger runs/cases.sqlite --max-failures 20
+    """
+    setup_logging(verbose, quiet)
+    where = target(host, sandbox)
+    assert where is not None
+    options = RunOptions(concurrency=concurrency, max_failures=max_failures, dry_run=dry_run,
+                         skip_invalid=skip_invalid, handle_signals=True)
+    connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
+    progress = for_terminal(quiet=quiet or as_json)
+    result = call(jobs.run_job, manifest, target=where, connection=connection, options=options,
+                  ledger_path=ledger_path, out_dir=out_dir, progress=progress)
+    summary = result.summary
+    if as_json:
+        data = summary.as_dict()
+        data.update(host=result.host, ledger=str(result.ledger),
+                    results=str(result.results) if result.results else None,
+                    review=str(result.review) if result.review else None)
+        click.echo(json.dumps(data, indent=2))
+    else:
+        _print_problems(summary.problems, quiet=quiet)
+        files = {"results": result.results, "review": result.review, "ledger": result.ledger}
+        click.echo(outputs.render_summary(summary, files=files))
+    sys.exit(summary.exit_code)
+
+
+def _print_problems(problems: list[Problem], *, quiet: bool) -> None:
+    for problem in problems:
+        if problem.severity == "error" or not quiet:
+            click.echo(str(problem), err=True)
+
+
+# -- validate --------------------------------------------------------------------------------
+
+
+@main.command(epilog=ENVIRONMENT)
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--server", is_flag=True, help="Also ask the server to check every family (dry run).")
+@host_options
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the results file goes (default: next to the manifest).")
+@click.option("--concurrency", type=click.IntRange(1, 256), default=8, show_default=True)
+@click.option("--rate", type=click.FloatRange(min=0.01), default=None,
+              help="At most R requests per second (default: adapt).")
+@output_options
+def validate(manifest: Path, server: bool, host: str | None, sandbox: bool,
+             out_dir: Path | None, concurrency: int, rate: float | None, verbose: int,
+             quiet: bool) -> None:
+    """Check MANIFEST and print every problem; send nothing.
+
+    Without --host or --sandbox, look-ups (storages, BaseSpace, `existing`) are skipped.
+
+    \b
+    Examples:
+      emg-batch validate cases.csv
+      emg-batch validate cases.csv --server --host https://lab.emg.illumina.com
+    """
+    setup_logging(verbose, quiet)
+    where = target(host, sandbox, needed=server)
+    connection = jobs.Connection(rate=rate, concurrency=concurrency)
+    result = call(jobs.validate_job, manifest, target=where, connection=connection,
+                  server=server, out_dir=out_dir)
+    _print_problems(result.problems, quiet=quiet)
+    errors = len(result.errors)
+    warnings = len(result.problems) - errors
+    line = f"{manifest.name}: {result.families} families, {errors} errors, {warnings} warnings"
+    if result.checked_on_server:
+        line += f", {result.checked_on_server} checked by the server"
+    click.echo(line)
+    if result.results:
+        click.echo(f"results: {result.results}")
+    sys.exit(result.exit_code)
+
+
+# -- status and export -----------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("manifest", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--ledger", "ledger_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Ledger file (default: the manifest's).")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def status(manifest: Path | None, ledger_path: Path | None, as_json: bool) -> None:
+    """Where a run stands: counts by step and state, failures by reason, the last run.
+
+    \b
+    Examples:
+      emg-batch status inputs/example.csv
+      emg-batch status --ledger runs/cases.sqlite --json
+    """
+    report = call_sync(jobs.status_job, manifest, ledger_path)
+    click.echo(json.dumps(report, indent=2, default=str) if as_json
+               else outputs.render_status(report))
+
+
+@main.command()
+@click.argument("manifest", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--ledger", "ledger_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Ledger file (default: the manifest's).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="FILE.xlsx (review workbook), FILE.csv or FILE.parquet.")
+def export(manifest: Path | None, ledger_path: Path | None, out: Path) -> None:
+    """Write the per-family results of a ledger to a spreadsheet or Parquet file.
+
+    \b
+    Examples:
+      emg-batch export inputs/example.csv --out review.xlsx
+      emg-batch export --ledger runs/cases.sqlite --out cases.parquet
+    """
+    written = call_sync(jobs.export_job, manifest, ledger_path, out)
+    click.echo(f"wrote {written}")
+
+
+@main.command()
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Where the templates go.")
+def template(out_dir: Path) -> None:
+    """Write empty manifests to start from: an official batch CSV and an update manifest.
+
+    \b
+    Example:
+      emg-batch template --out-dir manifests/
+    """
+    for path in call_sync(outputs.write_template, out_dir):
+        click.echo(f"wrote {path}")

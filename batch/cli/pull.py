@@ -1,0 +1,253 @@
+"""``emg-batch pull`` (finalized, candidates, info) and ``emg-batch listen``: thin click layers
+over :mod:`batch.pull` and :mod:`batch.listen`, on the same client options as ``run``.
+
+Exit codes: 0 all done; 1 some cases failed; 2 usage or configuration error; 3 auth refused;
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from batch import jobs
+from batch.cli.common import call, call_sync, fail, setup_logging, target
+from batch.errors import UsageError
+from batch.jobs.pull import Puller
+from batch.pull import (
+    FINALIZED,
+    FinalizedOptions,
+    PullResult,
+    cases_from_ledger,
+    cases_from_manifest,
+    parse_report_types,
+    parse_since,
+    pull_candidates,
+    pull_info,
+    split_cases,
+)
+
+__all__ = ["listen_command", "pull_group"]
+
+T = TypeVar("T")
+
+def _client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--host/--sandbox, --concurrency, --rate, --timeout, -v."""
+    for option in reversed((
+        click.option("--host", metavar="URL",
+                     help="Tenant URL (https://<tenant>.emg.illumina.com); default $EMG_HOST."),
+        click.option("--sandbox", is_flag=True,
+                     help="Start the built-in Emedgene sandbox on loopback and use it."),
+        click.option("--concurrency", type=click.IntRange(1, 256), default=8, show_default=True,
+                     help="Cases in flight at once."),
+        click.option("--rate", type=click.FloatRange(min=0.01), default=None,
+                     help="At most R requests per second, evenly spaced (default: adapt)."),
+        click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
+                     help="Seconds to wait for one answer."),
+        click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv: debug)."),
+    )):
+        fn = option(fn)
+    return fn
+
+
+# -- pull --------------------------------------------------------------------------------------
+
+
+@click.group("pull")
+def pull_group() -> None:
+    """Pull data out of Emedgene in bulk: finalized cases and reports, tagged variants, info."""
+
+
+@pull_group.command("finalized")
+@click.option("--since", default="24h", show_default=True,
+              help="Status changed since: a duration (24h, 7d, 30m) or an ISO date/datetime.")
+@click.option("--status", "statuses", multiple=True, metavar="STATUS",
+              help="Status to list (repeatable; default: finalized).")
+@click.option("--reports", "reports", multiple=True, metavar="TYPE",
+              help="Report types to download: pdf, json, ... or all (repeatable or "
+                   "comma list; default: pdf).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory: DIR/<case>/<type>-<id>.<ext>, DIR/cases.xlsx and DIR/cases.csv.")
+@click.option("--page-size", type=click.IntRange(1, 100), default=100, show_default=True,
+              help="Cases per listing page.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@_client_options
+def finalized(since: str, statuses: Sequence[str], reports: Sequence[str], out: Path,
+              page_size: int, as_json: bool, host: str | None, sandbox: bool, concurrency: int,
+              rate: float | None, timeout: float, verbose: int) -> None:
+    """Download the reports of the cases finalized since --since; rerun to resume.
+
+    \b
+    Examples:
+      emg-batch pull finalized --since 24h --reports pdf --out reports/
+      emg-batch pull finalized --since 2024-02-01 --reports pdf,json --out reports/
+    """
+    setup_logging(verbose)
+    try:
+        options = FinalizedOptions(
+            out=out, since=parse_since(since), statuses=tuple(statuses) or (FINALIZED,),
+            report_types=parse_report_types(reports or ("pdf",)), concurrency=concurrency,
+            page_size=page_size)
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    where = target(host, sandbox)
+    connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
+    result = call(jobs.finalized_job, where, connection, options)
+    _print_pull(result, as_json=as_json)
+    sys.exit(result.exit_code)
+
+
+def _print_pull(result: PullResult, *, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({
+            "cases": len(result.cases), "downloaded": result.downloaded,
+            "already_present": result.present, "failed": result.failed,
+            "errors": {c.case: c.error for c in result.cases if c.error},
+            "xlsx": str(result.xlsx), "csv": str(result.csv)}, indent=2))
+        return
+    for case in result.cases:
+        if case.error:
+            click.echo(f"{case.case}: {case.error}", err=True)
+    click.echo(f"done: {len(result.cases)} cases: downloaded {result.downloaded} reports, "
+               f"already present {result.present}, failed {result.failed}")
+    click.echo(f"table: {result.xlsx}\ntable: {result.csv}")
+
+
+def _case_names(manifest: Path | None, cases: Sequence[str], ledger: Path | None) -> list[str]:
+    given = [manifest is not None, bool(cases), ledger is not None]
+    if sum(given) != 1:
+        raise click.UsageError("name the cases one way: MANIFEST, --cases EMG1,EMG2 or "
+                               "--ledger PATH")
+    if manifest is not None:
+        names = call_sync(cases_from_manifest, manifest)
+    elif ledger is not None:
+        names = call_sync(cases_from_ledger, ledger)
+    else:
+        names = split_cases(cases)
+    if not names:
+        fail("no case names found (no Case Id, and no case recorded in the ledger)", None, 2)
+    return names
+
+
+def _table_source(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed((
+        click.argument("manifest", required=False,
+                       type=click.Path(exists=True, dir_okay=False, path_type=Path)),
+        click.option("--cases", multiple=True, metavar="EMG1,EMG2",
+                     help="Case names (repeatable or comma list)."),
+        click.option("--ledger", "ledger_path",
+                     type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="Every case recorded in this ledger."),
+        click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+                     help="FILE.xlsx, FILE.csv or FILE.parquet."),
+    )):
+        fn = option(fn)
+    return _client_options(fn)
+
+
+def _run_table(puller: Puller, manifest: Path | None, cases: Sequence[str],
+               ledger_path: Path | None, out: Path, host: str | None, sandbox: bool,
+               concurrency: int, rate: float | None, timeout: float, verbose: int) -> NoReturn:
+    setup_logging(verbose)
+    if out.suffix.lower() not in (".xlsx", ".csv", ".parquet"):
+        raise click.UsageError("--out must end in .xlsx, .csv or .parquet")
+    names = _case_names(manifest, cases, ledger_path)
+    where = target(host, sandbox)
+    connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
+    result = call(jobs.table_job, puller, where, connection, names, out)
+    for row in result.rows:
+        if row.get("error"):
+            click.echo(f"{row['case']}: {row['error']}", err=True)
+    click.echo(f"done: {len(names)} cases, {len(result.rows)} rows, failed {len(result.failed)}")
+    click.echo(f"wrote {result.out}")
+    sys.exit(result.exit_code)
+
+
+@pull_group.command("candidates")
+@_table_source
+def candidates(manifest: Path | None, cases: Sequence[str], ledger_path: Path | None, out: Path,
+               host: str | None, sandbox: bool, concurrency: int, rate: float | None,
+               timeout: float, verbose: int) -> None:
+    """The tagged variants of many cases in one table, with each case's info alongside.
+
+    \b
+    Examples:
+      emg-batch pull candidates cases.csv --out variants.xlsx
+      emg-batch pull candidates --cases EMG100000001,EMG100000002 --out variants.parquet
+      emg-batch pull candidates --ledger cases.ledger.sqlite --out variants.csv
+    """
+    _run_table(pull_candidates, manifest, cases, ledger_path, out, host, sandbox, concurrency,
+               rate, timeout, verbose)
+
+
+@pull_group.command("info")
+@_table_source
+def info(manifest: Path | None, cases: Sequence[str], ledger_path: Path | None, out: Path,
+         host: str | None, sandbox: bool, concurrency: int, rate: float | None, timeout: float,
+         verbose: int) -> None:
+    """Case info (status, creation time, creator, last update) of many cases in one table.
+
+    \b
+    Examples:
+      emg-batch pull info cases.csv --out info.xlsx
+      emg-batch pull info --cases EMG100000001,EMG100000002 --out info.csv
+    """
+    _run_table(pull_info, manifest, cases, ledger_path, out, host, sandbox, concurrency, rate,
+               timeout, verbose)
+
+
+# -- listen ------------------------------------------------------------------------------------
+
+
+def _ready(url: str) -> None:
+    click.echo(f"listening for webhooks at {url}/ (Ctrl-C to stop)", err=True)
+
+
+@click.command("listen")
+@click.option("--port", type=click.IntRange(0, 65535), required=True,
+              help="Port to listen on (0: any free one).")
+@click.option("--bind", default="127.0.0.1", show_default=True,
+              help="Address to listen on.")
+@click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --bind address.")
+@click.option("--ledger", "ledger_path", required=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Ledger file where every event is recorded (created if missing).")
+@click.option("--on-finalized", type=click.Choice(["pull-reports"]), default=None,
+              help="What to do when a case is found finalized.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Report directory for --on-finalized pull-reports.")
+@click.option("--reports", "reports", multiple=True, metavar="TYPE",
+              help="Report types for --on-finalized (default: pdf; 'all' for every type).")
+@_client_options
+def listen_command(port: int, bind: str, allow_remote: bool, ledger_path: Path,
+                   on_finalized: str | None, out: Path | None, reports: Sequence[str],
+                   host: str | None, sandbox: bool, concurrency: int, rate: float | None,
+                   timeout: float, verbose: int) -> None:
+    """Receive case-status-change webhooks; record each one, re-read the case, and
+    optionally download the reports of cases that are finalized. Runs until Ctrl-C.
+
+    \b
+    Example:
+      emg-batch listen --port 8001 --ledger events.sqlite \\
+          --on-finalized pull-reports --out reports/
+    """
+    setup_logging(max(verbose, 1))
+    if (on_finalized is None) != (out is None):
+        raise click.UsageError("--on-finalized pull-reports and --out DIR go together")
+    try:
+        types = parse_report_types(reports or ("pdf",))
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    where = target(host, sandbox)
+    connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
+    stats = call(jobs.listen_job, where, connection, ledger_path, host=bind, port=port,
+                  on_finalized_out=out, report_types=types, ready=_ready,
+                  allow_remote=allow_remote, workers=concurrency)
+    click.echo(f"stopped: {stats.received} events ({stats.duplicates} duplicates), "
+               f"{stats.handled} handled, {stats.reports_downloaded} reports downloaded, "
+               f"{stats.failures} failures", err=True)

@@ -1,0 +1,30 @@
+"""Whole jobs as the command line runs them: each opens what it needs, works, writes outputs.
+
+A job composes the stages (manifest → payload → run → api → ledger → outputs) so that the CLI
+stays a thin layer and everything it does can be done from Python too: ``run`` (run and
+validate), ``pull`` (pulls and the listener), ``views`` (status and export), on ``connect``
+(targets, clients, ledgers, output paths).
+"""
+
+from batch.jobs.connect import Connection, Target, open_client, open_ledger, output_path
+from batch.jobs.pull import finalized_job, listen_job, table_job
+from batch.jobs.run import RunResult, ValidationResult, run_job, validate_job
+from batch.jobs.views import export_job, ledger_for, status_job
+
+__all__ = [
+    "Connection",
+    "RunResult",
+    "Target",
+    "ValidationResult",
+    "export_job",
+    "finalized_job",
+    "ledger_for",
+    "listen_job",
+    "open_client",
+    "open_ledger",
+    "output_path",
+    "run_job",
+    "status_job",
+    "table_job",
+    "validate_job",
+]

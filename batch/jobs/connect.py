@@ -1,0 +1,82 @@
+"""What every job opens: where requests go (a tenant or an in-process sandbox), the client for
+it, the ledger for a manifest, and where outputs go."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from batch.api import Client, Credentials, RetryPolicy
+from batch.errors import UsageError
+from batch.ledger import Ledger, default_path
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Target:
+    """Where requests go: a tenant host with credentials, or an in-process sandbox."""
+
+    host: str | None = None
+    credentials: Credentials | None = None
+    sandbox: bool = False
+    sandbox_fixture: Path | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Connection:
+    """How the client talks: rate (requests/s, None = adaptive), pool size, timeout (s)."""
+
+    rate: float | None = None
+    concurrency: int = 8
+    timeout: float = 60.0
+    retry: RetryPolicy | None = None
+
+
+def output_path(manifest: Path, suffix: str, out_dir: Path | None) -> Path:
+    """``<stem><suffix>`` next to the manifest, or in *out_dir*."""
+    return (out_dir or manifest.parent) / f"{manifest.stem}{suffix}"
+
+
+@asynccontextmanager
+async def open_client(target: Target, connection: Connection) -> AsyncIterator[Client]:
+    """A logged-in-on-demand client for *target*; starts the sandbox when asked."""
+    if target.sandbox:
+        from batch.sandbox import (
+            DEFAULT_PASSWORD,
+            DEFAULT_USER,
+            SandboxConfig,
+            demo_fixture_path,
+            run_sandbox,
+        )
+
+        fixture = target.sandbox_fixture or demo_fixture_path()
+        async with run_sandbox(SandboxConfig(fixture=fixture, advance_after=0.0)) as sandbox:
+            credentials = Credentials(username=DEFAULT_USER, password=DEFAULT_PASSWORD)
+            async with _client(sandbox.url, credentials, connection) as client:
+                yield client
+        return
+    if not target.host:
+        raise UsageError("no host: pass --host URL (or set EMG_HOST), or --sandbox to try locally")
+    credentials = target.credentials or Credentials.from_env(os.environ)
+    async with _client(target.host, credentials, connection) as client:
+        yield client
+
+
+@asynccontextmanager
+async def _client(host: str, credentials: Credentials, c: Connection) -> AsyncIterator[Client]:
+    async with Client(host, credentials=credentials, rate=c.rate, concurrency=c.concurrency,
+                      retry=c.retry, timeout=c.timeout) as client:
+        yield client
+
+
+def open_ledger(manifest: Path, ledger: Path | None) -> Ledger:
+    """The ledger for *manifest*, locked for this process."""
+    opened = Ledger.open(ledger or default_path(manifest))
+    try:
+        opened.lock()
+    except BaseException:
+        opened.close()
+        raise
+    return opened

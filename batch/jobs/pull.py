@@ -1,0 +1,58 @@
+"""The pull commands and the listener as whole jobs: a client, the work, and (for ``listen``)
+the ledger and the signals that stop it."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from batch.jobs.connect import Connection, Target, open_client
+from batch.ledger import Ledger
+from batch.pull import (
+    FinalizedOptions,
+    ListenerStats,
+    PullResult,
+    TableResult,
+    listen,
+    pull_finalized,
+)
+
+Puller = Callable[..., Coroutine[Any, Any, TableResult]]
+
+
+async def finalized_job(target: Target, connection: Connection,
+                        options: FinalizedOptions) -> PullResult:
+    """``emg-batch pull finalized``."""
+    async with open_client(target, connection) as client:
+        return await pull_finalized(client, options)
+
+
+async def table_job(puller: Puller, target: Target, connection: Connection,
+                    names: Sequence[str], out: Path) -> TableResult:
+    """``emg-batch pull candidates`` / ``pull info``: *puller* over *names*, written to *out*."""
+    async with open_client(target, connection) as client:
+        return await puller(client, list(names), concurrency=connection.concurrency, out=out)
+
+
+async def listen_job(target: Target, connection: Connection, ledger_path: Path,
+                     **options: Any) -> ListenerStats:
+    """``emg-batch listen``: receive webhooks until SIGINT or SIGTERM; the counters after."""
+    stats = ListenerStats()
+    with Ledger.open(ledger_path) as ledger:
+        ledger.lock()
+        async with open_client(target, connection) as client, \
+                anyio.create_task_group() as tg:
+            tg.start_soon(_stop_on_signal, tg.cancel_scope)
+            await listen(ledger=ledger, client=client, stats=stats, **options)
+    return stats
+
+
+async def _stop_on_signal(scope: anyio.CancelScope) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return

@@ -1,0 +1,40 @@
+"""``status`` and ``export``: a ledger (found from a manifest or given) read into a report or
+a file; nothing is sent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from batch.errors import UsageError
+from batch.ledger import Ledger, default_path
+from batch.manifest import read_manifest
+from batch.outputs import export, status_report
+
+EXPORT_SUFFIXES = (".xlsx", ".csv", ".parquet")
+
+
+def ledger_for(manifest: Path | None, ledger: Path | None) -> Path:
+    """The ledger a command reads: ``--ledger``, else the manifest's."""
+    if ledger is not None:
+        return ledger
+    if manifest is not None:
+        return default_path(manifest)
+    raise UsageError("pass a MANIFEST or --ledger PATH")
+
+
+def status_job(manifest: Path | None, ledger: Path | None) -> dict[str, Any]:
+    """``emg-batch status``: the report of the ledger."""
+    with Ledger.open(ledger_for(manifest, ledger), create=False) as opened:
+        return status_report(opened)
+
+
+def export_job(manifest: Path | None, ledger: Path | None, out: Path) -> Path:
+    """``emg-batch export``: the ledger's Cases table (or the whole workbook) to *out*."""
+    if out.suffix.lower() not in EXPORT_SUFFIXES:
+        raise UsageError("--out must end in .xlsx, .csv or .parquet")
+    path = ledger_for(manifest, ledger)
+    parsed = read_manifest(manifest) if manifest is not None and manifest.exists() else None
+    with Ledger.open(path, create=False) as opened:
+        last = opened.last_run("run")
+        return export(opened, out, manifest=parsed, host=last.host if last else None)

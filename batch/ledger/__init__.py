@@ -1,0 +1,34 @@
+"""The results ledger (SQLite, WAL): every family and step of a manifest, one durable write
+per state change, the runs and the webhook events.
+
+``states`` holds the vocabulary (steps, states, legal transitions); ``store`` the ``Ledger``
+and its named transitions; ``reads`` the queries; ``db`` the connection, transactions, lock
+and group commit; ``schema`` the tables; ``records`` the plain records; ``runs`` and
+``events`` their tables. Nothing here imports the stages above it.
+"""
+
+from batch.ledger.records import (
+    FamilyRecord,
+    NewFamily,
+    Outcome,
+    RunRecord,
+    StepRecord,
+    default_path,
+)
+from batch.ledger.states import STEPS, TRANSITIONS, IllegalTransition, State, Step
+from batch.ledger.store import Ledger
+
+__all__ = [
+    "STEPS",
+    "TRANSITIONS",
+    "FamilyRecord",
+    "IllegalTransition",
+    "Ledger",
+    "NewFamily",
+    "Outcome",
+    "RunRecord",
+    "State",
+    "Step",
+    "StepRecord",
+    "default_path",
+]

@@ -1,0 +1,209 @@
+"""The ledger's database: one connection, explicit transactions, the process lock, and the
+group commit that lets many workers share one commit.
+
+This layer uses asyncio directly (an event and loop callbacks), not anyio: a group commit runs
+as a loop callback so that a write once queued is committed even if its writer is cancelled,
+and the run is on asyncio anyway (aiohttp is asyncio only). Every write is synchronous and
+short, with no ``await`` inside, so cancellation cannot tear one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import functools
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any, Self
+
+from batch.errors import LedgerError
+from batch.ledger.schema import SCHEMA_VERSION, connect
+
+#: Event-loop turns a group commit waits for more writers to join it (see ``durably``).
+GROUP_COMMIT_TURNS = 2
+
+
+class _Batch:
+    """Writes that will be committed together, and how their commit went."""
+
+    __slots__ = ("done", "error", "writes")
+
+    def __init__(self) -> None:
+        self.writes: list[Callable[[], object]] = []
+        # asyncio's own event: the ledger is written on every state change, and anyio's
+        # wrapper looks the async library up each time one is made.
+        self.done = asyncio.Event()
+        self.error: BaseException | None = None
+
+
+def _after_turns(turns: int, callback: Callable[..., object], *args: Any) -> None:
+    """Call ``callback(*args)`` once the event loop has gone round *turns* more times."""
+    loop = asyncio.get_running_loop()
+    if turns <= 1:
+        loop.call_soon(callback, *args)
+    else:
+        loop.call_soon(_after_turns, turns - 1, callback, *args)
+
+
+class Database:
+    """A ledger file: open with :meth:`open`; use as a context manager."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        self._lock_file: IO[str] | None = None
+        self._batch: _Batch | None = None
+        self._deferred: list[Callable[[], object]] = []
+        self.commits = 0
+
+    # -- opening and locking -------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | Path, *, create: bool = True) -> Self:
+        """Open (or create) the ledger at *path*, file mode 0600, schema checked."""
+        path = Path(path)
+        ledger = cls(path, connect(path, create=create))
+        try:
+            ledger._check_version()
+        except BaseException:
+            ledger.close()
+            raise
+        return ledger
+
+    def _check_version(self) -> None:
+        found = self.meta("schema_version")
+        if found is None:
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+        elif int(found) != SCHEMA_VERSION:
+            raise LedgerError(
+                f"{self.path} has ledger schema {found}; this emg-batch reads {SCHEMA_VERSION}. "
+                "Use the emg-batch version that wrote it, or start over with a new --ledger."
+            )
+
+    def lock(self) -> None:
+        """Take the ledger for this process; a second process gets a clear LedgerError."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the run
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise LedgerError(
+                f"ledger {self.path} is in use by another emg-batch process (pid {holder}); "
+                "wait for it to finish, or use a different --ledger"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock_file = handle
+
+    def close(self) -> None:
+        """Commit queued writes (see :meth:`later`), close the database, release the lock."""
+        with contextlib.suppress(LedgerError, sqlite3.Error):
+            self.flush()
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- statements and transactions -----------------------------------------------------
+
+    def _execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, tuple(params))
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot write ledger {self.path}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group several writes into one commit (nested use joins the open transaction)."""
+        if self._conn.in_transaction:
+            yield
+            return
+        self._execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                with contextlib.suppress(LedgerError):
+                    self._execute("ROLLBACK")
+            raise
+
+    def meta(self, key: str) -> str | None:
+        """A value from the meta table."""
+        row = self._execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a value in the meta table."""
+        self._execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    # -- group commit ----------------------------------------------------------------------
+
+    async def durably(self, write: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+        """Run ``write(*args, **kwargs)`` and return once it is committed (group commit).
+
+        Workers that write at the same moment share one commit, so the ledger does not
+        serialise the pool: the first writer schedules the commit a couple of event-loop
+        turns later, and every write queued by then goes into the same transaction. The
+        commit runs as a loop callback, not in the writer's task, so a write that has been
+        queued is committed even if its caller is cancelled meanwhile (it only ever records
+        "may have been sent").
+        """
+        batch = self._batch
+        if batch is None:
+            batch = self._batch = _Batch()
+            _after_turns(GROUP_COMMIT_TURNS, self._commit_group, batch)
+        batch.writes.append(functools.partial(write, *args, **kwargs))
+        await batch.done.wait()
+        if batch.error is not None:
+            raise batch.error
+
+    def _commit_group(self, batch: _Batch) -> None:
+        """Commit a group (and any writes queued by :meth:`later`); tell its writers."""
+        self._batch = None
+        try:
+            self.commit(batch.writes)
+        except Exception as exc:  # every writer of the group raises it
+            batch.error = exc
+        except BaseException as exc:
+            batch.error = LedgerError(f"the ledger commit was interrupted: {exc!r}")
+            raise
+        finally:
+            batch.done.set()
+
+    def later(self, write: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+        """Queue ``write(*args, **kwargs)`` for the next commit and return at once.
+
+        Only for records whose loss costs a look-up and nothing else (see
+        ``Ledger.record_created``). The next :meth:`durably` commit takes the queued writes
+        along; :meth:`flush` (or :meth:`close`) commits what is left.
+        """
+        self._deferred.append(functools.partial(write, *args, **kwargs))
+
+    def flush(self) -> None:
+        """Commit the writes queued by :meth:`later` now."""
+        if self._deferred:
+            self.commit([])
+
+    def commit(self, writes: Iterable[Callable[[], object]]) -> None:
+        """Run *writes* (and any queued by :meth:`later`) in one transaction, committed now."""
+        deferred, self._deferred = self._deferred, []
+        with self.transaction():
+            for queued in (*deferred, *writes):
+                queued()
+        self.commits += 1

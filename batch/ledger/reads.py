@@ -1,0 +1,94 @@
+"""Reading the ledger: families with their steps, counts and failures, from few queries."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from batch.ledger.db import Database
+from batch.ledger.records import FamilyRecord, StepRecord
+from batch.ledger.states import State
+
+_FAMILY = ("SELECT family_id, seq, proband_sample, row_hash, created_hash, case_name, note"
+           " FROM families")
+_STEP = ("SELECT step, state, attempts, http_status, error_class, error_message, case_name,"
+         " started_at, updated_at FROM steps")
+
+
+class Reads(Database):
+    """The queries that plan a run, fill the review outputs and answer ``status``."""
+
+    def snapshot(self) -> dict[str, FamilyRecord]:
+        """Every family with its steps, read in two queries (used to plan a run)."""
+        families: dict[str, FamilyRecord] = {}
+        for fid, seq, sample, row_hash, created_hash, case, note in self._execute(_FAMILY):
+            families[fid] = FamilyRecord(fid, seq, sample, row_hash, created_hash, case, note)
+        for row in self._execute(_STEP.replace("SELECT ", "SELECT family_id, ", 1)):
+            record = families.get(row[0])
+            if record is not None:
+                record.steps[row[1]] = StepRecord(row[1], State(row[2]), *row[3:])
+        return families
+
+    def family(self, family_id: str) -> FamilyRecord | None:
+        """One family with its steps."""
+        row = self._execute(_FAMILY + " WHERE family_id = ?", (family_id,)).fetchone()
+        if row is None:
+            return None
+        record = FamilyRecord(*row)
+        for srow in self._execute(_STEP + " WHERE family_id = ?", (family_id,)):
+            record.steps[srow[0]] = StepRecord(srow[0], State(srow[1]), *srow[2:])
+        return record
+
+    def family_count(self) -> int:
+        """How many families the ledger holds."""
+        return int(self._execute("SELECT count(*) FROM families").fetchone()[0])
+
+    def family_rows(self, family_id: str) -> list[dict[str, Any]] | None:
+        """The manifest rows stored for a family (stored when it failed), or None."""
+        sql = "SELECT rows FROM families WHERE family_id = ?"
+        row = self._execute(sql, (family_id,)).fetchone()
+        return None if row is None or row[0] is None else list(json.loads(row[0]))
+
+    def step_counts(self) -> dict[str, dict[str, int]]:
+        """``{step: {state: count}}`` in one aggregate query."""
+        counts: dict[str, dict[str, int]] = {}
+        for step, state, n in self._execute(
+            "SELECT step, state, count(*) FROM steps GROUP BY step, state"
+        ):
+            counts.setdefault(step, {})[state] = n
+        return counts
+
+    def failure_groups(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Failed and unknown steps grouped by reason, with a count and one example each."""
+        rows = self._execute(
+            "SELECT step, state, error_class, error_message, count(*), min(family_id) FROM steps"
+            " WHERE state IN ('failed', 'unknown') GROUP BY step, state, error_class, error_message"
+            " ORDER BY count(*) DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [
+            {"step": r[0], "state": r[1], "error_class": r[2], "message": r[3], "count": r[4],
+             "example_family": r[5]}
+            for r in rows
+        ]
+
+    def iter_families(self) -> Iterator[FamilyRecord]:
+        """Every family in manifest order, steps attached, streamed."""
+        cur = self._conn.cursor()
+        cur.execute(
+            "SELECT f.family_id, f.seq, f.proband_sample, f.row_hash, f.created_hash, f.case_name,"
+            " f.note, s.step, s.state, s.attempts, s.http_status, s.error_class, s.error_message,"
+            " s.case_name, s.started_at, s.updated_at FROM families f"
+            " LEFT JOIN steps s ON s.family_id = f.family_id ORDER BY f.seq, f.family_id"
+        )
+        current: FamilyRecord | None = None
+        for row in cur:
+            if current is None or current.family_id != row[0]:
+                if current is not None:
+                    yield current
+                current = FamilyRecord(*row[:7])
+            if row[7] is not None:
+                current.steps[row[7]] = StepRecord(row[7], State(row[8]), *row[9:])
+        if current is not None:
+            yield current

@@ -1,0 +1,89 @@
+"""What the ledger hands out and takes in: plain records of families, steps, runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from batch.ledger.states import State
+
+
+def default_path(manifest: Path) -> Path:
+    """The ledger next to *manifest*: ``<stem>.ledger.sqlite``."""
+    return manifest.with_name(f"{manifest.stem}.ledger.sqlite")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewFamily:
+    """A family to register: its id, place in the manifest, proband sample, hash and steps."""
+
+    family_id: str
+    seq: int
+    proband_sample: str
+    row_hash: str
+    steps: Sequence[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """What a failed or uncertain step records: error class, message, HTTP status."""
+
+    kind: str
+    message: str
+    status: int | None = None
+
+
+@dataclass(slots=True)
+class StepRecord:
+    """One step of one family as the ledger holds it."""
+
+    step: str
+    state: State
+    attempts: int = 0
+    http_status: int | None = None
+    error_class: str | None = None
+    error_message: str | None = None
+    case_name: str | None = None
+    started_at: float | None = None
+    updated_at: float | None = None
+
+
+@dataclass(slots=True)
+class FamilyRecord:
+    """A family and its steps as the ledger holds them."""
+
+    family_id: str
+    seq: int
+    proband_sample: str
+    row_hash: str
+    created_hash: str | None
+    case_name: str | None
+    note: str | None
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+
+    @property
+    def create(self) -> StepRecord | None:
+        """The create step, if the family has one."""
+        return self.steps.get("create")
+
+    @property
+    def done(self) -> bool:
+        """Every step of the family succeeded."""
+        return bool(self.steps) and all(s.state is State.SUCCEEDED for s in self.steps.values())
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One invocation recorded in the ledger."""
+
+    id: int
+    command: str
+    manifest_path: str | None
+    host: str | None
+    options: dict[str, Any]
+    started_at: float
+    ended_at: float | None
+    exit_code: int | None
+    counts: dict[str, Any] | None

@@ -1,0 +1,58 @@
+"""The ``runs`` table: one row per invocation (command, manifest, host, options, outcome)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from batch.ledger.db import Database
+from batch.ledger.records import RunRecord
+
+
+class RunLog(Database):
+    """Invocations recorded in the ledger."""
+
+    def begin_run(
+        self,
+        command: str,
+        *,
+        manifest_path: str | None = None,
+        manifest_hash: str | None = None,
+        host: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Record the start of an invocation; return its id."""
+        cur = self._execute(
+            "INSERT INTO runs (command, manifest_path, manifest_hash, host, options, pid,"
+            " started_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (command, manifest_path, manifest_hash, host, json.dumps(dict(options or {})),
+             os.getpid(), time.time()),
+        )
+        return int(cur.lastrowid or 0)
+
+    def end_run(self, run_id: int, *, exit_code: int, counts: Mapping[str, Any]) -> None:
+        """Record the end of an invocation."""
+        self._execute(
+            "UPDATE runs SET ended_at = ?, exit_code = ?, counts = ? WHERE id = ?",
+            (time.time(), exit_code, json.dumps(dict(counts)), run_id),
+        )
+
+    def runs(self) -> list[RunRecord]:
+        """Every invocation, oldest first."""
+        rows = self._execute(
+            "SELECT id, command, manifest_path, host, options, started_at, ended_at, exit_code,"
+            " counts FROM runs ORDER BY id"
+        ).fetchall()
+        return [
+            RunRecord(r[0], r[1], r[2], r[3], json.loads(r[4] or "{}"), r[5], r[6], r[7],
+                      None if r[8] is None else json.loads(r[8]))
+            for r in rows
+        ]
+
+    def last_run(self, command: str | None = None) -> RunRecord | None:
+        """The latest invocation (of *command*, when given)."""
+        runs = [r for r in self.runs() if command is None or r.command == command]
+        return runs[-1] if runs else None

@@ -1,0 +1,297 @@
+"""The manifest as data: rows, families, the manifest itself, and problems found in it.
+
+Rows live in a compact store (see ``store.RowStore``); only a family index (row positions per
+family, in official family order) is kept besides. ``Family`` objects are built on demand while
+iterating and dropped by the caller, so memory does not grow with the number of families
+beyond the index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from batch.manifest.columns import (
+    ACTION_CELLS,
+    HASH_IGNORED,
+    is_proband,
+    parse_gene_lists,
+    split_items,
+)
+from batch.manifest.store import Kind, RawManifest, rightmost
+
+# JavaScript array-index keys come first in object-key order (BEHAVIOUR §1 "Grouping").
+_JS_INDEX = re.compile(r"^(0|[1-9][0-9]{0,9})$")
+_JS_INDEX_LIMIT = 4294967295
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Problem:
+    """One problem found in a manifest, located as precisely as possible."""
+
+    file: str
+    message: str
+    row: int | None = None
+    family: str | None = None
+    column: str | None = None
+    value: str | None = None
+    hint: str | None = None
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        parts = [self.file if self.row is None else f"{self.file}:{self.row}"]
+        if self.family is not None:
+            parts.append(f"family {self.family}")
+        if self.column is not None:
+            parts.append(self.column if self.value is None else f"{self.column} = {self.value!r}")
+        parts.append(self.message if self.severity == "error" else f"warning: {self.message}")
+        text = ": ".join(parts)
+        return f"{text} ({self.hint})" if self.hint else text
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One data row: its spreadsheet row number and its cells by column name."""
+
+    number: int
+    cells: Mapping[str, str]
+
+    def get(self, column: str) -> str:
+        """The cell, ``""`` when absent."""
+        return self.cells.get(column, "")
+
+
+@dataclass(frozen=True, slots=True)
+class Actions:
+    """What to do to a case after it exists (the action columns of the proband row)."""
+
+    assign_to: tuple[str, ...] = ()
+    set_status: str | None = None
+    preset_group: str | None = None
+    preset_gene_lists: tuple[tuple[int, str], ...] = ()
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        """The action steps to run, in run order."""
+        wanted = (
+            ("assign", bool(self.assign_to)),
+            ("preset_group", self.preset_group is not None),
+            ("set_status", self.set_status is not None),
+        )
+        return tuple(name for name, on in wanted if on)
+
+
+_NO_ACTIONS = Actions()
+
+
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """The rows of one case, grouped by ``Family Id``."""
+
+    family_id: str
+    rows: tuple[Row, ...]
+    columns: tuple[str, ...] = ()
+    proband: Row | None = field(init=False, repr=False, compare=False)
+    """The first row whose Relation is ``proband`` or empty (found once: read very often)."""
+
+    def __post_init__(self) -> None:
+        found = next((r for r in self.rows if is_proband(r.cells.get("Relation", ""))), None)
+        object.__setattr__(self, "proband", found)
+
+    @property
+    def case_id(self) -> str | None:
+        """The proband's ``Case Id`` (an existing case: nothing to create)."""
+        proband = self.proband
+        value = proband.get("Case Id") if proband is not None else ""
+        return value or None
+
+    @property
+    def proband_sample(self) -> str:
+        """The proband's BioSample Name (``""`` if none)."""
+        proband = self.proband
+        return proband.get("BioSample Name") if proband is not None else ""
+
+    @property
+    def actions(self) -> Actions:
+        """The action columns of the proband row (first row when there is no proband)."""
+        source = self.proband or (self.rows[0] if self.rows else None)
+        if source is None or not any(map(source.cells.get, ACTION_CELLS)):
+            return _NO_ACTIONS
+        return Actions(
+            assign_to=tuple(split_items(source.get("Assign To"))),
+            set_status=source.get("Set Status") or None,
+            preset_group=source.get("Preset Group") or None,
+            preset_gene_lists=parse_gene_lists(source.get("Preset Gene Lists")),
+        )
+
+    @property
+    def row_hash(self) -> str:
+        """The family's content hash (see :func:`content_hash`)."""
+        return content_hash(cells_text(row.cells) for row in self.rows)
+
+    @property
+    def is_update_only(self) -> bool:
+        """True when the case exists already (``Case Id`` on the proband row)."""
+        return self.case_id is not None
+
+
+class Manifest:
+    """A read manifest: header, compact row store and family index."""
+
+    def __init__(self, path: Path, raw: RawManifest) -> None:
+        self.path = path
+        self.kind: Kind = raw.kind
+        self.columns: tuple[str, ...] = tuple(raw.header)
+        self.warnings: list[Problem] = [
+            Problem(file=path.name, row=row, message=text, severity="warning")
+            for text, row in raw.warnings
+        ]
+        self.prefix = raw.prefix
+        self.trailer = raw.trailer
+        self._store = raw.store
+        self._unique_columns = len(set(self.columns)) == len(self.columns)
+        self._index = {name: i for i, name in enumerate(self.columns)}
+        self._has_actions = any(c in self.columns for c in ACTION_CELLS)
+        hashed = sorted((name, i) for i, name in enumerate(self.columns)
+                        if name not in HASH_IGNORED)
+        self._hash_prefixes = [f"{name}\x1f" for name, _ in hashed]
+        self._hash_order = _picker([i for _, i in hashed])
+        self._order = _family_order(raw.store.index)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __contains__(self, family_id: object) -> bool:
+        return family_id in self._store.index
+
+    @property
+    def row_count(self) -> int:
+        """Number of data rows."""
+        return len(self._store)
+
+    @property
+    def family_ids(self) -> list[str]:
+        """Family ids in official family order."""
+        return list(self._order)
+
+    def families(self) -> Iterator[Family]:
+        """Families in official order (JS object-key order), built on demand."""
+        for family_id in self._order:
+            yield self.family(family_id)
+
+    def family(self, family_id: str) -> Family:
+        """The family with this id; ``KeyError`` when there is none."""
+        rows = tuple([self._row(position) for position in self._store.index[family_id]])
+        return Family(family_id=family_id, rows=rows, columns=self.columns)
+
+    def family_hash(self, family_id: str) -> str:
+        """``Family.row_hash`` of a family, without building the family."""
+        positions = self._store.index[family_id]
+        if not self._unique_columns:  # the rightmost present cell wins: build the cells
+            return content_hash(cells_text(self._cells(p)) for p in positions)
+        # Cells picked by position in column-name order: no dict per row (C loops).
+        return content_hash(row_text(self._hash_prefixes, self._hash_order(self._store.values(p)))
+                            for p in positions)
+
+    @property
+    def has_action_columns(self) -> bool:
+        """Whether any action column other than ``Case Id`` is in the header."""
+        return self._has_actions
+
+    def _cells(self, position: int) -> dict[str, str]:
+        values = self._store.values(position)
+        if self._unique_columns and None not in values:
+            return dict(zip(self.columns, values, strict=True))  # type: ignore[arg-type]
+        # Duplicate names: the rightmost present cell wins, as in the official CLI.
+        return {name: v for name, v in zip(self.columns, values, strict=True) if v is not None}
+
+    def holds(self, text: str) -> bool:
+        """Whether any data cell contains *text*."""
+        return self._store.holds(text)
+
+    def cell(self, position: int, column: str) -> str:
+        """One cell of the row at a store position (``""`` when absent), without the row."""
+        if not self._unique_columns:
+            return self._cells(position).get(column, "")
+        index = self._index.get(column)
+        value = None if index is None else self._store.values(position)[index]
+        return value or ""
+
+    def row_cells(self, position: int) -> dict[str, str]:
+        """The present cells of the row at a store position, by column name."""
+        return self._cells(position)
+
+    def proband_position(self, family_id: str) -> int | None:
+        """Store position of ``Family.proband``, without building the family."""
+        return next((p for p in self._store.index[family_id]
+                     if is_proband(self.cell(p, "Relation"))), None)
+
+    def row_positions(self, family_id: str) -> list[int]:
+        """Store positions (0-based, file order) of a family's rows."""
+        return self._store.index[family_id]
+
+    def row_number(self, position: int) -> int:
+        """Spreadsheet row number of the row at a store position."""
+        return self._store.line(position)
+
+    def cell_rows(self, columns: Sequence[str]) -> Iterator[tuple[int, tuple[str, ...]]]:
+        """``(row number, cells of *columns*)`` for every data row in file order; a column
+        that is absent (from the row or the header) reads as ``""``."""
+        indices = [rightmost(self.columns, name) for name in columns]
+        for position in range(len(self._store)):
+            values = self._store.values(position)
+            cells = tuple("" if i is None else values[i] or "" for i in indices)
+            yield self._store.line(position), cells
+
+    def _row(self, position: int) -> Row:
+        return Row(number=self._store.line(position), cells=self._cells(position))
+
+
+def _picker(indices: list[int]) -> Callable[[Sequence[str | None]], tuple[str | None, ...]]:
+    """A function that picks the cells at *indices*, in that order, as a tuple."""
+    if len(indices) == 1:
+        only = indices[0]
+        return lambda values: (values[only],)
+    if not indices:
+        return lambda values: ()
+    return operator.itemgetter(*indices)
+
+
+def row_text(prefixes: Sequence[str], cells: Sequence[str | None]) -> str:
+    """One row's part of the content hash: ``name US cell RS`` for each present cell, in
+    column-name order (*prefixes* are ``name US``; an absent cell is None and left out).
+
+    Cells cannot hold U+001D-U+001F (the reader refuses them), so they separate unambiguously.
+    """
+    if None in cells:
+        return "".join(p + c + "\x1e" for p, c in zip(prefixes, cells, strict=True)
+                       if c is not None)
+    return "\x1e".join(map(operator.add, prefixes, cells)) + "\x1e" if cells else ""
+
+
+def cells_text(cells: Mapping[str, str]) -> str:
+    """:func:`row_text` of a row given as cells by column name."""
+    names = sorted(name for name in cells if name not in HASH_IGNORED)
+    return row_text([f"{name}\x1f" for name in names], [cells[name] for name in names])
+
+
+def content_hash(texts: Iterable[str]) -> str:
+    """A family's content hash: SHA-256 of its rows' texts, in file order. It says whether the
+    case's data changed: ``Errors`` and the action columns are left out."""
+    return hashlib.sha256("\x1d".join(texts).encode("utf-8")).hexdigest()
+
+
+def _family_order(index: Mapping[str, list[int]]) -> list[str]:
+    """Family ids in JavaScript object-key order: array-index keys first, numerically."""
+    numeric = sorted(
+        (int(key), key) for key in index if _JS_INDEX.match(key) and int(key) < _JS_INDEX_LIMIT
+    )
+    first = {key for _, key in numeric}
+    return [key for _, key in numeric] + [key for key in index if key not in first]

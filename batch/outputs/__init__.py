@@ -1,0 +1,50 @@
+"""The last stage of the data flow: what a run leaves for people and for the next run.
+
+``results`` (the official results CSV), ``review`` (the review workbook), ``export`` (the Cases
+table as XLSX, CSV or Parquet), ``status`` (where a ledger stands and what a run did, in
+words), ``templates`` (manifests to start from) and ``table`` (pulled server data). They share
+``facts`` (what to say about one family), ``workbook`` (safe, typed XLSX sheets) and ``files``
+(atomic writes, mode 0600, the one translation of ``OSError``).
+
+Spreadsheet safety: manifest and server values are data. The workbook keeps formula-looking
+text as text; CSV exports prefix text cells that start with ``=``, ``+``, ``-``, ``@``, a tab or
+a carriage return with a single quote (OWASP's advice against CSV injection). The results CSV
+is the exception, on purpose: it is the official CLI's format and is meant to be run again, so
+its cells stay byte for byte what the manifest holds.
+"""
+
+from batch.outputs.export import csv_safe, export
+from batch.outputs.facts import CASE_COLUMNS, case_url, cases_table, problem_message
+from batch.outputs.files import atomic_path, make_dir
+from batch.outputs.results import results_header, write_results, write_results_csv
+from batch.outputs.review import NOT_IN_LEDGER, write_review
+from batch.outputs.status import render_status, render_summary, status_report
+from batch.outputs.table import write_table
+from batch.outputs.templates import (
+    OFFICIAL_TEMPLATE_COLUMNS,
+    UPDATE_TEMPLATE_COLUMNS,
+    write_template,
+)
+
+__all__ = [
+    "CASE_COLUMNS",
+    "NOT_IN_LEDGER",
+    "OFFICIAL_TEMPLATE_COLUMNS",
+    "UPDATE_TEMPLATE_COLUMNS",
+    "atomic_path",
+    "case_url",
+    "cases_table",
+    "csv_safe",
+    "export",
+    "make_dir",
+    "problem_message",
+    "render_status",
+    "render_summary",
+    "results_header",
+    "status_report",
+    "write_results",
+    "write_results_csv",
+    "write_review",
+    "write_table",
+    "write_template",
+]

@@ -1,0 +1,190 @@
+"""What the outputs say about one family, from its ledger record: its case, the step that needs
+attention and why, the fill of its row, and the Cases table (one row per family)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+from batch.ledger import STEPS, FamilyRecord, Ledger, State, StepRecord
+from batch.manifest import Manifest
+from batch.outputs.workbook import Column, Fill
+
+STEP_TITLES = {"create": "Create", "assign": "Assign", "preset_group": "Preset group",
+               "set_status": "Set status"}
+STATE_ORDER = tuple(str(s) for s in State)
+# Cells starting with these are read as formulas by spreadsheet programs (OWASP, CSV injection).
+
+
+CASE_COLUMNS: tuple[Column, ...] = (
+    Column("Family Id"),
+    Column("Proband BioSample"),
+    Column("Case"),
+    *(Column(STEP_TITLES[s], max_width=14) for s in STEPS),
+    Column("Attempts", "int"),
+    Column("Last error", max_width=80),
+    Column("HTTP status", "int"),
+    Column("Link", "link"),
+    Column("Updated", "datetime"),
+)
+CASE_SCHEMA: dict[str, pl.DataType] = {
+    **{c.name: pl.String() for c in CASE_COLUMNS},
+    "Attempts": pl.Int64(), "HTTP status": pl.Int64(), "Updated": pl.Datetime("us"),
+}
+
+
+def case_url(host: str, case: str) -> str:
+    """Where *case* opens in the Emedgene web app: ``{host}/case/{case}``.
+
+    This address is inferred from how the web app links to cases; the API reference does not
+    document it. A trailing slash on *host* is dropped.
+    """
+    return f"{host.rstrip('/')}/case/{case}"
+
+
+# --------------------------------------------------------------------------- per-family facts
+
+
+def when(ts: float | None) -> datetime | None:
+    """A ledger time (epoch seconds) as a naive local datetime, the form spreadsheets show."""
+    return None if ts is None else datetime.fromtimestamp(ts)
+
+
+def _problem_step(record: FamilyRecord) -> StepRecord | None:
+    """The step that needs attention: the first failed, unknown or interrupted one, in order."""
+    steps = [record.steps[s] for s in ordered(record.steps)]
+    for wanted in (State.FAILED, State.UNKNOWN, State.SENDING):
+        for step in steps:
+            if step.state is wanted:
+                return step
+    return None
+
+
+def ordered(steps: Iterable[str]) -> list[str]:
+    """Step names in chain order (unknown names last, sorted)."""
+    names = set(steps)
+    return [s for s in STEPS if s in names] + sorted(names - set(STEPS))
+
+
+def label(step: str) -> str:
+    """A step's name for people (``preset group``)."""
+    return step.replace("_", " ")
+
+
+def problem_message(record: FamilyRecord) -> str | None:
+    """One line saying what went wrong with a family, or None when nothing did."""
+    step = _problem_step(record)
+    if step is None:
+        return None
+    name = label(step.step)
+    detail = ": ".join(x for x in (step.error_class, step.error_message) if x)
+    if step.state is State.FAILED:
+        return f"{name} failed: {detail}" if detail else f"{name} failed"
+    if step.state is State.SENDING:
+        detail = "interrupted while the request was in flight"
+    advice = "rerun to reconcile" if step.step == "create" else "rerun to check"
+    return f"{name} outcome unknown: {detail or 'no answer'} ({advice})"
+
+
+def case_of(record: FamilyRecord, known: str | None = None) -> str | None:
+    """The family's case: the ledger's, else one a step recorded, else *known*."""
+    if record.case_name:
+        return record.case_name
+    for name in ordered(record.steps):
+        if record.steps[name].case_name:
+            return record.steps[name].case_name
+    return known
+
+
+def fill_of(record: FamilyRecord) -> Fill:
+    """The colour of the family's row: failed, unknown (or interrupted), or none."""
+    states = {s.state for s in record.steps.values()}
+    if State.FAILED in states:
+        return "failed"
+    if states & {State.UNKNOWN, State.SENDING}:
+        return "unknown"
+    return None
+
+
+def case_row(record: FamilyRecord, host: str | None, known_case: str | None) -> list[Any]:
+    """The family's row of the Cases table (``CASE_COLUMNS``); "Last error" says what needs
+    attention: the step that failed or is unknown, an error kept on a step, or the family's
+    note (e.g. edited after its case was created)."""
+    case = case_of(record, known_case)
+    step = _problem_step(record)
+    error = problem_message(record)
+    if step is None:
+        # e.g. a step put back to pending when the server refused the login: say why
+        step = _errored_step(record)
+        error = ": ".join(x for x in (step.error_class, step.error_message) if x) if step else None
+    updated = max((s.updated_at for s in record.steps.values() if s.updated_at), default=None)
+    return [
+        record.family_id,
+        record.proband_sample or None,
+        case,
+        *(str(record.steps[s].state) if s in record.steps else None for s in STEPS),
+        sum(s.attempts for s in record.steps.values()),
+        error or record.note or None,
+        step.http_status if step is not None else _last_status(record),
+        case_url(host, case) if host and case else None,
+        when(updated),
+    ]
+
+
+def _last_status(record: FamilyRecord) -> int | None:
+    """The HTTP status of the last step in chain order that recorded one."""
+    for name in reversed(ordered(record.steps)):
+        if record.steps[name].http_status is not None:
+            return record.steps[name].http_status
+    return None
+
+
+def _errored_step(record: FamilyRecord) -> StepRecord | None:
+    """The first step that holds an error without having failed."""
+    for name in ordered(record.steps):
+        if record.steps[name].error_message or record.steps[name].error_class:
+            return record.steps[name]
+    return None
+
+
+def known_cases(manifest: Manifest | None) -> dict[str, str]:
+    """Case Ids the manifest already holds, by family."""
+    if manifest is None or "Case Id" not in manifest.columns:
+        return {}
+    known: dict[str, str] = {}
+    for family_id in manifest.family_ids:
+        position = manifest.proband_position(family_id)
+        case = manifest.cell(position, "Case Id") if position is not None else ""
+        if case:
+            known[family_id] = case
+    return known
+
+
+def _case_rows(ledger: Ledger, host: str | None,
+               known: Mapping[str, str]) -> Iterator[tuple[list[Any], Fill]]:
+    for record in ledger.iter_families():
+        yield case_row(record, host, known.get(record.family_id)), fill_of(record)
+
+
+def cases_table(ledger: Ledger, *, manifest: Manifest | None = None,
+                host: str | None = None) -> pl.DataFrame:
+    """The Cases table (one row per family of the ledger, in manifest order) as a DataFrame."""
+    names = [c.name for c in CASE_COLUMNS]
+    columns: list[list[Any]] = [[] for _ in names]
+    for values, _ in _case_rows(ledger, host, known_cases(manifest)):
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    return pl.DataFrame(dict(zip(names, columns, strict=True)), schema=CASE_SCHEMA)
+def sorted_counts(counts: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
+    """Steps in chain order, states in lifecycle order."""
+    out: dict[str, dict[str, int]] = {}
+    for step in ordered(counts):
+        states = counts[step]
+        known = [s for s in STATE_ORDER if s in states]
+        out[step] = {s: int(states[s]) for s in [*known, *sorted(set(states) - set(known))]}
+    return out
+
+

@@ -1,0 +1,261 @@
+"""The review workbook (``<stem>_review.xlsx``): what a run leaves for people to open.
+
+Sheets: Summary, Cases (every family), Failed (the original rows of failed families, ready to
+fix and re-run), Not attempted, Unknown (outcome unknown, with what to do), and Problems when
+validation found any. Three views of one ledger, after Salesforce's success / error /
+unprocessed result sets.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from batch.ledger import FamilyRecord, Ledger, RunRecord, State
+from batch.manifest import Family, Manifest
+from batch.outputs.facts import (
+    CASE_COLUMNS,
+    case_of,
+    case_row,
+    fill_of,
+    known_cases,
+    label,
+    ordered,
+    problem_message,
+    sorted_counts,
+    when,
+)
+from batch.outputs.results import output_file
+from batch.outputs.workbook import Column, Fill, Formats, Sheet, add_sheet, write_workbook
+
+ERRORS_COLUMN = "Errors"
+CASE_ID_COLUMN = "Case Id"
+COUNT_KEYS = ("families", "created", "adopted", "updated", "skipped", "failed", "unknown",
+              "changed", "invalid")
+SUMMARY_KEYS = (*COUNT_KEYS, "requests", "retries", "rate_limited", "elapsed", "dry_run",
+                "exit_code", "stopped", "stop_reason")
+
+
+class _Tally:
+    """What the sheets after Cases need, gathered during the one pass over the ledger."""
+
+    def __init__(self) -> None:
+        self.held: set[str] = set()
+        self.pending: dict[str, FamilyRecord] = {}
+        self.failed: list[FamilyRecord] = []
+        self.unknown: list[FamilyRecord] = []
+
+    def add(self, record: FamilyRecord) -> None:
+        states = {s.state for s in record.steps.values()}
+        self.held.add(record.family_id)
+        if states == {State.PENDING}:
+            self.pending[record.family_id] = record
+        if State.FAILED in states:
+            self.failed.append(record)
+        if states & {State.UNKNOWN, State.SENDING}:
+            self.unknown.append(record)
+
+
+def write_review(
+    ledger: Ledger,
+    manifest: Manifest | None,
+    out: Path,
+    *,
+    summary: Mapping[str, Any] | None = None,
+    host: str | None = None,
+) -> Path:
+    """Write the review workbook: Summary, Cases, Failed, Not attempted, Unknown sheets.
+
+    *out* is the file, or a directory to put ``<stem>_review.xlsx`` in (the manifest's stem, else
+    the ledger's). *summary* is a run summary (``RunSummary.as_dict()``); without it the counts
+    of the last run recorded in the ledger are shown; a summary with validation ``problems``
+    adds a Problems sheet. Times are local time. Rows of failed families are filled red, of
+    families with an unknown outcome amber.
+
+    The Failed sheet saved as CSV is a manifest that ``emg-batch run`` accepts: its first column
+    is ``Errors`` (the official CLI's name, which the manifest reader ignores: any other name
+    would be read as a custom field and sent), the manifest's columns keep their names, and a
+    ``Case Id`` is filled in on the proband row of families whose case exists, so a re-run
+    never creates it twice. Families with an unknown outcome are not in it on purpose: only a
+    rerun against the same ledger reconciles them safely.
+    """
+    stem = manifest.path.stem if manifest is not None else ledger.path.name.split(".")[0]
+    path = output_file(out, f"{stem}_review.xlsx")
+    last = ledger.last_run("run") or ledger.last_run()
+    host = host or (last.host if last else None)
+    # families are streamed from the manifest, never all held: a manifest may hold 100,000
+    known = known_cases(manifest)
+
+    def build(book: Any, formats: Formats) -> None:
+        info = _summary_rows(ledger, manifest, summary, host, last)
+        add_sheet(book, formats, "Summary", SUMMARY_COLUMNS, [(r, None) for r in info])
+        tally = _Tally()
+        cases = Sheet(book, formats, "Cases", CASE_COLUMNS)
+        for record in ledger.iter_families():
+            cases.add(case_row(record, host, known.get(record.family_id)), fill=fill_of(record))
+            tally.add(record)
+        cases.finish()
+        _failed_sheet(book, formats, ledger, manifest, tally.failed)
+        add_sheet(book, formats, "Not attempted", NOT_ATTEMPTED_COLUMNS,
+                  _not_attempted_rows(tally, manifest))
+        add_sheet(book, formats, "Unknown", UNKNOWN_COLUMNS, _unknown_rows(tally.unknown))
+        problems = list((summary or {}).get("problems") or [])
+        if problems:
+            add_sheet(book, formats, "Problems", (Column("Problem", max_width=120),),
+                      [([str(p)], None) for p in problems])
+
+    return write_workbook(path, build)
+
+
+SUMMARY_COLUMNS = (Column("Item", max_width=40), Column("Value", "any", max_width=80))
+
+
+def _summary_rows(ledger: Ledger, manifest: Manifest | None, summary: Mapping[str, Any] | None,
+                  host: str | None, last: RunRecord | None) -> list[list[object]]:
+    rows: list[list[object]] = []
+    counts = summary if summary is not None else (last.counts if last else None) or {}
+    rows += [[key.replace("_", " "), _plain(counts[key])] for key in SUMMARY_KEYS
+             if key in counts]
+    rows += [[f"plan: {k}", v] for k, v in sorted(dict(counts.get("plan") or {}).items())]
+    rows += _ledger_totals(ledger)
+    if last is not None:
+        rows += [["run started", when(last.started_at)], ["run ended", when(last.ended_at)]]
+        rows += [[f"option: {k}", _plain(v)] for k, v in sorted(last.options.items())]
+    where = str(manifest.path) if manifest is not None else (last.manifest_path if last else None)
+    rows += [["host", host], ["manifest", where], ["ledger", str(ledger.path)],
+             ["times", "local time of this computer"]]
+    return rows
+
+
+def _plain(value: object) -> object:
+    """Values as cells: numbers, flags and text stay; anything else becomes JSON text."""
+    if value is None or isinstance(value, int | float | str):
+        return value
+    return json.dumps(value, default=str)
+
+
+def _ledger_totals(ledger: Ledger) -> list[list[object]]:
+    rows: list[list[object]] = [["ledger: families", ledger.family_count()]]
+    for step, states in sorted_counts(ledger.step_counts()).items():
+        for state, n in states.items():
+            rows.append([f"ledger: {label(step)} {state}", n])
+    return rows
+
+
+def _failed_sheet(book: Any, formats: Formats, ledger: Ledger, manifest: Manifest | None,
+                  failed: Sequence[FamilyRecord]) -> None:
+    entries = [(r, _family_of(manifest, r.family_id)) for r in failed]
+    rows_of = [(r, _rows_of(r, ledger, family)) for r, family in entries]
+    header = _failed_header(manifest, rows_of)
+    cells = header[1:]
+    rows: list[tuple[Sequence[object], Fill]] = []
+    for (record, family), (_, family_rows) in zip(entries, rows_of, strict=True):
+        message = problem_message(record)
+        case = case_of(record)
+        proband = _proband_number(family_rows, family)
+        for number, values in family_rows:
+            row = dict(values)
+            if case and number == proband and not row.get(CASE_ID_COLUMN):
+                row[CASE_ID_COLUMN] = case
+            rows.append(([message, *(row.get(c, "") for c in cells)], "failed"))
+    columns = [Column(ERRORS_COLUMN, max_width=80), *(Column(c) for c in cells)]
+    add_sheet(book, formats, "Failed", columns, rows)
+
+
+def _family_of(manifest: Manifest | None, family_id: str) -> Family | None:
+    if manifest is None:
+        return None
+    try:
+        return manifest.family(family_id)
+    except KeyError:  # the ledger may hold families the edited manifest no longer has
+        return None
+
+
+def _rows_of(record: FamilyRecord, ledger: Ledger,
+             family: Family | None) -> list[tuple[int, Mapping[str, str]]]:
+    """The original rows of a family: from the manifest when given, else as the ledger kept them."""
+    if family is not None:
+        return [(r.number, r.cells) for r in family.rows]
+    stored = ledger.family_rows(record.family_id) or []
+    return [(int(r.get("number") or 0), dict(r.get("cells") or {})) for r in stored]
+
+
+def _proband_number(rows: Sequence[tuple[int, Mapping[str, str]]],
+                    family: Family | None) -> int | None:
+    if family is not None and family.proband is not None:
+        return family.proband.number
+    for number, cells in rows:
+        if (cells.get("Relation") or "").strip() in ("", "proband"):
+            return number
+    return rows[0][0] if rows else None
+
+
+def _failed_header(manifest: Manifest | None,
+                   entries: Sequence[tuple[FamilyRecord, Sequence[tuple[int, Mapping[str, str]]]]],
+                   ) -> list[str]:
+    """``Errors``, ``Case Id`` (when needed), then the manifest's columns, names unchanged."""
+    if manifest is not None:
+        columns = list(manifest.columns)
+    else:
+        seen: dict[str, None] = {}
+        for _, rows in entries:
+            for _, cells in rows:
+                seen.update(dict.fromkeys(cells))
+        columns = list(seen)
+    columns = [c for c in columns if c != ERRORS_COLUMN]
+    needs_case = any(case_of(r) for r, _ in entries)
+    if needs_case and CASE_ID_COLUMN not in columns:
+        columns.insert(0, CASE_ID_COLUMN)
+    return [ERRORS_COLUMN, *columns]
+
+
+NOT_ATTEMPTED_COLUMNS = (Column("Family Id"), Column("Proband BioSample"),
+                         Column("First row", "int"), Column("Rows", "int"),
+                         Column("Reason", max_width=60))
+NOT_IN_LEDGER = "not in the ledger (not run yet, or left out as invalid)"
+
+
+def _not_attempted_rows(tally: _Tally, manifest: Manifest | None,
+                        ) -> list[tuple[Sequence[object], Fill]]:
+    if manifest is None:
+        return [([fid, r.proband_sample or None, None, None, "pending"], None)
+                for fid, r in tally.pending.items()]
+    rows: list[tuple[Sequence[object], Fill]] = []
+    for fid in manifest.family_ids:
+        reason = (NOT_IN_LEDGER if fid not in tally.held
+                  else "pending" if fid in tally.pending else None)
+        if reason:
+            family = manifest.family(fid)  # built only for the families listed
+            first = family.rows[0].number if family.rows else None
+            rows.append(([fid, family.proband_sample or None, first, len(family.rows), reason],
+                         None))
+    return rows
+
+
+UNKNOWN_COLUMNS = (Column("Family Id"), Column("Proband BioSample"), Column("Case"),
+                   Column("Step"), Column("State"), Column("Attempts", "int"),
+                   Column("Since", "datetime"), Column("Message", max_width=80),
+                   Column("What to do", max_width=80))
+UNKNOWN_ADVICE = {
+    "create": "Rerun the same command: the case is looked up by the proband's BioSample and "
+              "adopted if it exists, before anything is sent again.",
+    "preset_group": "Rerun the same command: the case's preset groups are checked before the "
+                    "group is created again.",
+}
+DEFAULT_ADVICE = "Rerun the same command: the step is tried again."
+INTERRUPTED = "interrupted while the request was in flight"
+
+
+def _unknown_rows(records: Iterable[FamilyRecord]) -> Iterator[tuple[Sequence[object], Fill]]:
+    for record in records:
+        for name in ordered(record.steps):
+            step = record.steps[name]
+            if step.state not in (State.UNKNOWN, State.SENDING):
+                continue
+            message = step.error_message or (INTERRUPTED if step.state is State.SENDING
+                                             else None)
+            yield ([record.family_id, record.proband_sample or None, case_of(record),
+                    label(name), str(step.state), step.attempts, when(step.updated_at),
+                    message, UNKNOWN_ADVICE.get(name, DEFAULT_ADVICE)], "unknown")

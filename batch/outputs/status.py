@@ -1,0 +1,129 @@
+"""Where a ledger stands, and what a run did, in words: ``emg-batch status`` and the run summary.
+
+The status report comes from aggregate queries only, so it is fast on 100,000 families.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from batch.ledger import Ledger
+from batch.outputs.facts import STATE_ORDER, label, sorted_counts
+from batch.outputs.review import COUNT_KEYS
+from batch.run.summary import RunSummary
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
+
+
+def status_report(ledger: Ledger) -> dict[str, Any]:
+    """Where the ledger stands, from aggregate queries only (fast on 100,000 families).
+
+    ``{"families", "steps": {step: {state: n}}, "failures": [...], "last_run": {...} | None}``;
+    times are ISO 8601 with the local offset.
+    """
+    last = ledger.last_run()
+    run = None if last is None else {
+        "command": last.command, "manifest": last.manifest_path, "host": last.host,
+        "options": last.options, "started": _iso(last.started_at), "ended": _iso(last.ended_at),
+        "exit_code": last.exit_code, "counts": last.counts,
+    }
+    return {
+        "families": ledger.family_count(),
+        "steps": sorted_counts(ledger.step_counts()),
+        "failures": ledger.failure_groups(),
+        "last_run": run,
+    }
+
+
+def render_status(report: Mapping[str, Any]) -> str:
+    """The status report as stable text lines (no colours, no terminal widths)."""
+    lines = [f"Families: {report.get('families', 0)}"]
+    lines += _render_steps(report.get("steps") or {})
+    lines += _render_failures(report.get("failures") or [])
+    lines += _render_run(report.get("last_run"))
+    return "\n".join(lines)
+
+
+def _render_steps(steps: Mapping[str, Mapping[str, int]]) -> list[str]:
+    if not steps:
+        return ["Steps: none recorded"]
+    extra = sorted({s for v in steps.values() for s in v} - set(STATE_ORDER))
+    states = [*STATE_ORDER, *extra]
+    width = max(len("Step"), *(len(label(s)) for s in steps))
+    head = "  ".join(f"{s:>{max(len(s), 6)}}" for s in states)
+    lines = [f"{'Step':<{width}}  {head}"]
+    for step, counts in steps.items():
+        cells = "  ".join(f"{counts.get(s, 0):>{max(len(s), 6)}}" for s in states)
+        lines.append(f"{label(step):<{width}}  {cells}")
+    return lines
+
+
+def _render_failures(failures: Sequence[Mapping[str, Any]]) -> list[str]:
+    if not failures:
+        return ["Failures: none"]
+    lines = ["Failures (most frequent first):"]
+    for f in failures:
+        reason = ": ".join(str(x) for x in (f.get("error_class"), f.get("message")) if x)
+        lines.append(f"  {f.get('count')} x {label(str(f.get('step')))} {f.get('state')}: "
+                     f"{reason or 'no message'} (e.g. family {f.get('example_family')})")
+    return lines
+
+
+def _render_run(run: Mapping[str, Any] | None) -> list[str]:
+    if not run:
+        return ["Last run: none"]
+    lines = [f"Last run: {run.get('command')}, exit code "
+             f"{'-' if run.get('exit_code') is None else run.get('exit_code')}",
+             f"  manifest: {run.get('manifest') or '-'}",
+             f"  host: {run.get('host') or '-'}",
+             f"  started: {run.get('started') or '-'}",
+             f"  ended: {run.get('ended') or 'not recorded (still running or killed)'}"]
+    options = run.get("options") or {}
+    if options:
+        lines.append("  options: " + ", ".join(f"{k}={options[k]}" for k in sorted(options)))
+    counts = run.get("counts") or {}
+    shown = [f"{k} {counts[k]}" for k in COUNT_KEYS if counts.get(k)]
+    if shown:
+        lines.append("  counts: " + ", ".join(shown))
+    return lines
+
+
+def render_summary(summary: RunSummary, *, files: Mapping[str, Path | None]) -> str:
+    """The end-of-run summary as lines of text; *files* names what was written
+    (``results``, ``review``, ``ledger``)."""
+    if summary.invalid and not summary.ran:
+        lines = [f"invalid: {summary.invalid} of {summary.families} families have errors; "
+                 "nothing was sent"]
+    else:
+        lines = _summary_lines(summary)
+    if summary.stop_reason:
+        lines.append(f"stopped: {summary.stop_reason}")
+    lines += [f"{label}: {path}" for label, path in files.items() if path is not None]
+    if summary.exit_code in (1, 3, 130):
+        lines.append("hint: fix what failed and rerun the same command; "
+                     "created cases are never created again")
+    return "\n".join(lines)
+
+
+def _summary_lines(summary: RunSummary) -> list[str]:
+    verb = "plan" if summary.dry_run else "done"
+    lines = [
+        f"{verb}: {summary.families} families: created {summary.created}, "
+        f"adopted {summary.adopted}, updated {summary.updated}, skipped {summary.skipped}, "
+        f"failed {summary.failed}, unknown {summary.unknown}"
+        + (f", changed {summary.changed}" if summary.changed else ""),
+    ]
+    if summary.invalid:
+        lines.append(f"skipped as invalid: {summary.invalid} (--skip-invalid)")
+    if summary.dry_run:
+        lines.append("plan: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.plan.items())))
+    lines.append(f"requests {summary.requests}, retries {summary.retries}, "
+                 f"429s {summary.rate_limited}, elapsed {summary.elapsed:.1f}s")
+    return lines

@@ -1,0 +1,36 @@
+"""Pulling data out of Emedgene in bulk, on the same client, limiter, pool and ledger as ``run``.
+
+``finalized`` (cases finalized since a time, and their reports), ``reports`` (one case's
+reports, resumable), ``tables`` (tagged variants and case info of many cases), ``cases``
+(which cases), ``options`` (``--since``, report types) and ``listen`` (the webhook receiver).
+"""
+
+from batch.pull.cases import cases_from_ledger, cases_from_manifest, split_cases
+from batch.pull.finalized import FinalizedOptions, PullResult, pull_finalized
+from batch.pull.listen import ListenerStats, dedupe_key, listen
+from batch.pull.options import ALL_REPORTS, parse_report_types, parse_since
+from batch.pull.reports import FINALIZED, CaseReports, pull_case_reports, report_path, safe_name
+from batch.pull.tables import TableResult, pull_candidates, pull_info
+
+__all__ = [
+    "ALL_REPORTS",
+    "FINALIZED",
+    "CaseReports",
+    "FinalizedOptions",
+    "ListenerStats",
+    "PullResult",
+    "TableResult",
+    "cases_from_ledger",
+    "cases_from_manifest",
+    "dedupe_key",
+    "listen",
+    "parse_report_types",
+    "parse_since",
+    "pull_candidates",
+    "pull_case_reports",
+    "pull_finalized",
+    "pull_info",
+    "report_path",
+    "safe_name",
+    "split_cases",
+]

@@ -1,0 +1,144 @@
+"""The reports of one case, downloaded into ``<out>/<case>/<type>-<id>.<ext>``.
+
+Resumable by construction: a report is streamed to ``<file>.part`` and renamed when complete,
+so a file that exists is whole and is never fetched again; ``.part`` leftovers of a killed pull
+are removed before a case is worked on. Used by ``pull finalized`` and by the listener.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from batch.api import Client
+from batch.errors import ApiError, AuthError, RetriesExhausted, TransientError
+from batch.pull.options import ALL_REPORTS
+
+FINALIZED = "finalized"
+EXTENSIONS = {"pdf": ".pdf", "json": ".json"}
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def safe_name(name: str) -> str:
+    """A case name usable as one path component (EMG names pass unchanged)."""
+    cleaned = _UNSAFE_NAME.sub("_", name).strip(".")
+    return cleaned or "_"
+
+
+def report_path(out: Path, case: str, report_type: str, report_id: str | int) -> Path:
+    """``<out>/<case>/<type>-<id>.<ext>``; the extension follows the type (else ``.bin``)."""
+    ext = EXTENSIONS.get(report_type, ".bin")
+    return out / safe_name(case) / f"{safe_name(report_type)}-{safe_name(str(report_id))}{ext}"
+
+
+@dataclass(slots=True)
+class CaseReports:
+    """One case of a report pull: what the server says, which files exist, what went wrong."""
+
+    case: str
+    status: str | None = None
+    status_change_date: str | None = None
+    created: str | None = None
+    delivered_date: str | None = None
+    files: list[Path] = field(default_factory=list)
+    downloaded: int = 0
+    present: int = 0
+    error: str | None = None
+    #: The error may go away on a later try (connection, timeout, 429, 5xx).
+    transient: bool = False
+
+    @property
+    def failed(self) -> bool:
+        """True when the case has an error."""
+        return self.error is not None
+
+
+def _wanted(reports: Any, types: Sequence[str]) -> list[tuple[str, str]]:
+    if not isinstance(reports, list):
+        return []
+    found = [(str(r.get("type")), str(r.get("id"))) for r in reports
+             if isinstance(r, dict) and r.get("type") and r.get("id") is not None]
+    return found if ALL_REPORTS in types else [r for r in found if r[0] in types]
+
+
+def _clean_partials(folder: Path) -> None:
+    """Remove ``.part`` files a killed pull left behind (complete files are never ``.part``)."""
+    if folder.is_dir():
+        for stale in folder.glob("*.part"):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+
+
+async def pull_case_reports(
+    client: Client,
+    case: str,
+    *,
+    out: Path,
+    report_types: Sequence[str] = ("pdf",),
+    case_object: Mapping[str, Any] | None = None,
+) -> CaseReports:
+    """Download the reports of one case that are not on disk yet; never raises ApiError.
+
+    The case object is read from the server unless given. Auth failures propagate (the
+    whole pull stops); any other API failure becomes the case's ``error``.
+    """
+    result = CaseReports(case=case)
+    try:
+        data = case_object if case_object is not None else await client.get_case(case)
+        _describe(result, data)
+        wanted = _wanted(data.get("reports"), report_types)
+        if not wanted:
+            result.error = _no_reports(result.status, report_types)
+            return result
+        folder = out / safe_name(case)
+        await anyio.to_thread.run_sync(_clean_partials, folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for report_type, report_id in wanted:
+            await _fetch(client, result, out, report_type, report_id)
+    except AuthError:
+        raise
+    except ApiError as err:
+        result.error = _explain(err, result.status)
+        result.transient = isinstance(err, TransientError | RetriesExhausted)
+    return result
+
+
+async def _fetch(client: Client, result: CaseReports, out: Path, kind: str, rid: str) -> None:
+    dest = report_path(out, result.case, kind, rid)
+    if dest.exists():
+        result.present += 1
+    else:
+        try:
+            await client.download_report(result.case, kind, rid, dest)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                dest.with_name(dest.name + ".part").unlink()
+            raise
+        result.downloaded += 1
+    result.files.append(dest)
+
+
+def _describe(result: CaseReports, data: Mapping[str, Any]) -> None:
+    for key in ("status", "status_change_date", "created", "delivered_date"):
+        value = data.get(key)
+        if value is not None:
+            setattr(result, key, str(value))
+
+
+def _no_reports(status: str | None, types: Sequence[str]) -> str:
+    if status != FINALIZED:
+        return (f"case is {status or 'of unknown status'}, not finalized: reports exist only "
+                "for finalized cases")
+    return f"no {' or '.join(types)} report on the case"
+
+
+def _explain(err: ApiError, status: str | None) -> str:
+    if err.status == 409 and status and status != FINALIZED:
+        return f"case is {status}, not finalized: {err.message} (HTTP 409)"
+    return f"{err.message} (HTTP {err.status})" if err.status else err.message

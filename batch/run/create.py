@@ -1,0 +1,128 @@
+"""The create step of one family: reconcile an uncertain earlier try, build, send, record.
+
+A create is marked ``sending`` (committed) before it goes out. A lost answer is never
+re-sent in the same run: after a short pause the case is looked up and adopted if it is there,
+else the create stays ``unknown`` and the next run looks again before sending.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import anyio
+
+from batch.errors import AmbiguousCreate, ApiError, AuthError, BuildError
+from batch.ledger import Outcome
+from batch.manifest import Family
+from batch.payload import build_payload
+from batch.run.context import RunContext, outcome_of
+from batch.run.plan import FamilyPlan
+from batch.run.reconcile import Undecided, find_case
+
+Absent = Literal["absent"]
+
+
+async def create(ctx: RunContext, family: Family, plan: FamilyPlan) -> str | None:
+    """Create the family's case (or find the one an earlier try made); its name, or None
+    when the outcome was recorded as failed or unknown."""
+    if plan.reconcile:
+        found = await _reconcile_or_record(ctx, family)
+        if found != "absent":
+            return found
+    try:
+        payload = await build_payload(family, ctx.resolver)
+    except BuildError as exc:
+        ctx.unreserve(family.family_id)
+        await ctx.fail(family, "create", Outcome(kind="BuildError", message=exc.message))
+        return None
+    except AuthError as exc:
+        ctx.halt("auth", f"authentication refused: {exc.message}")
+        return None
+    except ApiError as exc:
+        ctx.unreserve(family.family_id)
+        await ctx.fail(family, "create", outcome_of(exc, f"look-up failed: {exc.message}"))
+        return None
+    return await _send(ctx, family, payload, final=not plan.steps)
+
+
+async def _reconcile_or_record(ctx: RunContext, family: Family) -> str | Absent | None:
+    """Reconcile an uncertain create: the adopted case, "absent", or None (recorded)."""
+    fid = family.family_id
+    try:
+        found = await find_case(ctx, family)
+    except Undecided as exc:
+        ctx.unknown(fid, "create", f"needs review: {exc}", count=True)
+        return None
+    except AuthError as exc:
+        ctx.halt("auth", f"authentication refused: {exc.message}")
+        return None
+    except ApiError as exc:
+        ctx.unknown(fid, "create", f"could not look the case up: {exc.message}", count=True)
+        return None
+    if found is None:
+        return "absent"
+    return await _created(ctx, family, found, adopted=True)
+
+
+async def _send(ctx: RunContext, family: Family, payload: Mapping[str, Any], *,
+                final: bool) -> str | None:
+    """One create attempt: the case name, or None when recorded as failed or unknown.
+
+    When no step follows (*final*), the success rides with the next commit instead of being
+    waited for (see ``Ledger.record_created``).
+    """
+    fid = family.family_id
+    if fid in ctx.reserved:
+        ctx.reserved.discard(fid)  # marked sending with its window (see Runner._reserving)
+    else:
+        await ctx.ledger.mark_sending(fid, "create", run_id=ctx.run_id,
+                                      proband_sample=ctx.planner.sample_to_keep(family))
+    try:
+        result = await ctx.client.create_case(payload)
+    except AmbiguousCreate as exc:
+        ctx.unknown(fid, "create", exc.message, exc)
+        return await _after_ambiguous(ctx, family)
+    except AuthError as exc:
+        # 401/403: the server did not act on this request
+        ctx.ledger.record_refused(fid, "create", outcome_of(exc))
+        ctx.halt("auth", f"authentication refused: {exc.message}")
+        return None
+    except ApiError as exc:
+        await ctx.fail(family, "create", outcome_of(exc))
+        return None
+    except anyio.get_cancelled_exc_class():
+        ctx.unknown(fid, "create", "cancelled while the create was in flight")
+        raise
+    assert result is not None  # a real create always answers with a name
+    return await _created(ctx, family, result.name, adopted=False, status=result.status,
+                          final=final)
+
+
+async def _after_ambiguous(ctx: RunContext, family: Family) -> str | None:
+    """After a lost answer: adopt the case if it is already visible, else leave it unknown.
+
+    Never re-sent in the same run: a slow server may still be creating it. The next run
+    looks it up again before anything is sent.
+    """
+    await anyio.sleep(ctx.options.settle)
+    try:
+        found = await find_case(ctx, family)
+    except (Undecided, ApiError):
+        found = None
+    if found is not None:
+        return await _created(ctx, family, found, adopted=True)
+    ctx.count_unknown()
+    return None
+
+
+async def _created(ctx: RunContext, family: Family, case: str, *, adopted: bool,
+                   status: int = 201, final: bool = False) -> str:
+    await ctx.ledger.record_created(family.family_id, case, http_status=status,
+                                    run_id=ctx.run_id, final=final)
+    ctx.claimed[case] = family.family_id
+    if adopted:
+        ctx.summary.adopted += 1
+    else:
+        ctx.summary.created += 1
+    return case

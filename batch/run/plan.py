@@ -1,0 +1,136 @@
+"""The plan: every decision about a family, from the manifest and what the ledger says.
+
+Rules (DESIGN.md, "Steps, ledger and resume"):
+
+* succeeded steps are skipped; everything else is tried again;
+* a create left ``sending`` or ``unknown`` is reconciled (looked up) before anything is sent;
+* a family edited after its case was created is reported, never re-created;
+* a family with a ``Case Id`` in the manifest skips the create and runs only its actions;
+* a ledger that shares no family with the manifest belongs to another manifest.
+
+The runner asks; it never decides these itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from batch.ledger import FamilyRecord, NewFamily, State
+from batch.manifest import Family, Manifest
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyPlan:
+    """What one family needs in this run."""
+
+    family_id: str
+    create: bool
+    reconcile: bool
+    steps: tuple[str, ...]
+    changed: bool = False
+    case_name: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """One word for the plan table: create, reconcile, update, skip or changed."""
+        if self.reconcile:
+            return "reconcile"
+        if self.create:
+            return "create"
+        if self.steps:
+            return "changed" if self.changed else "update"
+        return "changed" if self.changed else "skip"
+
+
+def family_steps(family: Family) -> tuple[str, ...]:
+    """Every step the family's columns ask for, in chain order."""
+    create = () if family.case_id else ("create",)
+    return (*create, *family.actions.steps)
+
+
+def plan_family(family: Family, record: FamilyRecord | None, row_hash: str) -> FamilyPlan:
+    """Decide what *family* (whose rows hash to *row_hash*) needs, given its ledger record."""
+    wanted = family_steps(family)
+    actions = tuple(s for s in wanted if s != "create")
+    if record is None:
+        create_now = "create" in wanted
+        return FamilyPlan(family.family_id, create_now, False, actions, False, family.case_id)
+    create = record.steps.get("create")
+    case_name = family.case_id or record.case_name or (create.case_name if create else None)
+    changed = bool(
+        create is not None and create.state is State.SUCCEEDED
+        and record.created_hash is not None and record.created_hash != row_hash
+    )
+    todo = tuple(
+        s for s in actions if (r := record.steps.get(s)) is None or r.state is not State.SUCCEEDED
+    )
+    if "create" not in wanted or (create is not None and create.state is State.SUCCEEDED):
+        return FamilyPlan(family.family_id, False, False, todo, changed, case_name)
+    reconcile = create is not None and create.state in (State.SENDING, State.UNKNOWN)
+    return FamilyPlan(family.family_id, True, reconcile, todo, False, case_name)
+
+
+class Planner:
+    """Every decision about the families of one manifest against one ledger snapshot."""
+
+    def __init__(self, manifest: Manifest, records: Mapping[str, FamilyRecord]) -> None:
+        self.manifest = manifest
+        self.records = records
+
+    def is_foreign(self) -> bool:
+        """True when a non-empty ledger shares no family with the manifest."""
+        if not self.records:
+            return False
+        return not any(fid in self.records for fid in self.manifest.family_ids)
+
+    def is_done(self, family_id: str) -> bool:
+        """The family's case exists (ledger): nothing to check or register."""
+        record = self.records.get(family_id)
+        create = record.create if record else None
+        return bool(record and record.case_name and create and create.state is State.SUCCEEDED)
+
+    def needs_check(self, family: Family) -> bool:
+        """Whether the family is validated: not when it names its case or its case exists."""
+        if family.case_id:
+            return False
+        record = self.records.get(family.family_id)
+        create = record.create if record else None
+        return not (create and create.state is State.SUCCEEDED)
+
+    def registration(self, seq: int, family: Family) -> NewFamily | str | None:
+        """What the ledger must learn of a family before the run: the new family, the new
+        rows' hash of an edited family whose case does not exist yet, or nothing."""
+        record = self.records.get(family.family_id)
+        row_hash = self.manifest.family_hash(family.family_id)
+        if record is None:
+            return NewFamily(family_id=family.family_id, seq=seq,
+                             proband_sample=family.proband_sample, row_hash=row_hash,
+                             steps=family_steps(family))
+        if record.row_hash != row_hash and record.case_name is None:
+            return row_hash
+        return None
+
+    def unchanged_and_done(self, family_id: str) -> bool:
+        """Created, nothing else asked for, rows as created: skip without building it."""
+        if self.manifest.has_action_columns or not self.is_done(family_id):
+            return False
+        return self.records[family_id].created_hash == self.manifest.family_hash(family_id)
+
+    def plan(self, family: Family) -> FamilyPlan:
+        """What *family* needs in this run."""
+        row_hash = self.manifest.family_hash(family.family_id)
+        return plan_family(family, self.records.get(family.family_id), row_hash)
+
+    def sample_to_keep(self, family: Family) -> str | None:
+        """The proband sample the ledger must keep before a create is sent: the manifest's,
+        when the ledger holds another (the row was edited); None when nothing changes."""
+        record = self.records.get(family.family_id)
+        if record is not None and record.proband_sample != family.proband_sample:
+            return family.proband_sample
+        return None
+
+    def stale_note(self, family_id: str, plan: FamilyPlan) -> bool:
+        """Whether the family carries a note that no longer holds (it is no longer changed)."""
+        record = self.records.get(family_id)
+        return bool(record and record.note and not plan.changed)

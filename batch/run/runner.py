@@ -1,0 +1,270 @@
+"""The run engine: validate, plan, then run every family's step chain on a bounded pool.
+
+Each family is a chain ``create`` → ``assign`` → ``preset_group`` → ``set_status`` (only the
+steps its columns ask for). Every decision about a family is the planner's (``plan``); every
+state change goes through the ledger's named transitions; expected failures (4xx, retries
+exhausted, ambiguous creates) are recorded and the run moves on, and only bugs propagate.
+A create whose outcome is unknown is reconciled by looking the case up, never blindly re-sent.
+"""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import time
+from collections.abc import Iterator
+
+import anyio
+
+from batch.api import Client
+from batch.errors import ApiError, AuthError, LedgerError
+from batch.ledger import Ledger, NewFamily
+from batch.manifest import Family, Manifest
+from batch.payload import resolve
+from batch.run.actions import run_action
+from batch.run.context import RunContext
+from batch.run.create import create
+from batch.run.plan import FamilyPlan, Planner
+from batch.run.pool import run_pool
+from batch.run.progress import Progress, SilentProgress
+from batch.run.summary import RunOptions, RunSummary
+from batch.run.validate import check_manifest
+
+#: Families a run worker takes at once (it still sends one request at a time).
+RUN_BATCH = 4
+#: Creates marked ``sending`` together, in one commit, before they are handed out.
+RESERVE_WINDOW = 64
+#: Families registered in the ledger per transaction.
+REGISTER_BATCH = 2000
+
+
+class Runner:
+    """Runs one manifest against one client and ledger. Use :func:`run_manifest`."""
+
+    def __init__(self, manifest: Manifest, *, client: Client, ledger: Ledger,
+                 options: RunOptions, progress: Progress) -> None:
+        self.manifest = manifest
+        self.planner = Planner(manifest, {})
+        self.ctx = RunContext(client=client, resolver=resolve.for_client(client), ledger=ledger,
+                              options=options, progress=progress, planner=self.planner,
+                              summary=RunSummary(dry_run=options.dry_run))
+        self._invalid: set[str] = set()
+        self._new: list[NewFamily] = []
+        self._rehash: list[tuple[str, str]] = []
+        self._pool_scope = anyio.CancelScope()
+
+    @property
+    def summary(self) -> RunSummary:
+        """What the run did so far."""
+        return self.ctx.summary
+
+    # -- phases ----------------------------------------------------------------------------
+
+    async def run(self) -> RunSummary:
+        """Validate, plan and run; never raises for per-family failures."""
+        started = time.monotonic()
+        self.planner.records = self.ctx.ledger.snapshot()
+        self.ctx.claimed = {r.case_name: fid for fid, r in self.planner.records.items()
+                            if r.case_name}
+        if self.planner.is_foreign():
+            raise LedgerError(
+                f"ledger {self.ctx.ledger.path} holds {len(self.planner.records)} families, none"
+                f" of them in {self.manifest.path.name}: it belongs to another manifest. Start "
+                "over with a new --ledger PATH, or delete that file."
+            )
+        self.summary.families = len(self.manifest)
+        await self._validate_or_halt()
+        if self.summary.stopped is None and not (self.summary.invalid
+                                                 and not self.ctx.options.skip_invalid):
+            self._register()
+            try:
+                await self._execute()
+            except* LedgerError as group:
+                self.summary.stopped = "ledger"
+                self.summary.stop_reason = str(group.exceptions[0])
+        self._collect_stats()
+        self.summary.elapsed = time.monotonic() - started
+        return self.summary
+
+    async def _validate_or_halt(self) -> None:
+        try:
+            await self._validate()
+        except* AuthError as group:
+            self.ctx.halt("auth", f"authentication refused: {_first(group).message}")
+        except* ApiError as group:
+            self.ctx.halt("server", f"look-ups failed, nothing was sent: {_first(group).message}")
+
+    async def _validate(self) -> None:
+        """Check every family whose case does not exist yet; note what to register."""
+        planner = self.planner
+        everything_done = all(planner.is_done(fid) for fid in self.manifest.family_ids)
+        checked = await check_manifest(
+            self.manifest, self.ctx.resolver, concurrency=self.ctx.options.concurrency,
+            wanted=planner.needs_check, skip=planner.is_done, seen=self._note_for_register,
+            # cross-family checks guard what is still to be sent; a finished resume skips them
+            wide=not everything_done, progress=self.ctx.progress,
+            requests=lambda: self.ctx.client.stats.requests)
+        self.summary.problems = checked.problems
+        self.summary.invalid = len(checked.invalid)
+        self._invalid = checked.invalid
+
+    def _note_for_register(self, seq: int, family: Family) -> None:
+        """Remember new families and edited uncreated ones, so registering needs no pass."""
+        found = self.planner.registration(seq, family)
+        if isinstance(found, NewFamily):
+            self._new.append(found)
+        elif found is not None:
+            self._rehash.append((family.family_id, found))
+
+    def _register(self) -> None:
+        """Add new families to the ledger as pending, in batches; refresh edited ones."""
+        new = sorted((n for n in self._new if n.family_id not in self._invalid),
+                     key=lambda n: n.family_id)
+        for start in range(0, len(new), REGISTER_BATCH):
+            self.ctx.ledger.add_families(new[start:start + REGISTER_BATCH])
+        for family_id, row_hash in self._rehash:
+            if family_id not in self._invalid:
+                self.ctx.ledger.update_family(family_id, row_hash=row_hash)
+        self._new, self._rehash = [], []
+
+    def _plans(self) -> Iterator[tuple[Family, FamilyPlan]]:
+        plan_counts = self.summary.plan
+        for family_id in self.manifest.family_ids:
+            if family_id in self._invalid or self.planner.unchanged_and_done(family_id):
+                plan_counts["skip"] = plan_counts.get("skip", 0) + 1
+                if family_id not in self._invalid:
+                    self.summary.skipped += 1
+                continue
+            family = self.manifest.family(family_id)
+            plan = self.planner.plan(family)
+            plan_counts[plan.kind] = plan_counts.get(plan.kind, 0) + 1
+            yield family, plan
+
+    async def _execute(self) -> None:
+        ctx = self.ctx
+        self.summary.ran = True
+        if ctx.options.dry_run:
+            for _ in self._plans():
+                pass
+            return
+        ctx.run_id = ctx.ledger.begin_run(
+            "run", manifest_path=str(self.manifest.path), host=ctx.client.host,
+            options={"concurrency": ctx.options.concurrency,
+                     "max_failures": ctx.options.max_failures},
+        )
+        ctx.progress.phase("running", total=len(self.manifest) - self.summary.invalid)
+        try:
+            await self._pool()
+        finally:
+            if ctx.reserved:  # marked sending, never reached: the run stopped first
+                ctx.ledger.release(sorted(ctx.reserved), "create")
+                ctx.reserved.clear()
+            ctx.ledger.flush()  # successes queued without waiting (Ledger.record_created)
+        self._collect_stats()
+        ctx.ledger.end_run(ctx.run_id, exit_code=self.summary.exit_code,
+                           counts=self.summary.as_dict())
+
+    async def _pool(self) -> None:
+        ctx = self.ctx
+
+        async def work(item: tuple[Family, FamilyPlan]) -> None:
+            await self._family(*item)
+            ctx.progress.advance(failed=self.summary.failed + self.summary.unknown,
+                                 requests=ctx.client.stats.requests)
+
+        async with anyio.create_task_group() as outer:
+            if ctx.options.handle_signals:
+                outer.start_soon(self._watch_signals)
+            with anyio.CancelScope() as self._pool_scope:
+                await run_pool(self._reserving(self._plans()), work,
+                               concurrency=ctx.options.concurrency, stop=ctx.stop,
+                               batch=RUN_BATCH)
+            outer.cancel_scope.cancel()
+
+    def _reserving(self, plans: Iterator[tuple[Family, FamilyPlan]],
+                   ) -> Iterator[tuple[Family, FamilyPlan]]:
+        """Mark creates ``sending`` a window at a time, in one commit, before handing them out.
+
+        Every create must be marked before it is sent, and a commit costs far more than the
+        writes in it, so a window of them shares one. A family marked but never reached (the
+        run stopped first) is put back to ``pending`` at the end; after a crash it is
+        reconciled like any interrupted create: looked up, not found, created. At most a
+        window plus what the pool holds is ever marked ahead.
+        """
+        ctx = self.ctx
+        while window := list(itertools.islice(plans, RESERVE_WINDOW)):
+            creates = [f for f, plan in window if plan.create and not plan.reconcile]
+            if creates and not ctx.stop.is_set():
+                ctx.ledger.reserve([(f.family_id, self.planner.sample_to_keep(f))
+                                    for f in creates], "create", run_id=ctx.run_id)
+                ctx.reserved.update(f.family_id for f in creates)
+            yield from window
+
+    async def _watch_signals(self) -> None:
+        """First Ctrl-C (or SIGTERM): take no new family. Second: cancel what is in flight."""
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                if not self.ctx.stop.is_set():
+                    self.ctx.halt("interrupted", "interrupted: finishing requests in flight "
+                                  "(Ctrl-C again to cancel them)")
+                else:
+                    self._pool_scope.cancel()
+
+    def _collect_stats(self) -> None:
+        stats = self.ctx.client.stats
+        self.summary.requests = stats.requests
+        self.summary.retries = stats.retries
+        self.summary.rate_limited = stats.rate_limited
+
+    # -- one family ------------------------------------------------------------------------
+
+    async def _family(self, family: Family, plan: FamilyPlan) -> None:
+        ctx = self.ctx
+        if ctx.stop.is_set():
+            return
+        case = plan.case_name
+        if plan.create:
+            case = await create(ctx, family, plan)
+            if case is None:
+                return
+        elif not plan.steps:
+            self.summary.skipped += 1
+        self._note(family, plan)
+        if case is None or not plan.steps:
+            return
+        for step in plan.steps:
+            if not await run_action(ctx, step, family, case):
+                return
+        self.summary.updated += 1
+
+    def _note(self, family: Family, plan: FamilyPlan) -> None:
+        """Say in the ledger why a family is reported (or that it no longer is)."""
+        if plan.changed:
+            self.summary.changed += 1
+            self.ctx.ledger.note(family.family_id,
+                                 "rows edited after the case was created; not re-created")
+        elif self.planner.stale_note(family.family_id, plan):
+            self.ctx.ledger.note(family.family_id, None)
+
+
+def _first(group: BaseExceptionGroup[ApiError]) -> ApiError:
+    """The first error of a group raised by a task group."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    assert isinstance(exc, ApiError)
+    return exc
+
+
+async def run_manifest(
+    manifest: Manifest,
+    *,
+    client: Client,
+    ledger: Ledger,
+    options: RunOptions | None = None,
+    progress: Progress | None = None,
+) -> RunSummary:
+    """Run every family of *manifest*; resume from *ledger*. See the module docstring."""
+    runner = Runner(manifest, client=client, ledger=ledger, options=options or RunOptions(),
+                    progress=progress or SilentProgress())
+    return await runner.run()

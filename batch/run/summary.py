@@ -1,0 +1,73 @@
+"""What a run is asked to do (``RunOptions``) and what it did (``RunSummary``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from batch.manifest import Problem
+
+Stop = Literal["interrupted", "max-failures", "auth", "ledger", "server"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOptions:
+    """How a run behaves. Counts are families; times are seconds."""
+
+    concurrency: int = 8
+    max_failures: int | None = None
+    dry_run: bool = False
+    skip_invalid: bool = False
+    handle_signals: bool = False
+    reconcile_skew: float = 120.0
+    settle: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError(f"'concurrency' must be >= 1, got {self.concurrency}")
+        if self.max_failures is not None and self.max_failures < 1:
+            raise ValueError(f"'max_failures' must be >= 1, got {self.max_failures}")
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """What a run did, for the console, ``--json`` and the review workbook."""
+
+    families: int = 0
+    created: int = 0
+    adopted: int = 0
+    updated: int = 0
+    skipped: int = 0
+    failed: int = 0
+    unknown: int = 0
+    changed: int = 0
+    invalid: int = 0
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    elapsed: float = 0.0
+    dry_run: bool = False
+    ran: bool = False
+    stopped: Stop | None = None
+    stop_reason: str | None = None
+    plan: dict[str, int] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0 all done; 1 some failed, unknown or skipped as invalid; 2 invalid manifest,
+        nothing sent; 3 stopped early; 130 Ctrl-C."""
+        if self.invalid and not self.ran:
+            return 2
+        if self.stopped == "interrupted":
+            return 130
+        if self.stopped is not None:
+            return 3
+        return 1 if self.failed or self.unknown or self.invalid else 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (problems as text)."""
+        data = asdict(self)
+        data["problems"] = [str(p) for p in self.problems]
+        data["exit_code"] = self.exit_code
+        return data
