@@ -9,8 +9,8 @@ import anyio
 import pytest
 
 from batch.errors import LedgerError
-from batch.ledger import Ledger, State
-from tests.ledgers import family
+from batch.ledger import TRANSITIONS, IllegalTransition, Ledger, Outcome, State
+from tests.ledgers import family, force_state
 
 
 def test_file_mode_is_0600(tmp_path: Path) -> None:
@@ -99,3 +99,59 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         ledger.set_meta("schema_version", "99")
     with pytest.raises(LedgerError, match="schema 99"):
         Ledger.open(path)
+
+
+def test_every_legal_transition_is_allowed_and_every_other_refused(tmp_path: Path) -> None:
+    """The ledger follows the one table of transitions: a move outside it is a bug."""
+    with Ledger.open(tmp_path / "l.sqlite") as ledger:
+        for source in State:
+            for target in State:
+                fid = f"{source}-{target}"
+                ledger.add_families([family(fid)])
+                force_state(ledger, fid, "create", source)
+                if target in TRANSITIONS[source]:
+                    ledger.set_step(fid, "create", target)
+                    assert ledger.family(fid).steps["create"].state is target  # type: ignore[union-attr]
+                else:
+                    with pytest.raises(IllegalTransition, match=f"{source} -> {target}"):
+                        ledger.set_step(fid, "create", target)
+                    assert ledger.family(fid).steps["create"].state is source  # type: ignore[union-attr]
+
+
+def test_a_succeeded_step_is_final(tmp_path: Path) -> None:
+    assert TRANSITIONS[State.SUCCEEDED] == frozenset()
+    assert all(State.PENDING not in TRANSITIONS[s] for s in State if s is not State.SENDING)
+
+
+async def test_named_transitions_own_their_commit(tmp_path: Path) -> None:
+    """mark_sending and record_failed are committed when they return; a final create is
+    queued for the next commit; record_unknown is committed at once, without awaiting."""
+    path = tmp_path / "l.sqlite"
+    with Ledger.open(path) as ledger:
+        ledger.add_families([family(f"F{i}", i) for i in range(3)])
+        await ledger.mark_sending("F0", "create", run_id=1, proband_sample="S-EDITED")
+        await ledger.record_created("F0", "EMG1", final=True)
+        ledger.record_unknown("F1", "create", Outcome(kind="AmbiguousCreate", message="lost"))
+        with Ledger.open(path, create=False) as reader:
+            f0, f1 = reader.family("F0"), reader.family("F1")
+            assert f0 is not None and f1 is not None
+            assert (f0.steps["create"].state, f0.proband_sample) == (State.SENDING, "S-EDITED")
+            assert f1.steps["create"].state is State.UNKNOWN
+        await ledger.record_failed("F2", "create", Outcome(kind="BuildError", message="x"),
+                                   rows='[{"number": 3, "cells": {}}]')
+        with Ledger.open(path, create=False) as reader:
+            assert reader.family("F0").case_name == "EMG1"  # type: ignore[union-attr]
+            assert reader.family_rows("F2") == [{"number": 3, "cells": {}}]
+
+
+def test_released_reservations_are_pending_with_their_attempt_taken_back(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "l.sqlite") as ledger:
+        ledger.add_families([family("A"), family("B", 1)])
+        ledger.reserve([("A", None), ("B", None)], "create", run_id=1)
+        ledger.release(["A"], "create")
+        a, b = ledger.family("A"), ledger.family("B")
+        assert a is not None and b is not None
+        assert (a.steps["create"].state, a.steps["create"].attempts) == (State.PENDING, 0)
+        assert (b.steps["create"].state, b.steps["create"].attempts) == (State.SENDING, 1)
+        with pytest.raises(IllegalTransition):
+            ledger.record_refused("A", "create", Outcome(kind="AuthError", message="no"))
