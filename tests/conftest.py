@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from batch.sandbox import SandboxConfig, run_sandbox
+from tests.corpus import FIXTURE
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def shared_dir() -> Path:
-    """The shared directory: ``$EMG_SHARED``, else ``../shared`` next to the repository."""
-    return Path(os.environ.get("EMG_SHARED") or REPO.parent / "shared")
 
 
 @pytest.fixture(scope="session")
 def fixture_path() -> Path:
     """Path of the conformance ``fixture.json``."""
-    path = shared_dir() / "conformance" / "official-cli-36" / "fixture.json"
-    if not path.is_file():
-        pytest.skip(f"conformance fixture not found: {path}")
-    return path
+    return FIXTURE
 
 
 @pytest.fixture

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from batch.payload import ResolveError
+from tests.corpus import CONFORMANCE_DIR, FIXTURE
 
-SHARED = Path(os.environ.get("EMG_SHARED") or Path(__file__).resolve().parents[2] / "shared")
-CONFORMANCE_DIR = SHARED / "conformance" / "official-cli-36"
-FIXTURE = CONFORMANCE_DIR / "fixture.json"
+__all__ = ["CONFORMANCE_DIR", "FIXTURE", "FixtureResolver", "server_message"]
 
 
 class FixtureResolver:

@@ -20,18 +20,19 @@ MAX_MEDIAN_FUNCTION = 10
 #: may import anything.
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
+    "serving": {"errors"},
     "api": {"errors"},
     "ledger": {"errors"},
     "manifest": {"errors"},
     "payload": {"errors", "manifest", "api"},
     "run": {"errors", "manifest", "payload", "api", "ledger"},
     "outputs": {"errors", "manifest", "ledger", "run"},
-    "pull": {"errors", "api", "ledger", "manifest", "run", "outputs"},
-    "sandbox": {"api"},
+    "pull": {"errors", "api", "ledger", "manifest", "run", "outputs", "serving"},
+    "sandbox": {"api", "serving"},
     "jobs": {"errors", "api", "ledger", "manifest", "payload", "run", "outputs", "pull",
-             "sandbox"},
+             "sandbox", "serving"},
     "cli": {"errors", "api", "ledger", "manifest", "payload", "run", "outputs", "pull",
-            "sandbox", "jobs"},
+            "sandbox", "jobs", "serving"},
 }
 
 

@@ -6,7 +6,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,14 +15,13 @@ from batch.api import Client, Credentials, RetryPolicy
 from batch.errors import AmbiguousCreate, AuthError, RetriesExhausted
 from batch.payload import ApiResolver, ResolveError, Resolver
 from batch.sandbox import DEFAULT_PASSWORD, DEFAULT_USER, SandboxConfig, run_sandbox
+from tests.corpus import CONFORMANCE_DIR, FIXTURE
 
-CONFORMANCE = Path("/work/shared/conformance/official-cli-36")
-FIXTURE = CONFORMANCE / "fixture.json"
+CONFORMANCE = CONFORMANCE_DIR
 CREDS = Credentials(username=DEFAULT_USER, password=DEFAULT_PASSWORD)
 LOGIN_ROUTE = "POST /api/auth/v2/api_login"
 CREATE_ROUTE = "POST /api/cases/v2/cases"
 
-pytestmark = pytest.mark.skipif(not FIXTURE.exists(), reason="conformance fixture missing")
 
 
 def payload() -> dict[str, Any]:

@@ -13,7 +13,6 @@ import aiohttp
 import pytest
 from aiohttp import web
 from click.testing import CliRunner
-from conftest import shared_dir
 
 from batch.sandbox import (
     DEFAULT_PASSWORD,
@@ -23,8 +22,9 @@ from batch.sandbox import (
     run_sandbox,
     sandbox_command,
 )
+from tests.corpus import CONFORMANCE_DIR
 
-CORPUS = shared_dir() / "conformance" / "official-cli-36"
+CORPUS = CONFORMANCE_DIR
 CREATE = "/api/cases/v2/cases"
 FIXTURE = CORPUS / "fixture.json"
 

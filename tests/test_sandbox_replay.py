@@ -9,11 +9,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import shared_dir
 
 from batch.sandbox import DEFAULT_PASSWORD, DEFAULT_USER, SandboxConfig, run_sandbox
+from tests.corpus import CONFORMANCE_DIR
 
-CORPUS = shared_dir() / "conformance" / "official-cli-36"
+CORPUS = CONFORMANCE_DIR
 EXPECTED = sorted(CORPUS.glob("*.expected.jsonl"))
 CALLS = sorted(CORPUS.glob("*.calls.jsonl"))
 

@@ -23,8 +23,7 @@ import aiohttp
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-SHARED = Path(os.environ.get("EMG_SHARED") or REPO.parent / "shared")
-CORPUS = SHARED / "conformance" / "official-cli-36"
+CORPUS = REPO / "tests" / "data" / "conformance" / "official-cli-36"
 RESULTS = HERE / "results" / "bench_sandbox.json"
 START_SERVER = "from batch.sandbox.cli import sandbox_command; sandbox_command()"
 

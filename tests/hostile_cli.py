@@ -1,0 +1,16 @@
+"""Hostile command lines: options and arguments a user may type."""
+
+from __future__ import annotations
+
+from tests.hostile import Hostile, csv_file
+
+_OK = csv_file("m.csv", "Family Id,Case Type,Files Names,Sample Type,BioSample Name,"
+                        "Relation,Sex,Phenotypes\nF1,Exome,,FASTQ,S1,proband,M,Seizure\n")
+
+CASES: list[Hostile] = [
+    Hostile("no such manifest", ("validate", "nope.csv"), 2, "does not exist"),
+    Hostile("plain http to a remote host", ("run", "m.csv", "--host", "http://example.org"),
+            2, "https", _OK, env={"EMG_TOKEN": "t"}),
+    Hostile("concurrency zero", ("run", "m.csv", "--sandbox", "--concurrency", "0"), 2,
+            "concurrency", _OK),
+]
