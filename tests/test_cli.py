@@ -50,7 +50,7 @@ def test_run_success(tmp_path: Path, sandbox_url: str) -> None:
     assert result.exit_code == 0, result.output
     assert lines(result.stdout) == [
         "done: 3 families: created 3, adopted 0, updated 0, skipped 0, failed 0, unknown 0",
-        "requests 5, retries 0, 429s 0, elapsed Xs",
+        "requests 8, retries 0, 429s 0, elapsed Xs",
         f"results: {tmp_path / 'ok_results.csv'}",
         f"review: {tmp_path / 'ok_review.xlsx'}",
         f"ledger: {tmp_path / 'ok.ledger.sqlite'}",

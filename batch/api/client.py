@@ -21,7 +21,7 @@ from batch.api.call import Caller, read_json
 from batch.api.limiter import Limiter
 from batch.api.retry import RetryPolicy
 from batch.api.stats import ClientStats
-from batch.errors import AmbiguousCreate, PermanentError
+from batch.errors import AmbiguousCreate, NotFound, PermanentError
 
 __all__ = ["Client", "CreateResult"]
 
@@ -215,6 +215,15 @@ class Client:
     async def candidates(self, case: str) -> list[dict[str, Any]]:
         """The case's tagged variants (the hits of ``GET /api/candidates/{case}``)."""
         return hits(await self._call("GET", f"/api/candidates/{_segment(case)}"))
+
+    async def report_listing(self, case: str) -> list[dict[str, Any]] | None:
+        """The case's reports (``GET /api/test/v2/{case}/reports``, inferred: ``{"hits": [{"id",
+        "type"}]}``), or None when the tenant does not serve that route (404)."""
+        try:
+            data: Any = await self._call("GET", f"/api/test/v2/{_segment(case)}/reports")
+        except NotFound:
+            return None
+        return hits(data)
 
     async def download_report(
         self, case: str, report_type: str, report_id: str | int, dest: Path

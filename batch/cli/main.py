@@ -28,6 +28,7 @@ from batch.cli.pull import listen_command, pull_group
 from batch.manifest import Problem
 from batch.run import RunOptions
 from batch.run.progress import for_terminal
+from batch.run.summary import IfExists
 from batch.sandbox import sandbox_command
 
 
@@ -68,11 +69,17 @@ main.add_command(listen_command, "listen")
 @click.option("--dry-run", is_flag=True, help="Validate, look up and plan; send nothing.")
 @click.option("--skip-invalid", is_flag=True,
               help="Send the valid families even when others are invalid.")
+@click.option("--if-exists", type=click.Choice(["stop", "adopt", "create"]), default="stop",
+              show_default=True,
+              help="When a family's case is already on the server (found by its proband's "
+                   "sample before the first create): stop that family, adopt the case, or "
+                   "create another (no look-up).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @output_options
 def run(manifest: Path, host: str | None, sandbox: bool, ledger_path: Path | None,
         out_dir: Path | None, concurrency: int, rate: float | None, max_failures: int | None,
-        timeout: float, dry_run: bool, skip_invalid: bool, as_json: bool, verbose: int,
+        timeout: float, dry_run: bool, skip_invalid: bool, if_exists: IfExists, as_json: bool,
+        verbose: int,
         quiet: bool) -> None:
     """Create (and update) the cases of MANIFEST; rerun the same command to resume.
 
@@ -86,7 +93,7 @@ def run(manifest: Path, host: str | None, sandbox: bool, ledger_path: Path | Non
     where = target(host, sandbox)
     assert where is not None
     options = RunOptions(concurrency=concurrency, max_failures=max_failures, dry_run=dry_run,
-                         skip_invalid=skip_invalid, handle_signals=True)
+                         skip_invalid=skip_invalid, if_exists=if_exists, handle_signals=True)
     connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
     progress = for_terminal(quiet=quiet or as_json)
     result = call(jobs.run_job, manifest, target=where, connection=connection, options=options,

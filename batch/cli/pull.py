@@ -25,6 +25,7 @@ from batch.pull import (
     PullResult,
     cases_from_ledger,
     cases_from_manifest,
+    parse_report_ids,
     parse_report_types,
     parse_since,
     pull_candidates,
@@ -75,10 +76,17 @@ def pull_group() -> None:
               help="Directory: DIR/<case>/<type>-<id>.<ext>, DIR/cases.xlsx and DIR/cases.csv.")
 @click.option("--page-size", type=click.IntRange(1, 100), default=100, show_default=True,
               help="Cases per listing page.")
+@click.option("--report-id", "report_ids", multiple=True, metavar="CASE:TYPE:ID",
+              help="A report to download, for tenants that do not list report ids "
+                   "(repeatable); the case is pulled even when not listed.")
+@click.option("--report-ids", "report_id_files", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A CSV of reports to download: columns Case Id, Report Type, Report Id.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @_client_options
 def finalized(since: str, statuses: Sequence[str], reports: Sequence[str], out: Path,
-              page_size: int, as_json: bool, host: str | None, sandbox: bool, concurrency: int,
+              page_size: int, report_ids: Sequence[str], report_id_files: Sequence[Path],
+              as_json: bool, host: str | None, sandbox: bool, concurrency: int,
               rate: float | None, timeout: float, verbose: int) -> None:
     """Download the reports of the cases finalized since --since; rerun to resume.
 
@@ -86,13 +94,14 @@ def finalized(since: str, statuses: Sequence[str], reports: Sequence[str], out: 
     Examples:
       emg-batch pull finalized --since 24h --reports pdf --out reports/
       emg-batch pull finalized --since 2024-02-01 --reports pdf,json --out reports/
+      emg-batch pull finalized --report-id EMG100000001:pdf:700001 --out reports/
     """
     setup_logging(verbose)
     try:
         options = FinalizedOptions(
             out=out, since=parse_since(since), statuses=tuple(statuses) or (FINALIZED,),
             report_types=parse_report_types(reports or ("pdf",)), concurrency=concurrency,
-            page_size=page_size)
+            page_size=page_size, report_ids=parse_report_ids(report_ids, report_id_files))
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
     where = target(host, sandbox)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
-from typing import Literal
 
 from batch.manifest import Manifest, Problem, Row, split_items
 from batch.manifest.columns import ACTION_CELLS
@@ -20,9 +19,8 @@ def check_manifest_wide(manifest: Manifest, *, today: dt.date | None = None) -> 
     """Checks across families that the official CLI lacks.
 
     * ``Family Id`` rows split into blocks (warning: legal, but often a copy-paste slip);
-    * a BioSample Name with data files in two families (error: the server assigns a sample to
-      one case only, so the second create would fail half-way through a run); a pending
-      sample name in two families is a warning;
+    * a BioSample Name in two families (warning: the official CLI accepts it, and a sample
+      may be analysed in several cases);
     * action columns: ``Assign To`` e-mails, ``Set Status`` values, ``Preset Gene Lists`` items
       and ``Preset Group`` required with gene lists (errors);
     * a birth date in the future (warning).
@@ -34,13 +32,13 @@ def check_manifest_wide(manifest: Manifest, *, today: dt.date | None = None) -> 
     problems = _split_blocks(manifest, file)
     key = "Family Id" if "Family Id" in manifest.columns else "Case Id"
     owners: dict[str, str] = {}
-    wanted = (key, "BioSample Name", "Files Names", "Date Of Birth", *ACTION_CELLS)
+    wanted = (key, "BioSample Name", "Date Of Birth", *ACTION_CELLS)
     actions = any(column in manifest.columns for column in ACTION_CELLS)
     for number, cells in manifest.cell_rows(wanted):
-        family_id, sample, files, born_text = cells[:4]
-        problems += _shared_sample(number, family_id, sample, files, owners, file)
+        family_id, sample, born_text = cells[:3]
+        problems += _shared_sample(number, family_id, sample, owners, file)
         if actions:
-            row = Row(number=number, cells=dict(zip(ACTION_CELLS, cells[4:], strict=True)))
+            row = Row(number=number, cells=dict(zip(ACTION_CELLS, cells[3:], strict=True)))
             problems += _action_row(row, family_id, file)
         born = parse_date(born_text) if born_text else None
         if born is not None and born > today:
@@ -49,8 +47,6 @@ def check_manifest_wide(manifest: Manifest, *, today: dt.date | None = None) -> 
                 value=born_text, message="the birth date is in the future", severity="warning",
             ))
     return problems
-
-
 
 
 def _split_blocks(manifest: Manifest, file: str) -> list[Problem]:
@@ -70,18 +66,20 @@ def _split_blocks(manifest: Manifest, file: str) -> list[Problem]:
     return problems
 
 
-def _shared_sample(number: int, family_id: str, name: str, files: str,
-                   owners: dict[str, str], file: str) -> list[Problem]:
+def _shared_sample(number: int, family_id: str, name: str, owners: dict[str, str],
+                   file: str) -> list[Problem]:
+    """A BioSample Name in two families: accepted, as the official CLI accepts it (one sample
+    analysed as an exome and as a panel), with a warning in case it is a copy-paste slip."""
     if not name:
         return []
     owner = owners.setdefault(name, family_id)
     if owner == family_id:
         return []
-    severity: Literal["error", "warning"] = "error" if files else "warning"
     return [Problem(
         file=file, row=number, family=family_id, column="BioSample Name", value=name,
         message=f"BioSample Name {name} is also used in family {owner}",
-        hint="a sample belongs to one case", severity=severity,
+        hint="fine for one sample analysed twice (e.g. exome and panel); check it is not a slip",
+        severity="warning",
     )]
 
 

@@ -6,6 +6,7 @@ reports, resumable), ``tables`` (tagged variants and case info of many cases), `
 """
 
 from batch.pull.cases import cases_from_ledger, cases_from_manifest, split_cases
+from batch.pull.discover import Discovery, parse_report_ids
 from batch.pull.finalized import FinalizedOptions, PullResult, pull_finalized
 from batch.pull.listen import ListenerStats, dedupe_key, listen
 from batch.pull.options import ALL_REPORTS, parse_report_types, parse_since
@@ -16,6 +17,7 @@ __all__ = [
     "ALL_REPORTS",
     "FINALIZED",
     "CaseReports",
+    "Discovery",
     "FinalizedOptions",
     "ListenerStats",
     "PullResult",
@@ -24,6 +26,7 @@ __all__ = [
     "cases_from_manifest",
     "dedupe_key",
     "listen",
+    "parse_report_ids",
     "parse_report_types",
     "parse_since",
     "pull_candidates",

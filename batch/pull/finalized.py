@@ -3,11 +3,12 @@ downloaded, and one table of them (``cases.xlsx`` and ``cases.csv``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from batch.api import Client
 from batch.outputs import make_dir, write_table
+from batch.pull.discover import Discovery, GivenIds
 from batch.pull.reports import FINALIZED, CaseReports, pull_case_reports
 from batch.run.pool import run_pool
 
@@ -17,7 +18,8 @@ class FinalizedOptions:
     """What ``pull finalized`` lists and downloads.
 
     *since* is an ISO 8601 datetime (see :func:`parse_since`); *statuses* filter the listing;
-    *report_types* are report types, or ``("all",)``.
+    *report_types* are report types, or ``("all",)``; *report_ids* are ids the user gives, by
+    case (see ``batch.pull.discover``); a case named there is pulled even when not listed.
     """
 
     out: Path
@@ -26,6 +28,7 @@ class FinalizedOptions:
     report_types: tuple[str, ...] = ("pdf",)
     concurrency: int = 8
     page_size: int = 100
+    report_ids: GivenIds = field(default_factory=dict)
 
 @dataclass(slots=True)
 class PullResult:
@@ -61,12 +64,15 @@ async def pull_finalized(client: Client, options: FinalizedOptions) -> PullResul
     their reports into ``options.out``; write ``cases.xlsx`` and ``cases.csv`` there."""
     hits = [hit async for hit in client.list_cases(
         status=options.statuses, since=options.since, page_size=options.page_size)]
-    names = list(dict.fromkeys(str(h["name"]) for h in hits if h.get("name")))
+    listed = [str(h["name"]) for h in hits if h.get("name")]
+    names = list(dict.fromkeys([*listed, *options.report_ids]))
     results: dict[str, CaseReports] = {}
+    discovery = Discovery(client, dict(options.report_ids))
 
     async def work(case: str) -> None:
         results[case] = await pull_case_reports(client, case, out=options.out,
-                                                report_types=options.report_types)
+                                                report_types=options.report_types,
+                                                discovery=discovery)
 
     make_dir(options.out)
     await run_pool(names, work, concurrency=options.concurrency)

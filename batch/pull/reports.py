@@ -18,7 +18,7 @@ import anyio
 
 from batch.api import Client
 from batch.errors import ApiError, AuthError, RetriesExhausted, TransientError
-from batch.pull.options import ALL_REPORTS
+from batch.pull.discover import Discovery, wanted
 
 FINALIZED = "finalized"
 EXTENSIONS = {"pdf": ".pdf", "json": ".json"}
@@ -59,14 +59,6 @@ class CaseReports:
         return self.error is not None
 
 
-def _wanted(reports: Any, types: Sequence[str]) -> list[tuple[str, str]]:
-    if not isinstance(reports, list):
-        return []
-    found = [(str(r.get("type")), str(r.get("id"))) for r in reports
-             if isinstance(r, dict) and r.get("type") and r.get("id") is not None]
-    return found if ALL_REPORTS in types else [r for r in found if r[0] in types]
-
-
 def _clean_partials(folder: Path) -> None:
     """Remove ``.part`` files a killed pull left behind (complete files are never ``.part``)."""
     if folder.is_dir():
@@ -82,24 +74,26 @@ async def pull_case_reports(
     out: Path,
     report_types: Sequence[str] = ("pdf",),
     case_object: Mapping[str, Any] | None = None,
+    discovery: Discovery | None = None,
 ) -> CaseReports:
     """Download the reports of one case that are not on disk yet; never raises ApiError.
 
-    The case object is read from the server unless given. Auth failures propagate (the
-    whole pull stops); any other API failure becomes the case's ``error``.
+    The case object is read from the server unless given; report ids come from *discovery*
+    (see ``batch.pull.discover``). Auth failures propagate (the whole pull stops); any other
+    API failure, and a case whose reports cannot be named, becomes the case's ``error``.
     """
     result = CaseReports(case=case)
+    discovery = discovery or Discovery(client)
     try:
         data = case_object if case_object is not None else await client.get_case(case)
         _describe(result, data)
-        wanted = _wanted(data.get("reports"), report_types)
-        if not wanted:
-            result.error = _no_reports(result.status, report_types)
+        ids = await _ids_to_pull(discovery, result, data, report_types)
+        if not ids:
             return result
         folder = out / safe_name(case)
         await anyio.to_thread.run_sync(_clean_partials, folder)
         folder.mkdir(parents=True, exist_ok=True)
-        for report_type, report_id in wanted:
+        for report_type, report_id in ids:
             await _fetch(client, result, out, report_type, report_id)
     except AuthError:
         raise
@@ -131,11 +125,21 @@ def _describe(result: CaseReports, data: Mapping[str, Any]) -> None:
             setattr(result, key, str(value))
 
 
-def _no_reports(status: str | None, types: Sequence[str]) -> str:
-    if status != FINALIZED:
-        return (f"case is {status or 'of unknown status'}, not finalized: reports exist only "
-                "for finalized cases")
-    return f"no {' or '.join(types)} report on the case"
+async def _ids_to_pull(discovery: Discovery, result: CaseReports, data: Mapping[str, Any],
+                       types: Sequence[str]) -> list[tuple[str, str]]:
+    """The report ids to download; none (with the case's error set) when there are none."""
+    if result.status is not None and result.status != FINALIZED:
+        result.error = (f"case is {result.status}, not finalized: reports exist only for "
+                        "finalized cases")
+        return []
+    found = await discovery.find(result.case, data)
+    ids = wanted(found, types)
+    if not found.ids:
+        result.error = discovery.missing(result.case)
+    elif not ids:
+        kinds = ", ".join(sorted({kind for kind, _ in found.ids}))
+        result.error = f"no {' or '.join(types)} report on the case (it has: {kinds})"
+    return ids
 
 
 def _explain(err: ApiError, status: str | None) -> str:

@@ -12,8 +12,7 @@ import anyio
 from batch.errors import AmbiguousCreate, ApiError, AuthError
 from batch.ledger import State
 from batch.manifest import Family
-from batch.run.context import RunContext, outcome_of
-from batch.run.reconcile import Undecided
+from batch.run.context import RunContext, Undecided, outcome_of
 
 
 async def run_action(ctx: RunContext, step: str, family: Family, case: str) -> bool:

@@ -23,6 +23,10 @@ from batch.run.progress import Progress
 from batch.run.summary import RunOptions, RunSummary, Stop
 
 
+class Undecided(Exception):
+    """Whether the family's case exists cannot be told (the family needs review)."""
+
+
 @dataclass(slots=True, kw_only=True)
 class RunContext:
     """The shared state of one run (owned by its ``Runner``)."""

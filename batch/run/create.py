@@ -16,9 +16,10 @@ from batch.errors import AmbiguousCreate, ApiError, AuthError, BuildError
 from batch.ledger import Outcome
 from batch.manifest import Family
 from batch.payload import build_payload
-from batch.run.context import RunContext, outcome_of
+from batch.run.context import RunContext, Undecided, outcome_of
+from batch.run.existing import existing_case
 from batch.run.plan import FamilyPlan
-from batch.run.reconcile import Undecided, find_case
+from batch.run.reconcile import find_case
 
 Absent = Literal["absent"]
 
@@ -28,6 +29,10 @@ async def create(ctx: RunContext, family: Family, plan: FamilyPlan) -> str | Non
     when the outcome was recorded as failed or unknown."""
     if plan.reconcile:
         found = await _reconcile_or_record(ctx, family)
+        if found != "absent":
+            return found
+    elif plan.look_up:
+        found = await _look_up(ctx, family)
         if found != "absent":
             return found
     try:
@@ -63,6 +68,38 @@ async def _reconcile_or_record(ctx: RunContext, family: Family) -> str | Absent 
     if found is None:
         return "absent"
     return await _created(ctx, family, found, adopted=True)
+
+
+async def _look_up(ctx: RunContext, family: Family) -> str | Absent | None:
+    """Before a first create: the family's case if it already exists and is adopted,
+    "absent", or None (the family stops, recorded with why)."""
+    try:
+        case = await existing_case(ctx, family)
+    except AuthError as exc:
+        ctx.halt("auth", f"authentication refused: {exc.message}")
+        return None
+    except (Undecided, ApiError) as exc:
+        ctx.unreserve(family.family_id)
+        await ctx.fail(family, "create", _look_up_failed(exc))
+        return None
+    if case is None:
+        return "absent"
+    ctx.unreserve(family.family_id)
+    if ctx.options.if_exists == "adopt":
+        return await _created(ctx, family, case, adopted=True)
+    await ctx.fail(family, "create", Outcome(kind="CaseExists", message=(
+        f"the family's case already exists on the server: {case}; rerun with --if-exists "
+        "adopt to take it over (and run the family's other steps on it), or --if-exists "
+        "create to create another")))
+    return None
+
+
+def _look_up_failed(exc: Undecided | ApiError) -> Outcome:
+    if isinstance(exc, Undecided):
+        return Outcome(kind="NeedsReview", message=(
+            f"needs review: {exc}; put the right one in the family's Case Id cell, or rerun "
+            "with --if-exists create"))
+    return outcome_of(exc, f"could not look for the family's case on the server: {exc.message}")
 
 
 async def _send(ctx: RunContext, family: Family, payload: Mapping[str, Any], *,

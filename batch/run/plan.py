@@ -30,6 +30,8 @@ class FamilyPlan:
     steps: tuple[str, ...]
     changed: bool = False
     case_name: str | None = None
+    #: Look for the family's case on the server before its first create.
+    look_up: bool = False
 
     @property
     def kind(self) -> str:
@@ -49,13 +51,19 @@ def family_steps(family: Family) -> tuple[str, ...]:
     return (*create, *family.actions.steps)
 
 
-def plan_family(family: Family, record: FamilyRecord | None, row_hash: str) -> FamilyPlan:
-    """Decide what *family* (whose rows hash to *row_hash*) needs, given its ledger record."""
+def plan_family(family: Family, record: FamilyRecord | None, row_hash: str, *,
+                look_up: bool = True) -> FamilyPlan:
+    """Decide what *family* (whose rows hash to *row_hash*) needs, given its ledger record.
+
+    A create never sent before is preceded by a look-up of the family's case on the server
+    (*look_up*; off with ``--if-exists create``).
+    """
     wanted = family_steps(family)
     actions = tuple(s for s in wanted if s != "create")
     if record is None:
         create_now = "create" in wanted
-        return FamilyPlan(family.family_id, create_now, False, actions, False, family.case_id)
+        return FamilyPlan(family.family_id, create_now, False, actions, False, family.case_id,
+                          look_up=look_up and create_now)
     create = record.steps.get("create")
     case_name = family.case_id or record.case_name or (create.case_name if create else None)
     changed = bool(
@@ -68,15 +76,20 @@ def plan_family(family: Family, record: FamilyRecord | None, row_hash: str) -> F
     if "create" not in wanted or (create is not None and create.state is State.SUCCEEDED):
         return FamilyPlan(family.family_id, False, False, todo, changed, case_name)
     reconcile = create is not None and create.state in (State.SENDING, State.UNKNOWN)
-    return FamilyPlan(family.family_id, True, reconcile, todo, False, case_name)
+    never_sent = create is None or (create.attempts == 0 and not reconcile)
+    return FamilyPlan(family.family_id, True, reconcile, todo, False, case_name,
+                      look_up=look_up and never_sent)
 
 
 class Planner:
     """Every decision about the families of one manifest against one ledger snapshot."""
 
-    def __init__(self, manifest: Manifest, records: Mapping[str, FamilyRecord]) -> None:
+    def __init__(self, manifest: Manifest, records: Mapping[str, FamilyRecord], *,
+                 look_up: bool = True) -> None:
         self.manifest = manifest
         self.records = records
+        self.look_up = look_up
+        self._by_sample: dict[str, list[str]] | None = None
 
     def is_foreign(self) -> bool:
         """True when a non-empty ledger shares no family with the manifest."""
@@ -120,7 +133,8 @@ class Planner:
     def plan(self, family: Family) -> FamilyPlan:
         """What *family* needs in this run."""
         row_hash = self.manifest.family_hash(family.family_id)
-        return plan_family(family, self.records.get(family.family_id), row_hash)
+        return plan_family(family, self.records.get(family.family_id), row_hash,
+                           look_up=self.look_up)
 
     def sample_to_keep(self, family: Family) -> str | None:
         """The proband sample the ledger must keep before a create is sent: the manifest's,
@@ -134,3 +148,16 @@ class Planner:
         """Whether the family carries a note that no longer holds (it is no longer changed)."""
         record = self.records.get(family_id)
         return bool(record and record.note and not plan.changed)
+
+    def twins(self, family: Family) -> list[Family]:
+        """The other families of the manifest whose proband has the same sample."""
+        if self._by_sample is None:
+            self._by_sample = {}
+            for family_id in self.manifest.family_ids:
+                position = self.manifest.proband_position(family_id)
+                sample = self.manifest.cell(position, "BioSample Name") if position is not None \
+                    else ""
+                if sample:
+                    self._by_sample.setdefault(sample, []).append(family_id)
+        ids = self._by_sample.get(family.proband_sample, []) if family.proband_sample else []
+        return [self.manifest.family(fid) for fid in ids if fid != family.family_id]

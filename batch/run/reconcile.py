@@ -10,12 +10,10 @@ from __future__ import annotations
 import time
 from email.utils import parsedate_to_datetime
 
+from batch.ledger import State
 from batch.manifest import Family
-from batch.run.context import RunContext
-
-
-class Undecided(Exception):
-    """Reconciliation could not tell whether the case exists (needs review)."""
+from batch.run.context import RunContext, Undecided
+from batch.run.existing import family_key, is_this_family
 
 
 async def find_case(ctx: RunContext, family: Family) -> str | None:
@@ -25,22 +23,42 @@ async def find_case(ctx: RunContext, family: Family) -> str | None:
     samples = [s for s in dict.fromkeys((sent, family.proband_sample)) if s]
     if not samples:
         raise Undecided("the proband has no BioSample Name to look its case up by")
+    _refuse_twins(ctx, family)
     create = record.create if record else None
     since = (create.started_at if create and create.started_at else time.time())
     since -= ctx.options.reconcile_skew
+    found: list[str] = []
     for sample in samples:
         for hit in await ctx.client.find_samples(sample, exact=True):
             case = str(hit.get("note") or "")
             owner = ctx.claimed.get(case)
             if not case.startswith("EMG") or owner not in (None, family.family_id):
                 continue
-            if await _is_ours(ctx, case, sample, since):
-                return case
-    return None
+            if case not in found and await _is_ours(ctx, family, case, sample, since):
+                found.append(case)
+    if len(found) > 1:
+        raise Undecided(f"cases {', '.join(found)} were all created for this family's sample "
+                        "since the lost create")
+    return found[0] if found else None
 
 
-async def _is_ours(ctx: RunContext, case: str, sample: str, since: float) -> bool:
-    """Whether *case* was created since *since* with *sample* as its proband."""
+def _refuse_twins(ctx: RunContext, family: Family) -> None:
+    """Two uncertain families of the same proband sample and content cannot be told apart:
+    whose case the server holds is not known."""
+    key = family_key(family)
+    for twin in ctx.planner.twins(family):
+        record = ctx.ledger.family(twin.family_id)
+        create = record.create if record else None
+        uncertain = create is not None and create.state in (State.SENDING, State.UNKNOWN)
+        if uncertain and key is not None and family_key(twin) == key:
+            raise Undecided(f"family {twin.family_id} has the same proband sample and content "
+                            "and its create is uncertain too: their cases cannot be told apart")
+
+
+async def _is_ours(ctx: RunContext, family: Family, case: str, sample: str,
+                   since: float) -> bool:
+    """Whether *case* was created since *since* with *sample* as its proband, and holds the
+    family's content when a twin of the same sample could have made it."""
     data = await ctx.client.get_case(case)
     created = data.get("created")
     try:
@@ -49,4 +67,6 @@ async def _is_ours(ctx: RunContext, case: str, sample: str, since: float) -> boo
         raise Undecided(f"case {case} has no readable creation time") from None
     proband = (data.get("patients") or {}).get("proband") or {}
     names = {proband.get("fastq_sample"), proband.get("pending_sample_name")}
-    return created_at >= since and sample in names
+    if created_at < since or sample not in names:
+        return False
+    return not ctx.planner.twins(family) or is_this_family(family, data)

@@ -44,7 +44,7 @@ class Runner:
     def __init__(self, manifest: Manifest, *, client: Client, ledger: Ledger,
                  options: RunOptions, progress: Progress) -> None:
         self.manifest = manifest
-        self.planner = Planner(manifest, {})
+        self.planner = Planner(manifest, {}, look_up=options.if_exists != "create")
         self.ctx = RunContext(client=client, resolver=resolve.for_client(client), ledger=ledger,
                               options=options, progress=progress, planner=self.planner,
                               summary=RunSummary(dry_run=options.dry_run))

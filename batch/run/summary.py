@@ -8,6 +8,9 @@ from typing import Any, Literal
 from batch.manifest import Problem
 
 Stop = Literal["interrupted", "max-failures", "auth", "ledger", "server"]
+#: What to do when a family's case already exists on the server (a lost ledger, or an
+#: earlier import by other means): stop the family, take the case over, or create anyway.
+IfExists = Literal["stop", "adopt", "create"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -21,6 +24,7 @@ class RunOptions:
     handle_signals: bool = False
     reconcile_skew: float = 120.0
     settle: float = 1.0
+    if_exists: IfExists = "stop"
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
