@@ -70,17 +70,23 @@ def dumps(body: Any) -> bytes:
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def decode(raw: bytes, *, method: str, path: str) -> Any:
+    """JSON bytes to Python values; ValueError when they are not JSON. A seam on purpose:
+    ``tests/test_provenance.py`` wraps it to record every answer field the client reads."""
+    try:
+        return orjson.loads(raw)
+    except ValueError:
+        pass  # not strict UTF-8 JSON: let the lenient standard decoder have a go
+    return json.loads(raw.decode("utf-8", errors="replace"))
+
+
 async def read_json(resp: aiohttp.ClientResponse) -> Any:
     """The answer's JSON (``{}`` for an empty body); PermanentError when it is not JSON."""
     raw = await resp.read()
     if not raw.strip():
         return {}
     try:
-        return orjson.loads(raw)
-    except ValueError:
-        pass  # not strict UTF-8 JSON: let the lenient standard decoder have a go
-    try:
-        return json.loads(raw.decode("utf-8", errors="replace"))
+        return decode(raw, method=resp.method, path=resp.url.path)
     except ValueError:
         raise PermanentError(
             f"the server answered HTTP {resp.status} with a body that is not JSON",

@@ -74,12 +74,16 @@ main.add_command(listen_command, "listen")
               help="When a family's case is already on the server (found by its proband's "
                    "sample before the first create): stop that family, adopt the case, or "
                    "create another (no look-up).")
+@click.option("--resend-unknown", "resend_unknown", multiple=True,
+              type=click.Choice(["preset_group"]),
+              help="Send again a preset group whose answer was lost, after checking in "
+                   "Emedgene that it is not on the case.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @output_options
 def run(manifest: Path, host: str | None, sandbox: bool, ledger_path: Path | None,
         out_dir: Path | None, concurrency: int, rate: float | None, max_failures: int | None,
-        timeout: float, dry_run: bool, skip_invalid: bool, if_exists: IfExists, as_json: bool,
-        verbose: int,
+        timeout: float, dry_run: bool, skip_invalid: bool, if_exists: IfExists,
+        resend_unknown: tuple[str, ...], as_json: bool, verbose: int,
         quiet: bool) -> None:
     """Create (and update) the cases of MANIFEST; rerun the same command to resume.
 
@@ -93,7 +97,8 @@ def run(manifest: Path, host: str | None, sandbox: bool, ledger_path: Path | Non
     where = target(host, sandbox)
     assert where is not None
     options = RunOptions(concurrency=concurrency, max_failures=max_failures, dry_run=dry_run,
-                         skip_invalid=skip_invalid, if_exists=if_exists, handle_signals=True)
+                         skip_invalid=skip_invalid, if_exists=if_exists,
+                         resend_unknown=frozenset(resend_unknown), handle_signals=True)
     connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
     progress = for_terminal(quiet=quiet or as_json)
     result = call(jobs.run_job, manifest, target=where, connection=connection, options=options,

@@ -7,6 +7,8 @@ is created again only when the case shows it is not there.
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 
 from batch.errors import AmbiguousCreate, ApiError, AuthError
@@ -73,13 +75,35 @@ def _uncertain(ctx: RunContext, family_id: str, step: str) -> bool:
 
 
 async def _preset_group_exists(ctx: RunContext, family: Family, case: str) -> bool:
-    """After a lost answer, whether the preset group is on the case (never created twice)."""
+    """After a lost answer, whether the preset group is on the case (never created twice).
+
+    A real case object lists no preset groups (``preset_groups`` is an emulator extra); the
+    presets a tenant shows on a case are ``checked_presets`` (by name). A group found in either
+    is there; otherwise whether it is cannot be told, and the family needs review, unless the
+    user checked it is not there (``--resend-unknown preset_group``).
+    """
     if not _uncertain(ctx, family.family_id, "preset_group"):
         return False
+    if "preset_group" in ctx.options.resend_unknown:
+        return False
+    name = family.actions.preset_group or ""
     data = await ctx.client.get_case(case)
-    if "preset_groups" not in data:
-        raise Undecided(
-            f"case {case} does not list its preset groups; check it in Emedgene, then "
-            "remove 'Preset Group' from the row if the group is there")
-    names = {str(g.get("name")) for g in data.get("preset_groups") or []}
-    return family.actions.preset_group in names
+    if name in _preset_names(data):
+        return True
+    raise Undecided(
+        f"the answer to creating preset group {name!r} on case {case} was lost, and the case "
+        "does not show whether it is there; check the case in Emedgene: if the group is there, "
+        "clear this family's Preset Group and Preset Gene Lists cells and rerun; if it is not, "
+        "rerun with --resend-unknown preset_group")
+
+
+def _preset_names(data: dict[str, Any]) -> set[str]:
+    """Preset (group) names a case object shows: emulator ``preset_groups``, ``checked_presets``."""
+    names: set[str] = set()
+    groups = data.get("preset_groups")
+    if isinstance(groups, list):
+        names.update(str(g.get("name")) for g in groups if isinstance(g, dict))
+    checked = data.get("checked_presets")
+    if isinstance(checked, dict):
+        names.update(str(key) for key in checked)
+    return names

@@ -25,6 +25,8 @@ class RunOptions:
     reconcile_skew: float = 120.0
     settle: float = 1.0
     if_exists: IfExists = "stop"
+    #: Non-idempotent steps left unknown that the user checked did not take effect: send again.
+    resend_unknown: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
