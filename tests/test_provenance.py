@@ -20,7 +20,7 @@ import pytest
 import batch.api.call
 from batch.api import Client, Credentials, RetryPolicy
 from batch.api.provenance import FIELDS
-from batch.jobs import Connection, Target, run_job
+from batch.jobs import Connection, Target, doctor_job, run_job
 from batch.pull import FinalizedOptions, pull_candidates, pull_finalized, pull_info
 from batch.run import RunOptions
 from batch.sandbox import (
@@ -130,6 +130,7 @@ async def _flows(tmp_path: Path) -> None:
     lossy = SandboxConfig(fixture=demo_fixture_path(), drop_after_commit=1.0)
     async with run_sandbox(lossy) as sb:
         shutil.copy(REPO / "inputs" / "example.csv", tmp_path / "lost.csv")
+        await doctor_job(Target(host=sb.url, credentials=CREDENTIALS))
         await run_job(tmp_path / "lost.csv", target=Target(host=sb.url, credentials=CREDENTIALS),
                       options=RunOptions(settle=0.0), **target_options)
 
@@ -158,5 +159,9 @@ def test_confirmed_case_object_fields_are_on_the_real_case_object() -> None:
         if field.route == "GET /api/test/{case}/" and field.source.startswith("real"):
             node: Any = real
             for part in field.path.split("."):
-                assert isinstance(node, dict) and part in node, field.path
-                node = node[part]
+                key = part.removesuffix("[]")
+                assert isinstance(node, dict) and key in node, field.path
+                node = node[key]
+                if part.endswith("[]"):
+                    assert isinstance(node, list) and node, field.path
+                    node = node[0]

@@ -29,6 +29,9 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 CREATE_PATH = "/api/cases/v2/cases"
+#: Where a tenant may serve its OpenAPI document (inferred: the Swagger UI is at
+#: /api/apidoc/swagger and its operation ids follow spectree, whose spec is openapi.json).
+OPENAPI_PATHS = ("/api/apidoc/openapi.json", "/api/apidoc/swagger.json")
 _FS_PAGE = 100
 _CHUNK = 1 << 16
 
@@ -224,6 +227,18 @@ class Client:
         except NotFound:
             return None
         return hits(data)
+
+    async def openapi(self) -> dict[str, Any] | None:
+        """The tenant's OpenAPI document, where it serves one (the JSON behind
+        ``/api/apidoc/swagger``; its location is inferred), else None."""
+        for path in OPENAPI_PATHS:
+            try:
+                data: Any = await self._call("GET", path)
+            except PermanentError:
+                continue
+            if isinstance(data, dict) and isinstance(data.get("paths"), dict):
+                return data
+        return None
 
     async def download_report(
         self, case: str, report_type: str, report_id: str | int, dest: Path

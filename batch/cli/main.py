@@ -24,6 +24,7 @@ from batch.cli.common import (
     setup_logging,
     target,
 )
+from batch.cli.doctor import doctor_command
 from batch.cli.pull import listen_command, pull_group
 from batch.manifest import Problem
 from batch.run import RunOptions
@@ -46,6 +47,7 @@ def main() -> None:
 main.add_command(sandbox_command, "sandbox")
 main.add_command(pull_group, "pull")
 main.add_command(listen_command, "listen")
+main.add_command(doctor_command, "doctor")
 
 
 # -- run ---------------------------------------------------------------------------------------

@@ -2,20 +2,24 @@
 
 A job composes the stages (manifest → payload → run → api → ledger → outputs) so that the CLI
 stays a thin layer and everything it does can be done from Python too: ``run`` (run and
-validate), ``pull`` (pulls and the listener), ``views`` (status and export), on ``connect``
+validate), ``pull`` (pulls and the listener), ``views`` (status and export), ``doctor``
+(a read-only check of a tenant), on ``connect``
 (targets, clients, ledgers, output paths).
 """
 
 from batch.jobs.connect import Connection, Target, open_client, open_ledger, output_path
+from batch.jobs.doctor import DoctorReport, doctor_job, render_doctor
 from batch.jobs.pull import finalized_job, listen_job, table_job
 from batch.jobs.run import RunResult, ValidationResult, run_job, validate_job
 from batch.jobs.views import export_job, ledger_for, status_job
 
 __all__ = [
     "Connection",
+    "DoctorReport",
     "RunResult",
     "Target",
     "ValidationResult",
+    "doctor_job",
     "export_job",
     "finalized_job",
     "ledger_for",
@@ -23,6 +27,7 @@ __all__ = [
     "open_client",
     "open_ledger",
     "output_path",
+    "render_doctor",
     "run_job",
     "status_job",
     "table_job",
