@@ -29,7 +29,7 @@ from batch.cli.pull import listen_command, pull_group
 from batch.manifest import Problem
 from batch.run import RunOptions
 from batch.run.progress import for_terminal
-from batch.run.summary import IfExists
+from batch.run.summary import DEFAULT_CONCURRENCY, IfExists
 from batch.sandbox import sandbox_command
 
 
@@ -60,7 +60,8 @@ main.add_command(doctor_command, "doctor")
               help="Ledger file (default: <manifest stem>.ledger.sqlite next to the manifest).")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where results and review files go (default: next to the manifest).")
-@click.option("--concurrency", type=click.IntRange(1, 256), default=8, show_default=True,
+@click.option("--concurrency", type=click.IntRange(1, 256), default=DEFAULT_CONCURRENCY,
+              show_default=True,
               help="Families in flight at once.")
 @click.option("--rate", type=click.FloatRange(min=0.01), default=None,
               help="At most R requests per second, evenly spaced (default: adapt to 429s).")
@@ -134,7 +135,8 @@ def _print_problems(problems: list[Problem], *, quiet: bool) -> None:
 @host_options
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the results file goes (default: next to the manifest).")
-@click.option("--concurrency", type=click.IntRange(1, 256), default=8, show_default=True)
+@click.option("--concurrency", type=click.IntRange(1, 256), default=DEFAULT_CONCURRENCY,
+              show_default=True, help="Families checked at once (look-ups, dry runs).")
 @click.option("--rate", type=click.FloatRange(min=0.01), default=None,
               help="At most R requests per second (default: adapt).")
 @output_options

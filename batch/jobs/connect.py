@@ -12,6 +12,7 @@ from pathlib import Path
 from batch.api import Client, Credentials, RetryPolicy
 from batch.errors import UsageError
 from batch.ledger import Ledger, default_path
+from batch.run.summary import DEFAULT_CONCURRENCY
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,7 +30,7 @@ class Connection:
     """How the client talks: rate (requests/s, None = adaptive), pool size, timeout (s)."""
 
     rate: float | None = None
-    concurrency: int = 8
+    concurrency: int = DEFAULT_CONCURRENCY
     timeout: float = 60.0
     retry: RetryPolicy | None = None
 

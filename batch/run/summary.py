@@ -11,13 +11,17 @@ Stop = Literal["interrupted", "max-failures", "auth", "ledger", "server"]
 #: What to do when a family's case already exists on the server (a lost ledger, or an
 #: earlier import by other means): stop the family, take the case over, or create anyway.
 IfExists = Literal["stop", "adopt", "create"]
+#: Families in flight by default. Each new family costs two round trips (the look-up of its
+#: case, then the create), so at 100 ms a round trip 32 in flight keep a 200-family import
+#: above 10x the official CLI's one-at-a-time pace; the adaptive rate still backs off on 429s.
+DEFAULT_CONCURRENCY = 32
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunOptions:
     """How a run behaves. Counts are families; times are seconds."""
 
-    concurrency: int = 8
+    concurrency: int = DEFAULT_CONCURRENCY
     max_failures: int | None = None
     dry_run: bool = False
     skip_invalid: bool = False
