@@ -9,43 +9,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from batch.sandbox import api, introspect
 from batch.sandbox.auth import authenticate
 from batch.sandbox.config import DEFAULT_CONFIG, SandboxConfig
 from batch.sandbox.faults import inject
 from batch.sandbox.fixture import load_fixture
 from batch.sandbox.observe import route_key
+from batch.sandbox.openapi import ROUTES_KEY
 from batch.sandbox.responses import message, read_json
+from batch.sandbox.routes import public_paths, served
 from batch.sandbox.runtime import DROP, RUNTIME, USER, Runtime, runtime
 from batch.sandbox.state import SandboxState
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-LOGIN_PATHS = frozenset({"/api/auth/v2/api_login", "/api/auth/api_login"})
 TICK_MAX = 0.5
-
-# (method, path without trailing slash, handler); each is served with and without the slash.
-ROUTES: list[tuple[str, str, Handler]] = [
-    ("POST", "/api/auth/v2/api_login", api.login),
-    ("POST", "/api/auth/api_login", api.legacy_login),
-    ("POST", "/api/cases/v2/cases", api.create_case),
-    ("GET", "/api/test", api.list_cases),
-    ("GET", "/api/test/{case}", api.get_case),
-    ("PUT", "/api/test/{case}", api.set_status),
-    ("GET", "/api/test/{case}/info", api.case_info),
-    ("POST", "/api/test/{case}/preset_group", api.preset_group),
-    ("GET", "/api/test/{case}/export", api.export),
-    ("GET", "/api/test/v2/{case}/reports/{type}/{id}", api.report),
-    ("GET", "/api/candidates/{case}", api.candidates),
-    ("POST", "/api/participant/{case}", api.assign),
-    ("GET", "/api/user/org_users", api.org_users),
-    ("GET", "/api/sample", api.samples),
-    ("GET", "/api/storage/{id}", api.storage),
-    ("GET", "/api/storage/{id}/fs/list", api.fs_list),
-    ("GET", "/_sandbox/cases", introspect.cases),
-    ("GET", "/_sandbox/stats", introspect.stats),
-    ("POST", "/_sandbox/faults", introspect.faults),
-    ("POST", "/_sandbox/advance", introspect.advance),
-]
+PUBLIC = web.AppKey("sandbox_public", frozenset)
 
 
 def _drop(request: web.Request) -> None:
@@ -82,16 +59,17 @@ async def _guarded(request: web.Request, handler: Handler, rt: Runtime) -> web.S
     path = request.path
     if not path.startswith("/api/"):
         return await handler(request)
-    login = path.rstrip("/") in LOGIN_PATHS
+    public = path.rstrip("/") in request.app[PUBLIC]
     if request.can_read_body:
         # The body is in before the injected latency, as on a slow server that has the
         # request and is busy: a client that gives up meanwhile does not undo the work.
         await request.read()
-    fault = await inject(rt.faults, rt.rng, login=login)
+    fault = await inject(rt.faults, rt.rng, login=public)
     if fault is not None:
         return fault
-    if not login:
-        user = authenticate(request, rt.state, rt.faults.token_ttl)
+    if not public:
+        user = authenticate(request, rt.state, rt.faults.token_ttl,
+                            expired_status=rt.config.expired_status)
         if isinstance(user, web.Response):
             return user
         request[USER] = user
@@ -137,8 +115,11 @@ def create_app(
         state = SandboxState(fixture, seed=config.seed)
     app = web.Application(middlewares=[sandbox_middleware], client_max_size=64 * 1024 * 1024)
     app[RUNTIME] = Runtime(config, state)
-    for method, path, handler in ROUTES:
-        app.router.add_route(method, path, handler)
-        app.router.add_route(method, path + "/", handler)
+    routes = served(config)
+    app[ROUTES_KEY] = routes
+    app[PUBLIC] = public_paths(routes)
+    for route in routes:
+        app.router.add_route(route.method, route.path, route.handler)
+        app.router.add_route(route.method, route.path + "/", route.handler)
     app.cleanup_ctx.append(_lifecycle)
     return app

@@ -1,4 +1,5 @@
-"""Bearer-token checks (``Authorization`` or ``Emgauthorization``): 401 unknown, 403 expired."""
+"""Bearer-token checks (``Authorization`` or ``Emgauthorization``): 401 unknown; an expired token
+answers 403 or 401, as configured (real clients meet both)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def request_token(request: web.Request) -> str | None:
     return None
 
 
-def authenticate(request: web.Request, state: SandboxState, ttl: float) -> User | web.Response:
+def authenticate(request: web.Request, state: SandboxState, ttl: float, *,
+                 expired_status: int = 403) -> User | web.Response:
     """The user behind the request, or the 401/403 answer to send instead."""
     token = request_token(request)
     if token is None:
@@ -40,5 +42,5 @@ def authenticate(request: web.Request, state: SandboxState, ttl: float) -> User 
         return message(401, "Invalid token")
     user, issued = entry
     if time.time() - issued > ttl:
-        return message(403, "Token expired")
+        return message(expired_status, "Token expired")
     return user

@@ -4,14 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
 from pathlib import Path
+from typing import Any
 
 import click
 
 from batch.api.net import is_loopback
-from batch.sandbox.config import DEFAULT_PASSWORD, DEFAULT_USER, SandboxConfig
+from batch.sandbox.config import DEFAULT_PASSWORD, DEFAULT_TOKEN_TTL, DEFAULT_USER, SandboxConfig
 from batch.sandbox.server import run_sandbox
+
+DEFAULT_BIND = "127.0.0.1"
+HOST_DEPRECATED = ("warning: sandbox --host is deprecated (elsewhere --host is the tenant URL); "
+                   "use --bind for the address to listen on")
+
+
+class Finite(click.FloatRange):
+    """A float range that refuses nan and inf."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 async def _serve(config: SandboxConfig, host: str, port: int) -> None:
@@ -21,58 +37,63 @@ async def _serve(config: SandboxConfig, host: str, port: int) -> None:
         loop.add_signal_handler(signal.SIGTERM, stop.set)
     async with run_sandbox(config, host=host, port=port) as running:
         click.echo(f"Emedgene sandbox at {running.url} "
-                   f"(user {DEFAULT_USER}, password {DEFAULT_PASSWORD}); Ctrl-C to stop",
-                   )
+                   f"(user {DEFAULT_USER}, password {DEFAULT_PASSWORD}); Ctrl-C to stop")
         await stop.wait()
 
 
-@click.command("sandbox")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+def _bind_address(bind: str | None, host: str | None, allow_remote: bool) -> str:
+    if host is not None:
+        click.echo(HOST_DEPRECATED, err=True)
+    address = bind or host or DEFAULT_BIND
+    if not allow_remote and not is_loopback(address):
+        raise click.BadParameter(
+            f"{address} is not a loopback address; add --allow-remote to serve on it",
+            param_hint="--bind")
+    return address
+
+
+@click.command("sandbox", epilog="""\b
+Examples:
+  emg-batch sandbox --port 8765 --advance-after 0
+  emg-batch sandbox --port 8765 --token-ttl 60 --expired-status 401 --record calls.jsonl
+  emg-batch sandbox --fixture my_fixture.json --rate-limit 20 --error-rate 0.05
+""")
+@click.option("--bind", help=f"Address to listen on.  [default: {DEFAULT_BIND}]")
+@click.option("--host", hidden=True, help="Deprecated name of --bind.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port (0: any free one).")
-@click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --host.")
+@click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --bind address.")
 @click.option("--fixture", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Conformance-format fixture (storages, samples, users, gene lists).")
+              help="Conformance-format fixture (storages, samples, users, gene lists, HPO terms).")
 @click.option("--record", type=click.Path(dir_okay=False, path_type=Path),
-              help="Append one JSON line per request to this file.")
-@click.option("--rate-limit", type=click.FloatRange(min=0, min_open=True),
+              help="Append one JSON line per request to this file, as it happens (mode 0600).")
+@click.option("--rate-limit", type=Finite(min=0, min_open=True),
               help="Requests per second before answering 429.")
-@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, help="Added latency.")
-@click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0,
+@click.option("--latency-ms", type=Finite(min=0), default=0.0, help="Added latency.")
+@click.option("--error-rate", type=Finite(0, 1), default=0.0,
               help="Probability of a 500/502/503.")
-@click.option("--drop-after-commit", type=click.FloatRange(0, 1), default=0.0,
+@click.option("--drop-after-commit", type=Finite(0, 1), default=0.0,
               help="Probability of closing the connection after storing a created case.")
-@click.option("--token-ttl", type=click.FloatRange(min=0), default=8 * 3600.0,
+@click.option("--token-ttl", type=Finite(min=0), default=DEFAULT_TOKEN_TTL,
               show_default=True, help="Token lifetime in seconds.")
-@click.option("--advance-after", type=click.FloatRange(min=0),
+@click.option("--expired-status", type=click.Choice(["401", "403"]), default="403",
+              show_default=True, help="What an expired token answers.")
+@click.option("--advance-after", type=Finite(min=0),
               help="Seconds per automatic status step (0: delivered at once).")
 @click.option("--webhook", help="URL that receives a JSON POST on every status change.")
+@click.option("--case-extras", is_flag=True,
+              help="Add reports and preset_groups to the case object (not on the real one).")
+@click.option("--report-listing/--no-report-listing", default=True, show_default=True,
+              help="Serve GET /api/test/v2/{case}/reports (inferred; off: 404).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice.")
-def sandbox_command(
-    *,
-    host: str,
-    port: int,
-    allow_remote: bool,
-    fixture: Path | None,
-    record: Path | None,
-    rate_limit: float | None,
-    latency_ms: float,
-    error_rate: float,
-    drop_after_commit: float,
-    token_ttl: float,
-    advance_after: float | None,
-    webhook: str | None,
-    seed: int,
-) -> None:
-    """Serve an in-memory emulator of the Emedgene API until Ctrl-C."""
-    if not allow_remote and not is_loopback(host):
-        raise click.BadParameter(
-            f"{host} is not a loopback address; add --allow-remote to serve on it",
-            param_hint="--host",
-        )
-    config = SandboxConfig(
-        fixture=fixture, record=record, rate_limit=rate_limit, latency_ms=latency_ms,
-        error_rate=error_rate, drop_after_commit=drop_after_commit, token_ttl=token_ttl,
-        advance_after=advance_after, webhook=webhook, seed=seed,
-    )
+def sandbox_command(*, bind: str | None, host: str | None, port: int, allow_remote: bool,
+                    **options: Any) -> None:
+    """Serve an in-memory emulator of the Emedgene API on loopback until Ctrl-C.
+
+    It answers in the shapes of a real tenant; the default account is sandbox@example.com
+    with password sandbox. GET /_sandbox/cases and /_sandbox/stats show what it holds.
+    """
+    address = _bind_address(bind, host, allow_remote)
+    options["expired_status"] = int(options["expired_status"])
+    config = SandboxConfig(**options)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(config, host, port))
+        asyncio.run(_serve(config, address, port))

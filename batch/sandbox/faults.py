@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from batch.sandbox.config import SandboxConfig
+from batch.sandbox.config import DEFAULT_TOKEN_TTL, SandboxConfig
 from batch.sandbox.responses import message
 
 ERROR_STATUSES = (500, 502, 503)
@@ -47,7 +47,7 @@ class Faults:
     latency_ms: float = 0.0
     rate_limit: float | None = None
     drop_after_commit: float = 0.0
-    token_ttl: float = 8 * 3600
+    token_ttl: float = DEFAULT_TOKEN_TTL
     outage_until: float = 0.0
     bucket: TokenBucket | None = None
 

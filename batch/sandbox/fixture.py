@@ -5,11 +5,14 @@ storages ``1`` (``s3``, "sandbox-bucket") and ``2`` (``basespace``, "Sandbox Bas
 a small tree (project ``1001`` "Demo-Project" holding biosamples ``DEMO-01`` to ``DEMO-03``,
 each with one dataset of paired FASTQ files), one existing sample ``DEMO-EX01``, users
 ``geneticist@example.com`` (id 11), ``analyst@example.com`` (12) and
-``director@example.com`` (13), gene lists 101 to 110.
+``director@example.com`` (13), gene lists 101 to 110 (some with genes) and a small HPO list
+(``phenotypes``) that the phenotype search and the case object's phenotype records read.
+A fixture without ``phenotypes`` uses the demo list: every tenant knows the HPO.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +45,10 @@ class Fixture:
     samples: list[JsonObj] = field(default_factory=list)
     users: list[JsonObj] = field(default_factory=list)
     gene_lists: frozenset[int] | None = None
+    #: Gene list id → ``{"name", "genes"}`` (names as given, genes a list of symbols).
+    gene_list_info: dict[int, JsonObj] = field(default_factory=dict)
+    #: HPO terms: ``{"hpo_id", "name", "synonyms"?, "category"?, "is_a"?, "depth"?}``.
+    phenotypes: list[JsonObj] = field(default_factory=list)
     dry_run_errors: dict[str, ErrorAnswer] = field(default_factory=dict)
     create_errors: dict[str, ErrorAnswer] = field(default_factory=dict)
 
@@ -63,6 +70,25 @@ def _gene_list_ids(raw: Any) -> frozenset[int] | None:
     return frozenset(ids)
 
 
+def _gene_list_info(raw: Any) -> dict[int, JsonObj]:
+    """Names and genes of gene lists given as ``{"id", "name", "genes"?}`` objects."""
+    if isinstance(raw, dict):
+        raw = [{"id": k, **v} if isinstance(v, dict) else {"id": k} for k, v in raw.items()]
+    if not isinstance(raw, list):
+        return {}
+    return {int(item["id"]): {"name": str(item.get("name") or f"Gene list {item['id']}"),
+                              "genes": list(item.get("genes") or [])}
+            for item in raw if isinstance(item, dict)}
+
+
+def _phenotypes(raw: JsonObj, path: Path) -> list[JsonObj]:
+    if "phenotypes" in raw:
+        return list(raw["phenotypes"] or [])
+    if path == demo_fixture_path():
+        return []
+    return default_fixture().phenotypes
+
+
 def load_fixture(path: Path) -> Fixture:
     """Read a conformance-format fixture file."""
     raw: JsonObj = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -77,6 +103,8 @@ def load_fixture(path: Path) -> Fixture:
         samples=list(raw.get("samples") or []),
         users=list(raw.get("users") or []),
         gene_lists=_gene_list_ids(raw.get("gene_lists")),
+        gene_list_info=_gene_list_info(raw.get("gene_lists")),
+        phenotypes=_phenotypes(raw, Path(path)),
         dry_run_errors=_errors(raw.get("dry_run_errors")),
         create_errors=_errors(raw.get("create_errors")),
     )
@@ -87,6 +115,7 @@ def demo_fixture_path() -> Path:
     return Path(__file__).with_name("demo_fixture.json")
 
 
+@functools.cache
 def default_fixture() -> Fixture:
-    """The demo data used when no fixture file is given."""
+    """The demo data used when no fixture file is given (read once; it never changes)."""
     return load_fixture(demo_fixture_path())

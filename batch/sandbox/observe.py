@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 from typing import IO, Any
@@ -46,15 +47,18 @@ def _redact(body: Any) -> Any:
 
 
 class Recorder:
-    """Appends one JSON line per request to a buffered file."""
+    """Appends one JSON line per request, each written as it happens (``tail -f`` shows it,
+    a killed sandbox loses none). The file holds request bodies (patient data): mode 0600."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file: IO[str] | None = None
 
     def open(self) -> None:
-        """Open the file for appending (buffered: lines reach the disk on flush or close)."""
-        self._file = self.path.open("a", encoding="utf-8", buffering=1 << 16)
+        """Open the file for appending, line-buffered, created 0600 whatever the umask."""
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(fd, 0o600)
+        self._file = os.fdopen(fd, "a", encoding="utf-8", buffering=1)
 
     def write(self, request: web.Request, body: Any) -> None:
         """Record method, path, query pairs and the JSON body (passwords redacted)."""

@@ -8,12 +8,13 @@ from typing import Any
 from aiohttp import web
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_dumps_sorted = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
 
 
-def json_answer(data: Any, status: int = 200) -> web.Response:
+def json_answer(data: Any, status: int = 200, *, sort_keys: bool = False) -> web.Response:
     """A JSON response (compact encoding; the body is built once)."""
-    return web.Response(body=_dumps(data).encode(), status=status,
-                        content_type="application/json")
+    body = (_dumps_sorted if sort_keys else _dumps)(data).encode()
+    return web.Response(body=body, status=status, content_type="application/json")
 
 
 def message(status: int, text: str) -> web.Response:

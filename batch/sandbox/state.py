@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import random
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
+from batch.sandbox import tokens
 from batch.sandbox.config import (
     DEFAULT_PASSWORD,
     DEFAULT_USER,
@@ -19,6 +18,7 @@ from batch.sandbox.config import (
     TENANT,
 )
 from batch.sandbox.fixture import Fixture, default_fixture
+from batch.sandbox.phenotypes import Phenotypes
 
 JsonObj = dict[str, Any]
 
@@ -54,6 +54,10 @@ class User:
         """The ``{"id", "email", "name"}`` listing entry."""
         return {"id": self.id, "email": self.email, "name": self.name}
 
+    def ref(self) -> JsonObj:
+        """``{"id", "name"}``, as a case names its creator, signer and participants."""
+        return {"id": self.id, "name": self.name}
+
 
 @dataclass(slots=True, kw_only=True)
 class Case:
@@ -72,6 +76,12 @@ class Case:
     participants: list[JsonObj] = field(default_factory=list)
     preset_groups: list[JsonObj] = field(default_factory=list)
     reports: list[JsonObj] = field(default_factory=list)
+    #: Sample name → the server's numeric sample id.
+    sample_ids: dict[str, int] = field(default_factory=dict)
+    #: When each status was first reached.
+    reached: dict[str, float] = field(default_factory=dict)
+    signer: User | None = None
+    signed: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,22 +132,31 @@ class SandboxState:
         self._next_report_id = FIRST_REPORT_ID
         self._next_group_id = 1
         self._logins = 0
+        self._jwt_key = self.rng.getrandbits(256).to_bytes(32, "big")
+        self.phenotypes = Phenotypes(self.fixture.phenotypes)
 
     # -- accounts -------------------------------------------------------------------------
 
-    def login(self, username: Any, password: Any) -> str | None:
-        """Check credentials; answer a fresh token, or None when they are wrong."""
+    def login(self, username: Any, password: Any) -> User | None:
+        """The user these credentials belong to, or None when they are wrong."""
         user = self.users.get(username) if isinstance(username, str) else None
-        if user is None or user.password != password:
-            return None
+        return user if user is not None and user.password == password else None
+
+    def opaque_token(self, user: User) -> str:
+        """A fresh v2 token for *user* (base64 of ``<tenant>,<uuid4>``)."""
         self._logins += 1
-        seed = self.fixture.token_seed
-        if seed is not None:
-            raw = f"{seed}.{self._logins}"  # unique per login, still recognisably the seed
-        else:
-            raw = f"{TENANT},{uuid.UUID(int=self.rng.getrandbits(128), version=4)}"
-        token = base64.b64encode(raw.encode()).decode()
+        token = tokens.opaque(TENANT, self.rng.getrandbits(128), self.fixture.token_seed,
+                              self._logins)
         self.tokens[token] = (user, time.time())
+        return token
+
+    def jwt_token(self, user: User, ttl: float) -> str:
+        """A fresh legacy-login JWT for *user*, its ``exp`` *ttl* seconds after ``iat``."""
+        self._logins += 1
+        now = time.time()
+        token = tokens.jwt(key=self._jwt_key, subject=user.email, user_id=user.id, issued=now,
+                           ttl=ttl, token_id=f"AT.{self._logins}.{self.rng.getrandbits(64):016x}")
+        self.tokens[token] = (user, now)
         return token
 
     # -- cases ----------------------------------------------------------------------------
@@ -153,6 +172,7 @@ class SandboxState:
                     status_change=now, clock=now,
                     participants=[{"id": user.id, "name": user.name}])
         self._next_case_id += 1
+        case.reached[status] = now
         self.cases[name] = case
         if status in NEXT_STATUS:
             self.advancing.add(name)
@@ -171,8 +191,13 @@ class SandboxState:
                 continue
             hit = {"id": self._next_sample_id, "name": name, "sample_type": td["sample_type"],
                    "note": case.name, "created": created}
+            case.sample_ids.setdefault(name, self._next_sample_id)
             self._next_sample_id += 1
             self.samples.setdefault(name, []).append(hit)
+        for sample in td.get("samples", []):
+            if sample["fastq"] not in case.sample_ids:
+                case.sample_ids[sample["fastq"]] = self._next_sample_id
+                self._next_sample_id += 1
 
     def find_samples(self, query: str, *, exact: bool) -> list[JsonObj]:
         """Sample hits whose name equals (or, not exact, contains) *query*."""
@@ -197,11 +222,17 @@ class SandboxState:
                 self.advancing.discard(name)
         return changes
 
-    def set_status(self, case: Case, status: str, now: float | None = None) -> StatusChange | None:
-        """Change a case's status (no rule checks); None when it already has that status."""
+    def set_status(self, case: Case, status: str, now: float | None = None, *,
+                   by: User | None = None) -> StatusChange | None:
+        """Change a case's status (no rule checks); None when it already has that status.
+
+        *by* is the user who asked (the signer when the case is finalized; else its creator).
+        """
         if status == case.status:
             return None
         now = time.time() if now is None else now
+        if status == "finalized":
+            case.signer, case.signed = by or case.creator, now
         change = self._set(case, status, now)
         case.clock = now
         if status in NEXT_STATUS:
@@ -212,6 +243,7 @@ class SandboxState:
 
     def _set(self, case: Case, status: str, when: float) -> StatusChange:
         previous, case.status, case.status_change = case.status, status, when
+        case.reached.setdefault(status, when)
         if status == "delivered" and case.delivered is None:
             case.delivered = when
         if status == "finalized" and not case.reports:

@@ -1,4 +1,10 @@
-"""Validation of a case-create body, answering with the first problem as a real server would."""
+"""Validation of a case-create body, answering with the first problem as a real server would.
+
+As strict as the real server is known to be, and no stricter: what Emedgene's own batch script
+v2.6 sends is accepted (``extra_data: ""``, ids as numeric strings, per-sample ``patient``,
+``directoryPath`` and ``sample_type``, repeated sibling ids, ``sample_type: ""`` on a case
+without files, no ``sharing_level``), as is everything the official CLI v36 sends.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +33,19 @@ class Invalid(Exception):
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def as_id(value: Any) -> int | None:
+    """An integer id, also sent as a string of ASCII digits (``"1"``); else None."""
+    if _is_int(value):
+        return int(value)
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
+def _is_id(value: Any) -> bool:
+    return as_id(value) is not None
 
 
 def _optional(obj: dict[str, Any], key: str, test: Callable[[Any], bool], what: str) -> None:
@@ -58,6 +77,8 @@ def validate_case(body: Any, *, storages: Collection[str]) -> None:
         raise Invalid("Request body must be a JSON object")
     _optional(body, "should_upload", lambda v: isinstance(v, bool), "a boolean")
     _optional(body, "sharing_level", lambda v: _is_int(v) and v in (0, 1), "0 or 1")
+    for key in ("enrich_disease_phenotypes", "include_incidental_parents"):
+        _optional(body, key, lambda v: isinstance(v, bool), "a boolean")
     test_data = body.get("test_data")
     if not isinstance(test_data, dict):
         raise Invalid("test_data is required and must be an object")
@@ -69,25 +90,26 @@ def validate_case(body: Any, *, storages: Collection[str]) -> None:
 def _test_data_fields(td: dict[str, Any]) -> None:
     if td.get("type") not in CASE_TYPES:
         raise Invalid(f"Invalid case type: {td.get('type')!r}")
-    if td.get("sample_type") not in SAMPLE_TYPES:
+    sample_type = td.get("sample_type")
+    if sample_type not in SAMPLE_TYPES and not (sample_type == "" and _no_files(td)):
         raise Invalid(f"Invalid sample type: {td.get('sample_type')!r}")
     _optional(td, "boostGenes", lambda v: isinstance(v, bool), "a boolean")
-    _optional(td, "labels", lambda v: isinstance(v, list) and all(map(_is_int, v)),
+    _optional(td, "labels", lambda v: isinstance(v, list) and all(map(_is_id, v)),
               "a list of integer label ids")
     _optional(td, "notes", lambda v: isinstance(v, str) and len(v) <= NOTES_MAX,
               f"a string of at most {NOTES_MAX} characters")
     _optional(td, "due_date", _date, "a date (YYYY-MM-DD)")
-    _optional(td, "extra_data", lambda v: isinstance(v, dict), "an object")
+    _optional(td, "extra_data", lambda v: isinstance(v, dict | str), "an object")
     _optional(td, "selected_preset_set", lambda v: v is None or isinstance(v, str), "a string")
     _optional(td, "sequence_info", lambda v: isinstance(v, dict)
-              and all(_is_int(x) or x is None for x in v.values()), "an object of integer ids")
+              and all(_is_id(x) or x is None for x in v.values()), "an object of integer ids")
     if "gene_list" in td:
         gl = td["gene_list"]
         if not isinstance(gl, dict):
             raise Invalid("gene_list must be an object")
         if gl.get("type") not in GENE_LIST_TYPES:
             raise Invalid(f"Invalid gene list type: {gl.get('type')!r}")
-        _optional(gl, "id", _is_int, "an integer")
+        _optional(gl, "id", _is_id, "an integer")
 
 
 def _patients(patients: Any) -> None:
@@ -103,9 +125,12 @@ def _patients(patients: Any) -> None:
     ids: set[str] = set()
     for slot, patient in slots:
         _patient(slot, patient)
+        # Siblings may share an id (Emedgene's script names every one "sibling"); no one
+        # may take the id of the proband or of a parent.
         if patient["id"] in ids:
             raise Invalid(f"Duplicate patient id: {patient['id']}")
-        ids.add(patient["id"])
+        if slot != "other":
+            ids.add(patient["id"])
     parent_ids = {s: patients[s]["id"] for s in ("mother", "father") if s in patients}
     for _slot, patient in slots:
         for parent in ("mother", "father"):
@@ -159,11 +184,19 @@ def _phenotype(pid: str, ph: Any) -> None:
         raise Invalid(f"Patient {pid}: related must be a boolean")
 
 
+def _no_files(td: dict[str, Any]) -> bool:
+    """No sample of the case names a file (its sample type may then be ``""``)."""
+    samples = td.get("samples", [])
+    return isinstance(samples, list) and not any(
+        isinstance(s, dict) and s.get("sampleFiles") for s in samples)
+
+
 def _storage(value: Any, storages: Collection[str]) -> None:
-    if type(value) is not int:
+    sid = as_id(value)
+    if sid is None:
         raise Invalid("storage_id must be an integer")
-    if str(value) not in storages:
-        raise Invalid(f"Storage provider {value} not found")
+    if str(sid) not in storages:
+        raise Invalid(f"Storage provider {sid} not found")
 
 
 def _samples(td: dict[str, Any], storages: Collection[str]) -> None:
@@ -175,7 +208,7 @@ def _samples(td: dict[str, Any], storages: Collection[str]) -> None:
             raise Invalid("a sample must be an object")
         if type(sample.get("fastq")) is not str:
             raise Invalid("a sample needs a fastq name")
-        if type(sample.get("id", 0)) is not int:
+        if not _is_id(sample.get("id", 0)):
             raise Invalid("a sample id must be an integer")
         if "storage_id" in sample:
             _storage(sample["storage_id"], storages)
