@@ -6,7 +6,6 @@ the values are made up, the shape is the real one's.
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 from pathlib import Path
@@ -27,8 +26,9 @@ def _organization() -> JsonObj:
 
 
 def organization() -> JsonObj:
-    """A fresh copy of the organization object (callers may change theirs)."""
-    return copy.deepcopy(_organization())
+    """The organization object, shared: read it, never change it (answers serialise it as is,
+    and a copy per case read would cost more than the rest of the answer)."""
+    return _organization()
 
 
 def organization_id() -> int:
