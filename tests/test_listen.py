@@ -80,7 +80,7 @@ async def running_rig(tmp_path: Path) -> AsyncIterator[Rig]:
     """Used inside each test: a task group cannot span a fixture's setup and teardown."""
     port = free_port()
     hook = f"http://127.0.0.1:{port}"
-    config = SandboxConfig(advance_after=0, webhook=hook + "/webhook", case_extras=True)
+    config = SandboxConfig(advance_after=0, webhook=hook + "/webhook")
     creds = Credentials(username=DEFAULT_USER, password=DEFAULT_PASSWORD)
     stats = ListenerStats()
     async with run_sandbox(config) as sandbox, \
@@ -178,7 +178,7 @@ async def test_bad_events_are_refused(tmp_path: Path) -> None:
 
 async def test_events_left_unhandled_are_handled_at_start(tmp_path: Path) -> None:
     creds = Credentials(username=DEFAULT_USER, password=DEFAULT_PASSWORD)
-    async with run_sandbox(SandboxConfig(advance_after=0, case_extras=True)) as sandbox, \
+    async with run_sandbox(SandboxConfig(advance_after=0)) as sandbox, \
             Client(sandbox.url, credentials=creds, rate=500) as client:
         name = await create(client, 3)
         await client.set_status(name, "finalized")
@@ -208,8 +208,7 @@ def test_dedupe_key() -> None:
 
 def test_listen_command_until_interrupted(tmp_path: Path) -> None:
     port = free_port()
-    config = SandboxConfig(advance_after=0, webhook=f"http://127.0.0.1:{port}/",
-                           case_extras=True)
+    config = SandboxConfig(advance_after=0, webhook=f"http://127.0.0.1:{port}/")
     with SandboxThread(config) as sandbox:
         env = {**os.environ, "EMG_HOST": sandbox.url, "EMG_USERNAME": DEFAULT_USER,
                "EMG_PASSWORD": DEFAULT_PASSWORD, "EMG_TOKEN": ""}

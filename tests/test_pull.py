@@ -70,7 +70,7 @@ class Env:
 
 @pytest.fixture
 async def env() -> AsyncIterator[Env]:
-    async with run_sandbox(SandboxConfig(advance_after=0, case_extras=True)) as sandbox:
+    async with run_sandbox(SandboxConfig(advance_after=0)) as sandbox:
         creds = Credentials(username=DEFAULT_USER, password=DEFAULT_PASSWORD)
         async with Client(sandbox.url, credentials=creds, concurrency=4, rate=500) as client:
             yield Env(sandbox.url, client)

@@ -77,7 +77,7 @@ def reports(out: Path) -> list[Path]:
 
 @pytest.fixture
 def sandbox() -> Iterator[SandboxThread]:
-    with SandboxThread(SandboxConfig(advance_after=0, case_extras=True)) as thread:
+    with SandboxThread(SandboxConfig(advance_after=0)) as thread:
         yield thread
 
 
@@ -148,8 +148,7 @@ def test_pull_candidates_and_info_commands(sandbox: SandboxThread, tmp_path: Pat
 
 def test_killed_pull_resumes_without_downloading_twice(tmp_path: Path) -> None:
     # Latency makes the pull slow enough to be killed half way.
-    config = SandboxConfig(advance_after=0, latency_ms=40, case_extras=True)
-    with SandboxThread(config) as sandbox:
+    with SandboxThread(SandboxConfig(advance_after=0, latency_ms=40)) as sandbox:
         create_cases(sandbox.url, 12, finalize=12)
         out = tmp_path / "reports"
         args = ["pull", "finalized", "--host", sandbox.url, "--reports", "all", "--out",
