@@ -79,7 +79,7 @@ class Sandbox:
         self._proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> Sandbox:
-        cmd = [sys.executable, "-c", _SERVE, "--host", "127.0.0.1", "--port", "0",
+        cmd = [sys.executable, "-c", _SERVE, "--bind", "127.0.0.1", "--port", "0",
                "--fixture", str(self.fixture), "--latency-ms", str(self.latency_ms)]
         if self.rate_limit is not None:
             cmd += ["--rate-limit", str(self.rate_limit)]
