@@ -11,12 +11,13 @@ import polars as pl
 
 from batch.ledger import STEPS, FamilyRecord, Ledger, State, StepRecord
 from batch.manifest import Manifest
+from batch.outputs.words import describe
 from batch.outputs.workbook import Column, Fill
 
-STEP_TITLES = {"create": "Create", "assign": "Assign", "preset_group": "Preset group",
-               "set_status": "Set status"}
+# Headers are Title Case in every table for people, as the manifest's own columns are.
+STEP_TITLES = {"create": "Create", "assign": "Assign", "preset_group": "Preset Group",
+               "set_status": "Set Status"}
 STATE_ORDER = tuple(str(s) for s in State)
-# Cells starting with these are read as formulas by spreadsheet programs (OWASP, CSV injection).
 
 
 CASE_COLUMNS: tuple[Column, ...] = (
@@ -25,14 +26,14 @@ CASE_COLUMNS: tuple[Column, ...] = (
     Column("Case"),
     *(Column(STEP_TITLES[s], max_width=14) for s in STEPS),
     Column("Attempts", "int"),
-    Column("Last error", max_width=80),
-    Column("HTTP status", "int"),
+    Column("Last Error", max_width=80),
+    Column("HTTP Status", "int"),
     Column("Link", "link"),
     Column("Updated", "datetime"),
 )
 CASE_SCHEMA: dict[str, pl.DataType] = {
     **{c.name: pl.String() for c in CASE_COLUMNS},
-    "Attempts": pl.Int64(), "HTTP status": pl.Int64(), "Updated": pl.Datetime("us"),
+    "Attempts": pl.Int64(), "HTTP Status": pl.Int64(), "Updated": pl.Datetime("us"),
 }
 
 
@@ -75,18 +76,16 @@ def label(step: str) -> str:
 
 
 def problem_message(record: FamilyRecord) -> str | None:
-    """One line saying what went wrong with a family, or None when nothing did."""
+    """One line saying, in words, what went wrong with a family, or None when nothing did
+    (see :func:`batch.outputs.words.describe`; the class stays in the ledger)."""
     step = _problem_step(record)
-    if step is None:
-        return None
-    name = label(step.step)
-    detail = ": ".join(x for x in (step.error_class, step.error_message) if x)
-    if step.state is State.FAILED:
-        return f"{name} failed: {detail}" if detail else f"{name} failed"
-    if step.state is State.SENDING:
-        detail = "interrupted while the request was in flight"
-    advice = "rerun to reconcile" if step.step == "create" else "rerun to check"
-    return f"{name} outcome unknown: {detail or 'no answer'} ({advice})"
+    return None if step is None else step_message(step)
+
+
+def step_message(step: StepRecord) -> str:
+    """What happened to one step, in words."""
+    return describe(step.step, step.state, step.error_class, step.error_message,
+                    step.http_status)
 
 
 def case_of(record: FamilyRecord, known: str | None = None) -> str | None:
@@ -110,16 +109,20 @@ def fill_of(record: FamilyRecord) -> Fill:
 
 
 def case_row(record: FamilyRecord, host: str | None, known_case: str | None) -> list[Any]:
-    """The family's row of the Cases table (``CASE_COLUMNS``); "Last error" says what needs
-    attention: the step that failed or is unknown, an error kept on a step, or the family's
-    note (e.g. edited after its case was created)."""
+    """The family's row of the Cases table (``CASE_COLUMNS``).
+
+    "Last Error" says what needs attention: the step that failed or is unknown, an error kept
+    on a step (e.g. put back to pending when the server refused the login), or the family's
+    note (e.g. edited after its case was created). "HTTP Status" is that step's status (empty
+    when it got no answer, or was checked and never sent); for a family without such a step,
+    the last status a step recorded.
+    """
     case = case_of(record, known_case)
-    step = _problem_step(record)
-    error = problem_message(record)
-    if step is None:
-        # e.g. a step put back to pending when the server refused the login: say why
-        step = _errored_step(record)
-        error = ": ".join(x for x in (step.error_class, step.error_message) if x) if step else None
+    step = _problem_step(record) or _errored_step(record)
+    error = step_message(step) if step is not None else None
+    # a step needing attention shows its own status or none: another step's 201 would read
+    # as the answer to it
+    status = step.http_status if step is not None else _last_status(record)
     updated = max((s.updated_at for s in record.steps.values() if s.updated_at), default=None)
     return [
         record.family_id,
@@ -128,7 +131,7 @@ def case_row(record: FamilyRecord, host: str | None, known_case: str | None) -> 
         *(str(record.steps[s].state) if s in record.steps else None for s in STEPS),
         sum(s.attempts for s in record.steps.values()),
         error or record.note or None,
-        step.http_status if step is not None else _last_status(record),
+        status,
         case_url(host, case) if host and case else None,
         when(updated),
     ]

@@ -13,6 +13,7 @@ from typing import Any
 from batch.ledger import Ledger
 from batch.outputs.facts import STATE_ORDER, label, sorted_counts
 from batch.outputs.review import COUNT_KEYS
+from batch.outputs.words import describe, plural
 from batch.run.summary import RunSummary
 
 
@@ -70,9 +71,9 @@ def _render_failures(failures: Sequence[Mapping[str, Any]]) -> list[str]:
         return ["Failures: none"]
     lines = ["Failures (most frequent first):"]
     for f in failures:
-        reason = ": ".join(str(x) for x in (f.get("error_class"), f.get("message")) if x)
-        lines.append(f"  {f.get('count')} x {label(str(f.get('step')))} {f.get('state')}: "
-                     f"{reason or 'no message'} (e.g. family {f.get('example_family')})")
+        text = describe(str(f.get("step")), str(f.get("state")), f.get("error_class"),
+                        f.get("message"), f.get("http_status"))
+        lines.append(f"  {f.get('count')} x {text} (e.g. family {f.get('example_family')})")
     return lines
 
 
@@ -99,8 +100,9 @@ def render_summary(summary: RunSummary, *, files: Mapping[str, Path | None]) -> 
     """The end-of-run summary as lines of text; *files* names what was written
     (``results``, ``review``, ``ledger``)."""
     if summary.invalid and not summary.ran:
-        lines = [f"invalid: {summary.invalid} of {summary.families} families have errors; "
-                 "nothing was sent"]
+        which = ("the one family has" if summary.families == 1
+                 else f"{summary.invalid} of {summary.families} families have")
+        lines = [f"invalid: {which} errors; nothing was sent"]
     else:
         lines = _summary_lines(summary)
     if summary.stop_reason:
@@ -115,7 +117,7 @@ def render_summary(summary: RunSummary, *, files: Mapping[str, Path | None]) -> 
 def _summary_lines(summary: RunSummary) -> list[str]:
     verb = "plan" if summary.dry_run else "done"
     lines = [
-        f"{verb}: {summary.families} families: created {summary.created}, "
+        f"{verb}: {plural(summary.families, 'family')}: created {summary.created}, "
         f"adopted {summary.adopted}, updated {summary.updated}, skipped {summary.skipped}, "
         f"failed {summary.failed}, unknown {summary.unknown}"
         + (f", changed {summary.changed}" if summary.changed else ""),
