@@ -99,12 +99,12 @@ async def test_pull_finalized_pages_downloads_and_tables(env: Env, tmp_path: Pat
     assert (tmp_path / names[0] / "json-700002.json").read_text().startswith("{")
     assert not files(tmp_path, "*.part")
     table = pl.read_csv(result.csv)
-    assert table["case"].to_list() == names[:12]
-    assert table["report_files"][0] == f"{names[0]}/pdf-700001.pdf; {names[0]}/json-700002.json"
-    assert table["status_change_date"][0].endswith("Z")
+    assert table["Case"].to_list() == names[:12]
+    assert table["Report Files"][0] == f"{names[0]}/pdf-700001.pdf; {names[0]}/json-700002.json"
+    assert table["Status Change Date"][0].endswith("Z")
     sheet = openpyxl.load_workbook(result.xlsx).active
     assert sheet is not None
-    assert [c.value for c in sheet[1]][:3] == ["case", "status", "status_change_date"]
+    assert [c.value for c in sheet[1]][:3] == ["Case", "Status", "Status Change Date"]
     assert sheet.max_row == 13
     assert isinstance(sheet["C2"].value, datetime)
 
@@ -139,7 +139,7 @@ async def test_report_of_a_case_not_finalized_is_that_cases_error(
     assert result.exit_code == 1 and result.failed == 2
     assert not (tmp_path / names[1]).exists() or not list((tmp_path / names[1]).iterdir())
     rows = pl.read_csv(result.csv)
-    assert rows.filter(pl.col("case") == names[1])["error"][0] == reopened.error
+    assert rows.filter(pl.col("Case") == names[1])["Error"][0] == reopened.error
 
 
 async def test_since_filters_the_listing(env: Env, tmp_path: Path) -> None:
@@ -187,14 +187,14 @@ async def test_candidates_of_many_cases_in_one_table(env: Env, tmp_path: Path) -
     result = await pull_candidates(env.client, cases, concurrency=3, out=tmp_path / "v.parquet")
     assert result.failed == ["EMG000000404"] and result.exit_code == 1
     frame = pl.read_parquet(tmp_path / "v.parquet")
-    assert frame["case"].unique(maintain_order=True).to_list() == cases
-    assert frame.columns[:4] == ["case", "gene", "variant", "tag"]
-    ok = frame.filter(pl.col("error").is_null())
-    assert ok["gene"].null_count() == 0
-    assert set(ok["creator"].to_list()) == {"Sandbox User"}
-    assert ok.filter(pl.col("case") == names[0])["status"][0] == "finalized"
-    missing = frame.filter(pl.col("case") == "EMG000000404")
-    assert missing.height == 1 and "404" in missing["error"][0]
+    assert frame["Case"].unique(maintain_order=True).to_list() == cases
+    assert frame.columns[:4] == ["Case", "Gene", "Variant", "Tag"]
+    ok = frame.filter(pl.col("Error").is_null())
+    assert ok["Gene"].null_count() == 0
+    assert set(ok["Creator"].to_list()) == {"Sandbox User"}
+    assert ok.filter(pl.col("Case") == names[0])["Status"][0] == "finalized"
+    missing = frame.filter(pl.col("Case") == "EMG000000404")
+    assert missing.height == 1 and "404" in missing["Error"][0]
     xlsx = await pull_candidates(env.client, names, out=tmp_path / "v.xlsx")
     sheet = openpyxl.load_workbook(tmp_path / "v.xlsx").active
     assert sheet is not None and sheet.max_row == len(xlsx.rows) + 1
@@ -205,9 +205,9 @@ async def test_info_of_many_cases(env: Env, tmp_path: Path) -> None:
     result = await pull_info(env.client, names, out=tmp_path / "info.csv")
     assert result.exit_code == 0
     frame = pl.read_csv(tmp_path / "info.csv")
-    assert frame["case"].to_list() == names
-    assert frame["status"].to_list() == ["finalized", "delivered", "delivered"]
-    assert frame["creator"].to_list() == ["Sandbox User"] * 3
+    assert frame["Case"].to_list() == names
+    assert frame["Status"].to_list() == ["finalized", "delivered", "delivered"]
+    assert frame["Creator"].to_list() == ["Sandbox User"] * 3
 
 
 def test_tables_keep_text_as_text(tmp_path: Path) -> None:

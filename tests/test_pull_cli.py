@@ -93,7 +93,7 @@ def test_pull_finalized_command(sandbox: SandboxThread, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert (summary["cases"], summary["downloaded"], summary["failed"]) == (6, 12, 0)
-    assert pl.read_csv(tmp_path / "cases.csv")["case"].to_list() == names[:6]
+    assert pl.read_csv(tmp_path / "cases.csv")["Case"].to_list() == names[:6]
     assert (tmp_path / "cases.xlsx").is_file()
     again = invoke(pull_group, args)
     assert json.loads(again.stdout)["already_present"] == 12
@@ -131,8 +131,8 @@ def test_pull_candidates_and_info_commands(sandbox: SandboxThread, tmp_path: Pat
                                  "--out", str(out), "--rate", "500"])
     assert result.exit_code == 0, result.output
     frame = pl.read_excel(out)
-    assert frame["case"].unique(maintain_order=True).to_list() == names
-    assert {"gene", "variant", "tag", "creator", "created", "status"} <= set(frame.columns)
+    assert frame["Case"].unique(maintain_order=True).to_list() == names
+    assert {"Gene", "Variant", "Tag", "Creator", "Created", "Status"} <= set(frame.columns)
 
     ledger_path = tmp_path / "run.ledger.sqlite"
     with Ledger.open(ledger_path) as ledger:
@@ -142,7 +142,7 @@ def test_pull_candidates_and_info_commands(sandbox: SandboxThread, tmp_path: Pat
     info = invoke(pull_group, ["info", "--ledger", str(ledger_path), "--host", sandbox.url,
                                "--out", str(tmp_path / "info.parquet"), "--rate", "500"])
     assert info.exit_code == 0, info.output
-    assert pl.read_parquet(tmp_path / "info.parquet")["status"].to_list() == [
+    assert pl.read_parquet(tmp_path / "info.parquet")["Status"].to_list() == [
         "finalized", "delivered", "delivered"]
 
 

@@ -3,21 +3,26 @@
 ``results`` (the official results CSV), ``review`` (the review workbook), ``export`` (the Cases
 table as XLSX, CSV or Parquet), ``status`` (where a ledger stands and what a run did, in
 words), ``templates`` (manifests to start from) and ``table`` (pulled server data). They share
-``facts`` (what to say about one family), ``workbook`` (safe, typed XLSX sheets) and ``files``
-(atomic writes, mode 0600, the one translation of ``OSError``).
+``facts`` (what to say about one family), ``words`` (what happened, in words), ``workbook``
+(safe, typed XLSX sheets), ``summary_sheet`` and ``charts`` (the Summary sheet and its native
+charts), ``safe`` (formula safety for CSV) and ``files`` (atomic writes, mode 0600, the one
+translation of ``OSError``).
 
 Spreadsheet safety: manifest and server values are data. The workbook keeps formula-looking
-text as text; CSV exports prefix text cells that start with ``=``, ``+``, ``-``, ``@``, a tab or
-a carriage return with a single quote (OWASP's advice against CSV injection). The results CSV
-is the exception, on purpose: it is the official CLI's format and is meant to be run again, so
-its cells stay byte for byte what the manifest holds.
+text as text, headers included; every CSV that holds server or manifest text (exports, pull
+tables, headers included) prefixes text that starts with ``=``, ``+``, ``-``, ``@``, a tab or a
+carriage return with a single quote (OWASP's advice against CSV injection). The results CSV
+keeps the manifest's own cells byte for byte, on purpose: it is the official CLI's format and
+is meant to be run again; what emg-batch writes into it (``Errors``, new case names) is made
+safe like any other CSV text.
 """
 
-from batch.outputs.export import csv_safe, export
+from batch.outputs.export import export
 from batch.outputs.facts import CASE_COLUMNS, case_url, cases_table, problem_message
 from batch.outputs.files import atomic_path, make_dir
 from batch.outputs.results import results_header, write_results, write_results_csv
 from batch.outputs.review import NOT_IN_LEDGER, write_review
+from batch.outputs.safe import csv_safe, formula_safe
 from batch.outputs.status import render_status, render_summary, status_report
 from batch.outputs.table import write_table
 from batch.outputs.templates import (
@@ -36,6 +41,7 @@ __all__ = [
     "cases_table",
     "csv_safe",
     "export",
+    "formula_safe",
     "make_dir",
     "problem_message",
     "render_status",

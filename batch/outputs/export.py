@@ -5,26 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import polars as pl
-
 from batch.ledger import Ledger
 from batch.manifest import Manifest
 from batch.outputs.facts import cases_table
-from batch.outputs.files import FORMULA_START, atomic_path
+from batch.outputs.files import atomic_path
 from batch.outputs.review import write_review
-
-
-def csv_safe(frame: pl.DataFrame) -> pl.DataFrame:
-    """Prefix text cells that a spreadsheet would run as formulas with ``'`` (OWASP)."""
-    pattern = "^[" + "".join("\\" + c if c in "-+" else c for c in FORMULA_START) + "]"
-    return frame.with_columns(
-        pl.when(pl.col(name).str.contains(pattern))
-        .then(pl.lit("'") + pl.col(name))
-        .otherwise(pl.col(name))
-        .alias(name)
-        for name, dtype in frame.schema.items()
-        if dtype == pl.String
-    )
+from batch.outputs.safe import csv_safe
 
 
 def export(ledger: Ledger, out: Path, *, manifest: Manifest | None = None,

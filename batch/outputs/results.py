@@ -4,7 +4,8 @@ failed (BEHAVIOUR §4).
 
 Rows are the manifest's cells, re-quoted only where needed, with ``Case Id`` first (and
 ``Errors`` before it when any row has errors). Manifest cells stay verbatim on purpose: this is
-the re-runnable official format.
+the re-runnable official format. What emg-batch itself writes into it (the ``Errors`` text and
+case names the server gave) is made formula-safe (``batch.outputs.safe``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from batch.ledger import Ledger
 from batch.manifest import Manifest
 from batch.outputs.facts import case_of, known_cases, problem_message
 from batch.outputs.files import atomic_path
+from batch.outputs.safe import formula_safe
 
 
 def output_file(out: Path, name: str) -> Path:
@@ -34,9 +36,11 @@ def write_results(ledger: Ledger, manifest: Manifest, out: Path) -> Path:
     does not hold (never attempted) get neither. *out* is the file, or a directory to put
     ``<stem>_results.csv`` in.
 
-    The cells are copied verbatim, formula-looking ones included: this file is the official
-    CLI's re-runnable format, and quoting cells for spreadsheet safety would change the manifest
-    that a re-run reads (the review workbook is the file for people to open).
+    The manifest's cells are copied verbatim, formula-looking ones included: this file is the
+    official CLI's re-runnable format, and quoting them for spreadsheet safety would change the
+    manifest that a re-run reads (the review workbook is the file for people to open). The
+    ``Errors`` text and new case names are emg-batch's and the server's: those are quoted when
+    a spreadsheet would run them (a leading ``'``).
     """
     path = output_file(out, f"{manifest.path.stem}_results.csv")
     records = ledger.snapshot()
@@ -119,12 +123,18 @@ def _write_result_rows(handle: IO[str], manifest: Manifest, header: list[str],
         cells = manifest.row_cells(position)
         values = [cells.get(name, "") for name in header]
         for at in where["Errors"]:
-            values[at] = ";".join(errors.get(number, ()))
+            values[at] = formula_safe(";".join(errors.get(number, ())))
         for at in where["Case Id"]:
-            values[at] = new_ids.get(number, values[at])
+            values[at] = _case_cell(values[at], new_ids.get(number))
         for at in where["Relation"]:
             values[at] = values[at] or "proband"
         write(values)
+
+
+def _case_cell(cell: str, case: str | None) -> str:
+    """The ``Case Id`` cell: the manifest's own value verbatim, a case name emg-batch writes
+    (from the server) formula-safe."""
+    return cell if case is None or case == cell else formula_safe(case)
 
 
 def _proband_case_ids(manifest: Manifest, case_ids: Mapping[str, str]) -> dict[int, str]:

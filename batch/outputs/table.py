@@ -1,11 +1,14 @@
 """Tables of server data (``pull`` outputs) as XLSX, CSV or Parquet, chosen by the suffix.
 
-In the workbook dates are real dates and every text stays text (never a formula); CSV dates
-are UTC (``…Z``).
+Rows are keyed by the API's names (``status_change_date``); the headers people see are Title
+Case in every format (``Status Change Date``), as in the review workbook and the manifest. In
+the workbook dates are real dates and every text stays text (never a formula); the CSV is
+formula-safe, headers included (server keys are server text); CSV dates are UTC (``…Z``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -16,12 +19,38 @@ import polars as pl
 
 from batch.errors import UsageError
 from batch.outputs.files import atomic_path
+from batch.outputs.safe import csv_safe, unique
 from batch.outputs.workbook import Column, add_sheet, write_workbook
 
 TABLE_SUFFIXES = (".xlsx", ".csv", ".parquet")
 CSV_DATETIME = "%Y-%m-%dT%H:%M:%SZ"  # dates are UTC
 DATE_KEYS = frozenset({"created", "status_change_date", "last_update", "delivered_date",
                        "tagged_at"})
+#: Headers that the word rule below would get wrong.
+HEADERS = {"hgvs_c": "HGVSc", "hgvs_p": "HGVSp"}  # as VEP and Ensembl name them
+#: Words written in capitals (or as people spell them) in a header.
+WORDS = {"id": "Id", "http": "HTTP", "url": "URL", "hgvs": "HGVS", "acmg": "ACMG", "cnv": "CNV",
+         "snv": "SNV", "vcf": "VCF", "omim": "OMIM", "hpo": "HPO", "dna": "DNA", "rna": "RNA"}
+_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+
+def header_of(key: str) -> str:
+    """The Title Case header of an API key: ``status_change_date`` → ``Status Change Date``,
+    ``creatorId`` → ``Creator Id``. A key that already reads as a header (a capital first) or
+    holds other symbols than ``_``, ``-`` and spaces is kept as the server spells it."""
+    if key in HEADERS:
+        return HEADERS[key]
+    if not key or key[0].isupper():
+        return key
+    words = _WORD.findall(key)
+    if not words or "".join(words) != re.sub(r"[_\- ]", "", key):
+        return key  # symbols a word rule would drop: keep the server's spelling
+    return " ".join(WORDS.get(w.lower(), w[:1].upper() + w[1:]) for w in words)
+
+
+def headers_of(keys: Sequence[str]) -> list[str]:
+    """The headers of *keys*, in order, distinct (a later clash gets `` (2)``)."""
+    return unique(header_of(k) for k in keys)
 
 
 def write_table(
@@ -41,9 +70,10 @@ def write_table(
     if suffix == ".xlsx":
         return _write_xlsx(rows, out, columns, sheet)
     frame = _frame(rows, columns)
+    frame = frame.rename(dict(zip(frame.columns, headers_of(columns), strict=True)))
     with atomic_path(out) as tmp:
         if suffix == ".csv":
-            frame.write_csv(tmp, datetime_format=CSV_DATETIME)
+            csv_safe(frame).write_csv(tmp, datetime_format=CSV_DATETIME)
         else:
             frame.write_parquet(tmp)
     return out
@@ -78,23 +108,25 @@ def api_date(value: object) -> object:
     return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
 
 
-def _kind(name: str, values: Iterator[object]) -> Column:
-    if name in DATE_KEYS:
-        return Column(name, "datetime", 22)
+def _kind(key: str, header: str, values: Iterator[object]) -> Column:
+    if key in DATE_KEYS:
+        return Column(header, "datetime", 22)
     present = [v for v in values if v is not None]
     if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
-        return Column(name, "int", 14)
-    return Column(name, "text", 80 if name in ("error", "report_files") else 40)
+        return Column(header, "int", 14)
+    return Column(header, "text", 80 if key in ("error", "report_files") else 40)
 
 
 def _write_xlsx(
     rows: Sequence[Mapping[str, object]], out: Path, columns: Sequence[str], sheet: str
 ) -> Path:
-    typed = [_kind(c, (row.get(c) for row in rows)) for c in columns]
+    typed = [_kind(key, header, (row.get(key) for row in rows))
+             for key, header in zip(columns, headers_of(columns), strict=True)]
+    keyed = list(zip(columns, typed, strict=True))
 
     def cells(row: Mapping[str, object]) -> list[object]:
-        return [api_date(row.get(c.name)) if c.kind == "datetime" else row.get(c.name)
-                for c in typed]
+        return [api_date(row.get(key)) if c.kind == "datetime" else row.get(key)
+                for key, c in keyed]
 
     def build(book: Any, formats: Any) -> None:
         add_sheet(book, formats, sheet, typed,
