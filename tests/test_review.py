@@ -127,11 +127,13 @@ def test_problem_messages(tmp_path: Path) -> None:
                      error_message="cancelled")
         records = led.snapshot()
     assert outputs.problem_message(records["A"]) == (
-        "create outcome unknown: interrupted while the request was in flight "
-        "(rerun to reconcile)")
-    assert outputs.problem_message(records["B"]) == "create failed: BuildError"
+        "the outcome of the case creation is unknown (interrupted while the request was in "
+        "flight): the case may exist; rerun to look it up")
+    assert outputs.problem_message(records["B"]) == (
+        "the case could not be built from its rows; nothing was sent")
     assert outputs.problem_message(records["C"]) == (
-        "preset group outcome unknown: Unknown: cancelled (rerun to check)")
+        "the outcome of the preset group is unknown (cancelled): the group may have been "
+        "added; rerun to check")
 
 
 # --------------------------------------------------------------------------- results CSV
@@ -144,13 +146,16 @@ def test_results_csv(ledger: Ledger, manifest: Manifest, tmp_path: Path) -> None
     assert rows[0][0] == "[Data]"
     assert rows[1][:3] == ["Errors", "Case Id", "Family Id"]
     by_line = {i + 1: r for i, r in enumerate(rows)}
-    assert by_line[3][:3] == ["create failed: PermanentError: Case Type is required", "", "F1"]
+    assert by_line[3][:3] == [
+        "the server refused the case creation: Case Type is required (HTTP 400)", "", "F1"]
     assert by_line[3][-2:] == [FORMULAS[0], FORMULAS[1]]  # verbatim, no quote prefix
     assert by_line[4][:3] == ["", "", "F1"]
     assert by_line[4][-2:] == [FORMULAS[2], FORMULAS[3]]
-    assert by_line[5][:3] == ["assign failed: NotFound: no such user", "EMG000000002", "F2"]
+    assert by_line[5][:3] == ["the server refused the assignment: no such user (HTTP 404)",
+                              "EMG000000002", "F2"]
     assert by_line[6][:3] == [
-        "create outcome unknown: AmbiguousCreate: no answer in 30 s (rerun to reconcile)", "", "F3"]
+        "the outcome of the case creation is unknown (no answer in 30 s): the case may exist; "
+        "rerun to look it up", "", "F3"]
     assert by_line[7][:3] == ["", "", "F4"]  # not attempted: nothing
     assert by_line[8][:3] == ["", "EMG000000005", "F5"]
     assert by_line[9][:3] == ["", "", "F6"]
@@ -189,14 +194,14 @@ def test_review_workbook(ledger: Ledger, manifest: Manifest, tmp_path: Path) -> 
         assert widths and all(0 < w <= 121 for w in widths), ws.title
 
     summary_rows = {r[0]: r[1] for r in _sheet(book, "Summary")[1:]}
-    assert summary_rows["created"] == 2 and summary_rows["elapsed"] == 1.5
-    assert summary_rows["dry run"] == "no"
-    assert isinstance(summary_rows["run started"], datetime)
-    assert summary_rows["option: concurrency"] == 8
-    assert summary_rows["host"] == HOST
-    assert summary_rows["ledger: families"] == 5
-    assert summary_rows["ledger: create failed"] == 1
-    assert summary_rows["manifest"] == str(manifest.path)
+    assert summary_rows["Created"] == 2 and summary_rows["Elapsed"] == "1.5 s"
+    assert summary_rows["Dry run"] == "no"
+    assert isinstance(summary_rows["Run started"], datetime)
+    assert summary_rows["Option: concurrency"] == 8
+    assert summary_rows["Host"] == HOST
+    assert summary_rows["Ledger: families"] == 5
+    assert summary_rows["Ledger: create failed"] == 1
+    assert summary_rows["Manifest"] == str(manifest.path)
     assert _sheet(book, "Problems")[1] == ["batch.csv:9: a warning"]
 
 
@@ -205,13 +210,13 @@ def test_cases_sheet(ledger: Ledger, manifest: Manifest, tmp_path: Path) -> None
     ws = book["Cases"]
     rows = _sheet(book, "Cases")
     assert rows[0] == ["Family Id", "Proband BioSample", "Case", "Create", "Assign",
-                       "Preset group", "Set status", "Attempts", "Last error", "HTTP status",
+                       "Preset Group", "Set Status", "Attempts", "Last Error", "HTTP Status",
                        "Link", "Updated"]
     assert [r[0] for r in rows[1:]] == ["F1", "F2", "F3", "F5", "F6"]
     f2 = rows[2]
     assert f2[1:7] == ["S3", "EMG000000002", "succeeded", "failed", None, None]
     assert f2[7] == 2 and f2[9] == 404
-    assert f2[8] == "assign failed: NotFound: no such user"
+    assert f2[8] == "the server refused the assignment: no such user (HTTP 404)"
     assert f2[10] == f"{HOST}/case/EMG000000002"
     assert ws.cell(row=3, column=11).hyperlink.target == f"{HOST}/case/EMG000000002"
     assert isinstance(f2[11], datetime)
@@ -229,7 +234,7 @@ def test_failed_sheet_runs_again(ledger: Ledger, manifest: Manifest, tmp_path: P
     assert [r[2] for r in rows[1:]] == ["F1", "F1", "F2"]
     assert rows[1][-2:] == list(FORMULAS[:2]) and rows[2][-2:] == list(FORMULAS[2:])
     assert rows[3][1] == "EMG000000002"  # the case exists: a re-run must not create it again
-    assert rows[1][0] == "create failed: PermanentError: Case Type is required"
+    assert rows[1][0] == "the server refused the case creation: Case Type is required (HTTP 400)"
 
     # "Save as CSV" and run it again: the same families, the same cells
     frame = pl.read_excel(out, sheet_name="Failed", infer_schema_length=0)
@@ -279,7 +284,9 @@ def test_pending_error_is_shown(tmp_path: Path) -> None:
         led.set_step("A", "create", State.SENDING, attempt=True)
         led.record_refused("A", "create", Outcome(kind="AuthError", message="token refused"))
         frame = outputs.cases_table(led)
-    assert frame.row(0, named=True)["Last error"] == "AuthError: token refused"
+    assert frame.row(0, named=True)["Last Error"] == (
+        "the case creation was not sent (the server refused the credentials: token refused); "
+        "rerun once that is fixed")
 
 
 def test_links_beyond_excel_limit_are_text(ledger: Ledger, tmp_path: Path,
@@ -329,7 +336,7 @@ def test_export_csv_is_safe(hostile: Ledger, tmp_path: Path) -> None:
     assert frame.columns == [c.name for c in outputs.CASE_COLUMNS]
     first = frame.row(0, named=True)
     assert first["Family Id"] == "'=1+2" and first["Proband BioSample"] == "'@S1"
-    assert first["Last error"] == "create failed: PermanentError: -bad"
+    assert first["Last Error"] == "the server refused the case creation: -bad (HTTP 400)"
     second = frame.row(1, named=True)
     assert second["Link"] == f"{HOST}/case/EMG2" and second["Attempts"] == "1"
     datetime.strptime(second["Updated"], "%Y-%m-%d %H:%M:%S")
@@ -338,10 +345,10 @@ def test_export_csv_is_safe(hostile: Ledger, tmp_path: Path) -> None:
 def test_export_parquet_is_typed(hostile: Ledger, tmp_path: Path) -> None:
     out = outputs.export(hostile, tmp_path / "cases.parquet", host=HOST)
     frame = pl.read_parquet(out)
-    assert frame.schema["Attempts"] == pl.Int64 and frame.schema["HTTP status"] == pl.Int64
+    assert frame.schema["Attempts"] == pl.Int64 and frame.schema["HTTP Status"] == pl.Int64
     assert frame.schema["Updated"] == pl.Datetime("us")
     assert frame["Family Id"].to_list() == ["=1+2", "F2"]  # values unchanged in Parquet
-    assert frame["HTTP status"].to_list() == [400, 201]
+    assert frame["HTTP Status"].to_list() == [400, 201]
     assert frame["Create"].to_list() == ["failed", "succeeded"]
     assert frame["Assign"].to_list() == [None, None]
 
@@ -404,8 +411,9 @@ def test_render_status_exact() -> None:
         "create              1        0          9       1        1",
         "preset group        0        1          8       0        0",
         "Failures (most frequent first):",
-        "  1 x create failed: PermanentError: Case Type is required (e.g. family F7)",
-        "  1 x create unknown: no message (e.g. family F9)",
+        "  1 x the case creation failed: Case Type is required (e.g. family F7)",
+        "  1 x the outcome of the case creation is unknown (no answer): the case may exist; "
+        "rerun to look it up (e.g. family F9)",
         "Last run: run, exit code -",
         "  manifest: /data/batch.csv",
         f"  host: {HOST}",
@@ -457,7 +465,7 @@ def test_failed_family_missing_from_manifest(ledger: Ledger, manifest: Manifest,
     book = openpyxl.load_workbook(outputs.write_review(ledger, manifest, tmp_path / "r.xlsx"))
     rows = _sheet(book, "Failed")
     gone = rows[-1]
-    assert gone[0] == "create failed: PermanentError: x"
+    assert gone[0] == "the case creation failed: x"
     assert gone[rows[0].index("Family Id")] == "GONE"
     assert gone[rows[0].index("Lab Code")] == "=1+1"
     assert gone[rows[0].index("Case Type")] is None

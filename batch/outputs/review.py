@@ -1,19 +1,19 @@
 """The review workbook (``<stem>_review.xlsx``): what a run leaves for people to open.
 
-Sheets: Summary, Cases (every family), Failed (the original rows of failed families, ready to
-fix and re-run), Not attempted, Unknown (outcome unknown, with what to do), and Problems when
-validation found any. Three views of one ledger, after Salesforce's success / error /
-unprocessed result sets.
+Sheets: Summary (what the run did, with a chart of family outcomes), Cases (every family),
+Failed (the original rows of failed families, ready to fix and re-run), Not attempted, Unknown
+(outcome unknown, with what to do), Problems when validation found any, and Timeline (requests
+and 429s over a run longer than a minute, charted on the Summary). Three views of one ledger,
+after Salesforce's success / error / unprocessed result sets.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from batch.ledger import FamilyRecord, Ledger, RunRecord, State
+from batch.ledger import FamilyRecord, Ledger, State
 from batch.manifest import Family, Manifest
 from batch.outputs.facts import (
     CASE_COLUMNS,
@@ -24,18 +24,14 @@ from batch.outputs.facts import (
     label,
     ordered,
     problem_message,
-    sorted_counts,
     when,
 )
 from batch.outputs.results import output_file
+from batch.outputs.summary_sheet import SummarySheet, detail_rows, run_counts
 from batch.outputs.workbook import Column, Fill, Formats, Sheet, add_sheet, write_workbook
 
 ERRORS_COLUMN = "Errors"
 CASE_ID_COLUMN = "Case Id"
-COUNT_KEYS = ("families", "created", "adopted", "updated", "skipped", "failed", "unknown",
-              "changed", "invalid")
-SUMMARY_KEYS = (*COUNT_KEYS, "requests", "retries", "rate_limited", "elapsed", "dry_run",
-                "exit_code", "stopped", "stop_reason")
 
 
 class _Tally:
@@ -71,8 +67,10 @@ def write_review(
     *out* is the file, or a directory to put ``<stem>_review.xlsx`` in (the manifest's stem, else
     the ledger's). *summary* is a run summary (``RunSummary.as_dict()``); without it the counts
     of the last run recorded in the ledger are shown; a summary with validation ``problems``
-    adds a Problems sheet. Times are local time. Rows of failed families are filled red, of
-    families with an unknown outcome amber.
+    adds a Problems sheet, one with a ``timeline`` of a run over a minute a Timeline sheet and
+    its chart (see :mod:`batch.outputs.charts`). The Summary sheet charts the family outcomes.
+    Times are local time. Rows of failed families are filled red, of families with an unknown
+    outcome amber.
 
     The Failed sheet saved as CSV is a manifest that ``emg-batch run`` accepts: its first column
     is ``Errors`` (the official CLI's name, which the manifest reader ignores: any other name
@@ -85,63 +83,38 @@ def write_review(
     path = output_file(out, f"{stem}_review.xlsx")
     last = ledger.last_run("run") or ledger.last_run()
     host = host or (last.host if last else None)
-    # families are streamed from the manifest, never all held: a manifest may hold 100,000
-    known = known_cases(manifest)
+    counts = run_counts(summary, last)
 
     def build(book: Any, formats: Formats) -> None:
-        info = _summary_rows(ledger, manifest, summary, host, last)
-        add_sheet(book, formats, "Summary", SUMMARY_COLUMNS, [(r, None) for r in info])
-        tally = _Tally()
-        cases = Sheet(book, formats, "Cases", CASE_COLUMNS)
-        for record in ledger.iter_families():
-            cases.add(case_row(record, host, known.get(record.family_id)), fill=fill_of(record))
-            tally.add(record)
-        cases.finish()
+        overview = SummarySheet(book, formats)  # the first tab, filled after the Cases pass
+        tally = _cases_sheet(book, formats, ledger, manifest, host)
+        not_attempted = _not_attempted_rows(tally, manifest)
+        overview.fill(counts, not_attempted=len(not_attempted),
+                      rows=detail_rows(ledger, manifest, counts, host, last))
         _failed_sheet(book, formats, ledger, manifest, tally.failed)
-        add_sheet(book, formats, "Not attempted", NOT_ATTEMPTED_COLUMNS,
-                  _not_attempted_rows(tally, manifest))
+        add_sheet(book, formats, "Not attempted", NOT_ATTEMPTED_COLUMNS, not_attempted)
         add_sheet(book, formats, "Unknown", UNKNOWN_COLUMNS, _unknown_rows(tally.unknown))
         problems = list((summary or {}).get("problems") or [])
         if problems:
             add_sheet(book, formats, "Problems", (Column("Problem", max_width=120),),
                       [([str(p)], None) for p in problems])
+        overview.add_timeline(counts)
 
     return write_workbook(path, build)
 
 
-SUMMARY_COLUMNS = (Column("Item", max_width=40), Column("Value", "any", max_width=80))
-
-
-def _summary_rows(ledger: Ledger, manifest: Manifest | None, summary: Mapping[str, Any] | None,
-                  host: str | None, last: RunRecord | None) -> list[list[object]]:
-    rows: list[list[object]] = []
-    counts = summary if summary is not None else (last.counts if last else None) or {}
-    rows += [[key.replace("_", " "), _plain(counts[key])] for key in SUMMARY_KEYS
-             if key in counts]
-    rows += [[f"plan: {k}", v] for k, v in sorted(dict(counts.get("plan") or {}).items())]
-    rows += _ledger_totals(ledger)
-    if last is not None:
-        rows += [["run started", when(last.started_at)], ["run ended", when(last.ended_at)]]
-        rows += [[f"option: {k}", _plain(v)] for k, v in sorted(last.options.items())]
-    where = str(manifest.path) if manifest is not None else (last.manifest_path if last else None)
-    rows += [["host", host], ["manifest", where], ["ledger", str(ledger.path)],
-             ["times", "local time of this computer"]]
-    return rows
-
-
-def _plain(value: object) -> object:
-    """Values as cells: numbers, flags and text stay; anything else becomes JSON text."""
-    if value is None or isinstance(value, int | float | str):
-        return value
-    return json.dumps(value, default=str)
-
-
-def _ledger_totals(ledger: Ledger) -> list[list[object]]:
-    rows: list[list[object]] = [["ledger: families", ledger.family_count()]]
-    for step, states in sorted_counts(ledger.step_counts()).items():
-        for state, n in states.items():
-            rows.append([f"ledger: {label(step)} {state}", n])
-    return rows
+def _cases_sheet(book: Any, formats: Formats, ledger: Ledger, manifest: Manifest | None,
+                 host: str | None) -> _Tally:
+    """The Cases sheet, one row per family of the ledger; what the later sheets need."""
+    # families are streamed from the ledger, never all held: a manifest may hold 100,000
+    known = known_cases(manifest)
+    tally = _Tally()
+    cases = Sheet(book, formats, "Cases", CASE_COLUMNS)
+    for record in ledger.iter_families():
+        cases.add(case_row(record, host, known.get(record.family_id)), fill=fill_of(record))
+        tally.add(record)
+    cases.finish()
+    return tally
 
 
 def _failed_sheet(book: Any, formats: Formats, ledger: Ledger, manifest: Manifest | None,
@@ -212,7 +185,7 @@ def _failed_header(manifest: Manifest | None,
 
 
 NOT_ATTEMPTED_COLUMNS = (Column("Family Id"), Column("Proband BioSample"),
-                         Column("First row", "int"), Column("Rows", "int"),
+                         Column("First Row", "int"), Column("Rows", "int"),
                          Column("Reason", max_width=60))
 NOT_IN_LEDGER = "not in the ledger (not run yet, or left out as invalid)"
 
@@ -237,7 +210,7 @@ def _not_attempted_rows(tally: _Tally, manifest: Manifest | None,
 UNKNOWN_COLUMNS = (Column("Family Id"), Column("Proband BioSample"), Column("Case"),
                    Column("Step"), Column("State"), Column("Attempts", "int"),
                    Column("Since", "datetime"), Column("Message", max_width=80),
-                   Column("What to do", max_width=80))
+                   Column("What To Do", max_width=80))
 UNKNOWN_ADVICE = {
     "create": "Rerun the same command: the case is looked up by the proband's BioSample and "
               "adopted if it exists, before anything is sent again.",

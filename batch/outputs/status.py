@@ -12,7 +12,7 @@ from typing import Any
 
 from batch.ledger import Ledger
 from batch.outputs.facts import STATE_ORDER, label, sorted_counts
-from batch.outputs.review import COUNT_KEYS
+from batch.outputs.summary_sheet import COUNT_KEYS
 from batch.outputs.words import describe, plural
 from batch.run.summary import RunSummary
 

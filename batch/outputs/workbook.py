@@ -89,6 +89,16 @@ class Sheet:
         for col, column in enumerate(self.columns):
             self._ws.write_string(0, col, column.name, header)
 
+    @property
+    def worksheet(self) -> Any:
+        """The xlsxwriter worksheet (to draw a chart on it)."""
+        return self._ws
+
+    @property
+    def name(self) -> str:
+        """The sheet's name."""
+        return str(self._ws.name)
+
     def add(self, values: Sequence[object], *, fill: Fill = None) -> None:
         """Append one row; ``None`` is an empty cell (still filled when the row is)."""
         self.rows += 1
