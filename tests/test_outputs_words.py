@@ -73,6 +73,17 @@ CLASS_PATTERN = re.compile(r"\b(" + "|".join(NAMES) + r")\b")
     ("preset_group", "failed", "ServerError", "Internal Server Error", 500,
      "the preset group failed: Internal Server Error (HTTP 500)"),
     ("create", "failed", "SomethingNew", "", None, "the case creation failed: no reason given"),
+    ("create", "failed", "CaseExists", "the family's case already exists on the server: EMG1",
+     None, "the case creation was not sent: the family's case already exists on the server: "
+     "EMG1"),
+    ("create", "failed", "NeedsReview", "needs review: two cases; put the right one in the "
+     "family's Case Id cell", None, "the case creation needs review: two cases; put the right "
+     "one in the family's Case Id cell; check the case in Emedgene"),
+    ("create", "failed", "NotFound", "could not look for the family's case on the server: "
+     "Sample not found", 404, "the search for the family's existing case failed: Sample not "
+     "found (HTTP 404); nothing was sent"),
+    ("preset_group", "unknown", "Unknown", "needs review: check the case in Emedgene: ...",
+     None, "the preset group needs review: check the case in Emedgene: ..."),
 ])
 def test_describe(step: str, state: str, kind: str | None, message: str | None,
                   status: int | None, expected: str) -> None:

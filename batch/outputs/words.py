@@ -22,12 +22,15 @@ UNKNOWN_ADVICE = {"create": "the case may exist; rerun to look it up",
 DEFAULT_UNKNOWN_ADVICE = "rerun to send it again (safe to repeat)"
 INTERRUPTED = "interrupted while the request was in flight"
 NOT_SENT = "nothing was sent"
-LOOKUP = "look-up failed: "
+#: Messages of look-ups made before a create, by prefix, and what failed, in words.
+LOOKUPS = {"look-up failed: ": "a look-up before {act} failed",
+           "could not look for the family's case on the server: ":
+               "the search for the family's existing case failed"}
 RETRIES = "gave up after retries: "
 REVIEW = "needs review: "
 #: Failures found by emg-batch's own check before the request (the client's words): nothing
 #: reached the server, so there is no HTTP status to show.
-CHECKED_BEFORE_SENDING = ("unknown user e-mail(s)",)
+CHECKED_BEFORE_SENDING = ("unknown user e-mail(s)", "the family's case already exists")
 
 
 def act(step: str) -> str:
@@ -67,9 +70,12 @@ def _failed(step: str, kind: str, detail: str, status: int | None) -> str:
     if kind == "BuildError":
         reason = f": {detail}" if detail else ""
         return f"the case could not be built from its rows{reason}; {NOT_SENT}"
-    if detail.startswith(LOOKUP):
-        reason = with_status(detail.removeprefix(LOOKUP), status)
-        return f"a look-up before {act(step)} failed: {reason}; {NOT_SENT}"
+    for prefix, what in LOOKUPS.items():
+        if detail.startswith(prefix):
+            reason = with_status(detail.removeprefix(prefix), status)
+            return f"{what.format(act=act(step))}: {reason}; {NOT_SENT}"
+    if detail.startswith(REVIEW):
+        return _review(step, detail)
     if detail.startswith(CHECKED_BEFORE_SENDING):
         return f"{act(step)} was not sent: {detail}"
     if kind == "RetriesExhausted" or detail.startswith(RETRIES):
@@ -86,10 +92,15 @@ def _failed(step: str, kind: str, detail: str, status: int | None) -> str:
 
 def _unknown(step: str, detail: str, status: int | None) -> str:
     if detail.startswith(REVIEW):
-        return (f"{act(step)} needs review: {detail.removeprefix(REVIEW)}; check the case in "
-                "Emedgene")
+        return _review(step, detail)
     advice = UNKNOWN_ADVICE.get(step, DEFAULT_UNKNOWN_ADVICE)
     return f"the outcome of {act(step)} is unknown ({with_status(detail, status)}): {advice}"
+
+
+def _review(step: str, detail: str) -> str:
+    """Whether the case (or the group) exists cannot be told: a person has to look."""
+    text = f"{act(step)} needs review: {detail.removeprefix(REVIEW)}"
+    return text if "Emedgene" in text else f"{text}; check the case in Emedgene"
 
 
 def _not_sent(step: str, kind: str, detail: str, status: int | None) -> str:
