@@ -354,3 +354,17 @@ async def test_a_failed_look_up_while_building_fails_that_family_only(
     assert step.state is State.FAILED
     assert step.attempts == 0  # marked sending ahead of time, never sent
     assert "look-up failed" in (step.error_message or "")
+
+
+async def test_the_run_records_requests_and_429s_over_time(tmp_path: Path) -> None:
+    """A sample of the client's counters every timeline step, and one at the end."""
+    config = SandboxConfig(fixture=demo_fixture_path(), latency_ms=40)
+    async with run_sandbox(config) as sb:
+        manifest = write_manifest(tmp_path / "m.csv", 12)
+        summary = await run_once(manifest, sb.url, concurrency=2, timeline_step=0.05)
+    samples = summary.timeline
+    assert len(samples) >= 3
+    assert [s[0] for s in samples] == sorted(s[0] for s in samples)
+    assert [s[1] for s in samples] == sorted(s[1] for s in samples)
+    assert samples[-1][1:] == [summary.requests, summary.rate_limited]
+    assert summary.as_dict()["timeline"] == samples

@@ -153,6 +153,7 @@ class Runner:
                      "max_failures": ctx.options.max_failures},
         )
         ctx.progress.phase("running", total=len(self.manifest) - self.summary.invalid)
+        started = time.monotonic()
         try:
             await self._pool()
         finally:
@@ -160,6 +161,7 @@ class Runner:
                 ctx.ledger.release(sorted(ctx.reserved), "create")
                 ctx.reserved.clear()
             ctx.ledger.flush()  # successes queued without waiting (Ledger.record_created)
+        self._sample(time.monotonic() - started)
         self._collect_stats()
         ctx.ledger.end_run(ctx.run_id, exit_code=self.summary.exit_code,
                            counts=self.summary.as_dict())
@@ -175,6 +177,7 @@ class Runner:
         async with anyio.create_task_group() as outer:
             if ctx.options.handle_signals:
                 outer.start_soon(self._watch_signals)
+            outer.start_soon(self._sample_timeline)
             with anyio.CancelScope() as self._pool_scope:
                 await run_pool(self._reserving(self._plans()), work,
                                concurrency=ctx.options.concurrency, stop=ctx.stop,
@@ -209,6 +212,17 @@ class Runner:
                                   "(Ctrl-C again to cancel them)")
                 else:
                     self._pool_scope.cancel()
+
+    async def _sample_timeline(self) -> None:
+        """Requests and 429s so far, every ``timeline_step`` seconds (the review's chart)."""
+        started = time.monotonic()
+        while True:
+            await anyio.sleep(self.ctx.options.timeline_step)
+            self._sample(time.monotonic() - started)
+
+    def _sample(self, seconds: float) -> None:
+        stats = self.ctx.client.stats
+        self.summary.timeline.append([round(seconds, 1), stats.requests, stats.rate_limited])
 
     def _collect_stats(self) -> None:
         stats = self.ctx.client.stats

@@ -15,6 +15,8 @@ IfExists = Literal["stop", "adopt", "create"]
 #: case, then the create), so at 100 ms a round trip 32 in flight keep a 200-family import
 #: above 10x the official CLI's one-at-a-time pace; the adaptive rate still backs off on 429s.
 DEFAULT_CONCURRENCY = 32
+#: Seconds between two samples of the run's timeline (requests and 429s over time).
+TIMELINE_STEP = 5.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,6 +33,7 @@ class RunOptions:
     if_exists: IfExists = "stop"
     #: Non-idempotent steps left unknown that the user checked did not take effect: send again.
     resend_unknown: frozenset[str] = frozenset()
+    timeline_step: float = TIMELINE_STEP
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -62,6 +65,8 @@ class RunSummary:
     stop_reason: str | None = None
     plan: dict[str, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    #: ``[seconds since the start, requests, 429s so far]`` about every ``TIMELINE_STEP`` s.
+    timeline: list[list[float]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
