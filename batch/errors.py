@@ -55,13 +55,26 @@ class ManifestError(BatchError):
 
 
 class ReadFailure(ManifestError):
-    """The file cannot be read; ``row`` is the spreadsheet row when one is to blame."""
+    """The file cannot be read; ``row``, ``column`` and ``value`` locate the cell to blame when
+    there is one, ``sheet`` the workbook sheet it is on."""
 
-    def __init__(self, message: str, *, row: int | None = None, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        row: int | None = None,
+        hint: str | None = None,
+        column: str | None = None,
+        value: str | None = None,
+        sheet: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.row = row
         self.hint = hint
+        self.column = column
+        self.value = value
+        self.sheet = sheet
 
 
 class PayloadError(BatchError):

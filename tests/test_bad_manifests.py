@@ -181,7 +181,7 @@ ROW_ERRORS: list[tuple[str, str, str]] = [
     (
         "bad relation",
         "F1,Exome,/a/S1.vcf,,S1,,461,,,Proband,M,unaffected",
-        "Relation proband is required",
+        "Relation Proband is not valid: relations are lower case",
     ),
     (
         "storage not a number",

@@ -52,6 +52,10 @@ main.add_command(doctor_command, "doctor")
 
 # -- run ---------------------------------------------------------------------------------------
 
+sheet_option = click.option(
+    "--sheet", metavar="NAME", default=None,
+    help="XLSX: the sheet to read (default: the sheet with the official header).")
+
 
 @main.command(epilog=ENVIRONMENT)
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -82,11 +86,12 @@ main.add_command(doctor_command, "doctor")
               help="Send again a preset group whose answer was lost, after checking in "
                    "Emedgene that it is not on the case.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@sheet_option
 @output_options
 def run(manifest: Path, host: str | None, sandbox: bool, ledger_path: Path | None,
         out_dir: Path | None, concurrency: int, rate: float | None, max_failures: int | None,
         timeout: float, dry_run: bool, skip_invalid: bool, if_exists: IfExists,
-        resend_unknown: tuple[str, ...], as_json: bool, verbose: int,
+        resend_unknown: tuple[str, ...], as_json: bool, sheet: str | None, verbose: int,
         quiet: bool) -> None:
     """Create (and update) the cases of MANIFEST; rerun the same command to resume.
 
@@ -105,7 +110,7 @@ def run(manifest: Path, host: str | None, sandbox: bool, ledger_path: Path | Non
     connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
     progress = for_terminal(quiet=quiet or as_json)
     result = call(jobs.run_job, manifest, target=where, connection=connection, options=options,
-                  ledger_path=ledger_path, out_dir=out_dir, progress=progress)
+                  ledger_path=ledger_path, out_dir=out_dir, progress=progress, sheet=sheet)
     summary = result.summary
     if as_json:
         data = summary.as_dict()
@@ -139,10 +144,11 @@ def _print_problems(problems: list[Problem], *, quiet: bool) -> None:
               show_default=True, help="Families checked at once (look-ups, dry runs).")
 @click.option("--rate", type=click.FloatRange(min=0.01), default=None,
               help="At most R requests per second (default: adapt).")
+@sheet_option
 @output_options
 def validate(manifest: Path, server: bool, host: str | None, sandbox: bool,
-             out_dir: Path | None, concurrency: int, rate: float | None, verbose: int,
-             quiet: bool) -> None:
+             out_dir: Path | None, concurrency: int, rate: float | None, sheet: str | None,
+             verbose: int, quiet: bool) -> None:
     """Check MANIFEST and print every problem; send nothing.
 
     Without --host or --sandbox, look-ups (storages, BaseSpace, `existing`) are skipped.
@@ -156,7 +162,7 @@ def validate(manifest: Path, server: bool, host: str | None, sandbox: bool,
     where = target(host, sandbox, needed=server)
     connection = jobs.Connection(rate=rate, concurrency=concurrency)
     result = call(jobs.validate_job, manifest, target=where, connection=connection,
-                  server=server, out_dir=out_dir)
+                  server=server, out_dir=out_dir, sheet=sheet)
     _print_problems(result.problems, quiet=quiet)
     errors = len(result.errors)
     warnings = len(result.problems) - errors

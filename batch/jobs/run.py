@@ -60,9 +60,12 @@ async def run_job(
     ledger_path: Path | None = None,
     out_dir: Path | None = None,
     progress: Progress | None = None,
+    sheet: str | None = None,
 ) -> RunResult:
-    """``emg-batch run``: read, validate, run, and write the results file and review workbook."""
-    manifest = read_manifest(manifest_path)
+    """``emg-batch run``: read, validate, run, and write the results file and review workbook.
+
+    *sheet* names the workbook sheet to read (XLSX only)."""
+    manifest = read_manifest(manifest_path, sheet=sheet)
     progress = progress or SilentProgress()
     if out_dir is not None:
         make_dir(out_dir)  # before anything is sent, so outputs never fail at the end
@@ -102,9 +105,12 @@ async def validate_job(
     connection: Connection,
     server: bool = False,
     out_dir: Path | None = None,
+    sheet: str | None = None,
 ) -> ValidationResult:
-    """``emg-batch validate``: every client-side check; with *server*, a dry run per family."""
-    manifest = read_manifest(manifest_path)
+    """``emg-batch validate``: every client-side check; with *server*, a dry run per family.
+
+    *sheet* names the workbook sheet to read (XLSX only)."""
+    manifest = read_manifest(manifest_path, sheet=sheet)
     if out_dir is not None:
         make_dir(out_dir)
     if target is None:
@@ -142,7 +148,7 @@ async def _dry_runs(manifest: Manifest, client: Client, resolver: Resolver,
                     problems: list[Problem], concurrency: int) -> int:
     """Ask the server to validate every family (``dry_run=true``), concurrently."""
     checked = 0
-    file = manifest.path.name
+    file = manifest.source
 
     async def dry_run(family: Family) -> None:
         nonlocal checked

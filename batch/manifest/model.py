@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from batch.manifest.clip import bounded_message, quoted, shortened
 from batch.manifest.columns import (
     ACTION_CELLS,
     HASH_IGNORED,
@@ -44,14 +45,17 @@ class Problem:
     severity: Literal["error", "warning"] = "error"
 
     def __str__(self) -> str:
+        """One line; every value in it cut to about 100 characters (a cell may be huge)."""
         parts = [self.file if self.row is None else f"{self.file}:{self.row}"]
         if self.family is not None:
-            parts.append(f"family {self.family}")
+            parts.append(f"family {shortened(self.family)}")
         if self.column is not None:
-            parts.append(self.column if self.value is None else f"{self.column} = {self.value!r}")
-        parts.append(self.message if self.severity == "error" else f"warning: {self.message}")
+            column = shortened(self.column)
+            parts.append(column if self.value is None else f"{column} = {quoted(self.value)}")
+        message = bounded_message(self.message, self.value)
+        parts.append(message if self.severity == "error" else f"warning: {message}")
         text = ": ".join(parts)
-        return f"{text} ({self.hint})" if self.hint else text
+        return f"{text} ({bounded_message(self.hint)})" if self.hint else text
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +91,6 @@ class Actions:
 
 
 _NO_ACTIONS = Actions()
-
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,9 +150,13 @@ class Manifest:
     def __init__(self, path: Path, raw: RawManifest) -> None:
         self.path = path
         self.kind: Kind = raw.kind
+        self.sheet: str | None = raw.sheet
+        """The workbook sheet read (XLSX only)."""
+        self.source = source_name(path, raw.sheet)
+        """The file as problems name it: with its sheet for a workbook (``m.xlsx[Cases]``)."""
         self.columns: tuple[str, ...] = tuple(raw.header)
         self.warnings: list[Problem] = [
-            Problem(file=path.name, row=row, message=text, severity="warning")
+            Problem(file=self.source, row=row, message=text, severity="warning")
             for text, row in raw.warnings
         ]
         self.prefix = raw.prefix
@@ -252,6 +258,11 @@ class Manifest:
 
     def _row(self, position: int) -> Row:
         return Row(number=self._store.line(position), cells=self._cells(position))
+
+
+def source_name(path: Path, sheet: str | None) -> str:
+    """How problems name a manifest: the file name, with ``[sheet]`` for a workbook."""
+    return path.name if sheet is None else f"{path.name}[{shortened(sheet)}]"
 
 
 def _picker(indices: list[int]) -> Callable[[Sequence[str | None]], tuple[str | None, ...]]:

@@ -1,7 +1,7 @@
 """Reading a manifest: any supported file to a checked ``Manifest`` (bytes → records → store).
 
-``read_manifest`` picks the reader by suffix (``formats``), checks the header and the data rows,
-and adds the warnings a careful user wants about the file as a whole.
+``read_manifest`` picks the reader by suffix (``formats``, ``parquet``, ``xlsx``), checks the
+header and the data rows, and adds the warnings a careful user wants about the file as a whole.
 """
 
 from __future__ import annotations
@@ -11,22 +11,31 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from batch.errors import ManifestError, ReadFailure
+from batch.manifest.clip import quoted
 from batch.manifest.columns import OFFICIAL_FAMILY_LIMIT, REQUIRED_COLUMNS
-from batch.manifest.formats import read_csv, read_parquet, read_xlsx
-from batch.manifest.model import Manifest, Problem
+from batch.manifest.formats import read_csv
+from batch.manifest.merges import column_letters
+from batch.manifest.model import Manifest, Problem, source_name
+from batch.manifest.parquet import read_parquet
 from batch.manifest.store import RawManifest, rightmost
+from batch.manifest.xlsx import read_xlsx
+
+_XLSX = (".xlsx", ".xlsm")
 
 
-def read_manifest(path: str | Path) -> Manifest:
+def read_manifest(path: str | Path, *, sheet: str | None = None) -> Manifest:
     """Read and normalise a manifest (official CSV, plain CSV, Parquet or XLSX).
 
-    Raises ``ManifestError`` (with ``problems``) when the file as a whole cannot be used.
+    *sheet* names the workbook sheet to read (XLSX only; by default the sheet that holds the
+    official header). Raises ``ManifestError`` (with ``problems``) when the file as a whole
+    cannot be used.
     """
     path = Path(path)
     try:
-        raw = _read_raw(path)
+        raw = _read_raw(path, sheet)
     except ReadFailure as exc:
-        problem = Problem(file=path.name, row=exc.row, message=exc.message, hint=exc.hint)
+        problem = Problem(file=source_name(path, exc.sheet), row=exc.row, column=exc.column,
+                          value=exc.value, message=exc.message, hint=exc.hint)
         raise ManifestError(str(problem), problems=[problem]) from None
     _check_header(path, raw)
     manifest = Manifest(path, raw)
@@ -34,16 +43,18 @@ def read_manifest(path: str | Path) -> Manifest:
     return manifest
 
 
-def _read_raw(path: Path) -> RawManifest:
+def _read_raw(path: Path, sheet: str | None) -> RawManifest:
     if not path.exists():
         raise ReadFailure("no such file")
     if not path.is_file():
         raise ReadFailure("not a regular file")
     suffix = path.suffix.lower()
+    if sheet is not None and suffix not in _XLSX:
+        raise ReadFailure("--sheet is for XLSX workbooks; this file has no sheets")
     if suffix in (".parquet", ".pq"):
         return read_parquet(path)
-    if suffix in (".xlsx", ".xlsm"):
-        return read_xlsx(path)
+    if suffix in _XLSX:
+        return read_xlsx(path, sheet=sheet)
     if suffix == ".xls":
         raise ReadFailure(
             "old Excel .xls workbooks are not supported", hint="save it as .xlsx or CSV UTF-8"
@@ -51,8 +62,8 @@ def _read_raw(path: Path) -> RawManifest:
     return read_csv(path)
 
 
-def _fail(path: Path, message: str, hint: str | None = None, row: int | None = None) -> None:
-    problem = Problem(file=path.name, row=row, message=message, hint=hint)
+def _fail(path: Path, raw: RawManifest, message: str, hint: str | None = None) -> None:
+    problem = Problem(file=source_name(path, raw.sheet), message=message, hint=hint)
     raise ManifestError(str(problem), problems=[problem])
 
 
@@ -63,14 +74,21 @@ def _check_header(path: Path, raw: RawManifest) -> None:
     if "Sex" not in header and "Gender" not in header:
         missing.append("Sex")
     if len(raw.store) == 0:
-        _fail(
-            path,
-            "there are no data rows under the header",
-            "add one row per family member under the header",
-        )
+        hint = "add one row per family member under the header"
+        _fail(path, raw, "there are no data rows under the header", _other_sheets(raw, hint))
     if missing and not _is_update_manifest(raw):
         word = "column" if len(missing) == 1 else "columns"
-        _fail(path, f"missing {word}: {';'.join(missing)}", _header_hint(header, missing))
+        hint = _other_sheets(raw, _header_hint(header, missing))
+        _fail(path, raw, f"missing {word}: {';'.join(missing)}", hint)
+
+
+def _other_sheets(raw: RawManifest, hint: str) -> str:
+    """*hint*, with the workbook's other sheets when there are any."""
+    others = [name for name in raw.sheets if name != raw.sheet]
+    if not others:
+        return hint
+    listed = ", ".join(quoted(name) for name in others[:10])
+    return f"{hint}; other sheets of the workbook: {listed}, chosen with --sheet NAME"
 
 
 def _is_update_manifest(raw: RawManifest) -> bool:
@@ -91,7 +109,7 @@ def _header_hint(header: Sequence[str], missing: Sequence[str]) -> str:
         if separator in joined and joined.count(separator) >= len(missing):
             return f"the file looks {name}-separated; save it as comma-separated CSV UTF-8"
     near = {_squash(name): name for name in header}
-    guesses = [f"{near[_squash(m)]!r} for {m!r}" for m in missing if _squash(m) in near]
+    guesses = [f"{quoted(near[_squash(m)])} for {m!r}" for m in missing if _squash(m) in near]
     if guesses:
         return "names are case- and space-sensitive; found " + ", ".join(guesses)
     return "the header needs Family Id, Case Type, Files Names and Sex (or Gender)"
@@ -99,7 +117,7 @@ def _header_hint(header: Sequence[str], missing: Sequence[str]) -> str:
 
 def _add_file_warnings(manifest: Manifest, raw: RawManifest) -> None:
     def warn(message: str, *, row: int | None = None, column: str | None = None) -> None:
-        manifest.warnings.append(Problem(file=manifest.path.name, row=row, column=column,
+        manifest.warnings.append(Problem(file=manifest.source, row=row, column=column,
                                          message=message, severity="warning"))
 
     if raw.kind == "csv":
@@ -107,8 +125,24 @@ def _add_file_warnings(manifest: Manifest, raw: RawManifest) -> None:
     if len(manifest) > OFFICIAL_FAMILY_LIMIT:
         warn(f"{len(manifest)} families: the official CLI accepts at most"
              f" {OFFICIAL_FAMILY_LIMIT} (emg-batch has no limit)")
-    seen: set[str] = set()
-    for column in manifest.columns:
-        if column in seen:
-            warn("the column appears more than once; the rightmost one is used", column=column)
-        seen.add(column)
+    for name, positions in duplicated_columns(raw.header).items():
+        places = [_place(raw, position) for position in positions]
+        warn(f"the column appears {len(positions)} times ({', '.join(places)}); the rightmost"
+             f" one ({places[-1]}) is used, as the official CLI does", row=raw.header_row,
+             column=name)
+
+
+def duplicated_columns(header: Sequence[str]) -> dict[str, list[int]]:
+    """Column names that appear more than once, with their 0-based positions."""
+    positions: dict[str, list[int]] = {}
+    for position, name in enumerate(header):
+        positions.setdefault(name, []).append(position)
+    return {name: found for name, found in positions.items() if len(found) > 1}
+
+
+def _place(raw: RawManifest, position: int) -> str:
+    """A column as people find it in a spreadsheet (``column E``), or by its position where
+    columns have no letters (Parquet: ``column 5``)."""
+    if raw.first_column is None:
+        return f"column {position + 1}"
+    return f"column {column_letters(raw.first_column + position)}"

@@ -6,6 +6,7 @@ rows packed into one buffer with a family index, and the trailer rows after the 
 
 from __future__ import annotations
 
+import bisect
 import re
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
@@ -30,6 +31,15 @@ class RawManifest:
     prefix: list[list[str]] = field(default_factory=list)
     trailer: list[list[str]] = field(default_factory=list)
     warnings: list[tuple[str, int | None]] = field(default_factory=list)
+    header_row: int = 1
+    """The header's row number."""
+    sheet: str | None = None
+    """The workbook sheet read (XLSX only)."""
+    sheets: tuple[str, ...] = ()
+    """Every sheet of the workbook, in workbook order (XLSX only)."""
+    first_column: int | None = 0
+    """The spreadsheet column (0 = A) of the first header cell; None where columns have no
+    letters (Parquet)."""
 
 
 def rightmost(columns: Sequence[str], name: str) -> int | None:
@@ -48,6 +58,11 @@ def key_position(header: Sequence[str]) -> int | None:
 
 _SEPARATOR = "\x1f"
 _ABSENT = "\x1e"
+#: Bytes a cell may not hold: C0 controls but tab, LF, CR (and the store's own separators,
+#: checked per row), and DEL. UTF-8 never uses these bytes inside a multi-byte character.
+_CONTROL = frozenset(range(0x20)) - {0x09, 0x0A, 0x0D, 0x1E, 0x1F} | {0x7F}
+_CONTROL_TABLE = bytes(0 if byte in _CONTROL else byte or 1 for byte in range(256))
+_SCAN_CHUNK = 1 << 20
 
 
 class RowStore:
@@ -58,8 +73,9 @@ class RowStore:
     maps each family key (the *key_position* cell) to its row positions, in first appearance.
     """
 
-    def __init__(self, width: int, key_position: int | None) -> None:
-        self.width = width
+    def __init__(self, header: Sequence[str], key_position: int | None) -> None:
+        self.header = tuple(header)
+        self.width = len(header)
         self.key_position = key_position
         self._data = bytearray()
         self._starts = array("Q", [0])
@@ -78,11 +94,9 @@ class RowStore:
         absent = sum(cell is None for cell in padded)
         text = _SEPARATOR.join(_ABSENT if cell is None else cell for cell in padded)
         if text.count(_SEPARATOR) != self.width - 1 or text.count(_ABSENT) != absent:
-            raise ReadFailure(
-                "a cell holds a control character (U+001E or U+001F)",
-                row=line,
-                hint="remove control characters from the cells",
-            )
+            index = next(i for i, cell in enumerate(padded)
+                         if cell is not None and control_character(cell) is not None)
+            raise _control_failure(line, self.header[index], padded[index] or "")
         position = len(self._lines)
         self._data += text.encode("utf-8")
         self._starts.append(len(self._data))
@@ -90,6 +104,21 @@ class RowStore:
         if self.key_position is not None:
             key = padded[self.key_position] or ""
             self.index.setdefault(key, []).append(position)
+
+    def find_control(self) -> tuple[int, int] | None:
+        """``(row position, cell index)`` of the first cell holding a control character other
+        than tab, LF and CR (U+001E and U+001F are caught by ``add``); None when none does.
+
+        One pass over the packed buffer after reading: no per-row cost on the common path.
+        """
+        view = memoryview(self._data)
+        for start in range(0, len(self._data), _SCAN_CHUNK):
+            found = bytes(view[start : start + _SCAN_CHUNK]).translate(_CONTROL_TABLE).find(0)
+            if found >= 0:
+                position = bisect.bisect_right(self._starts, start + found) - 1
+                raw = self._data[self._starts[position] : self._starts[position + 1]]
+                return position, raw[: start + found - self._starts[position]].count(b"\x1f")
+        return None
 
     def holds(self, text: str) -> bool:
         """Whether any cell contains *text*."""
@@ -137,13 +166,13 @@ def assemble(
                 break
         else:
             raise ReadFailure('the file has no "[Data]" row')
-        header_cells = _next(iterator)
+        header_line, header_cells = _next(iterator)
     else:
         # Leading blank rows (a sheet that starts lower down) are skipped.
         first = next((record for record in iterator if not _is_blank(record[1])), None)
         if first is None:
             raise ReadFailure("there is no header row in the file")
-        header_cells = first[1]
+        header_line, header_cells = first
         if _SECTION.match(_first(header_cells)):
             raise ReadFailure(
                 f'the file has a {_first(header_cells)} section but no "[Data]" row',
@@ -151,27 +180,58 @@ def assemble(
                 hint="the manifest's header and rows go under a [Data] row",
             )
     header = [(cell or "").strip() for cell in header_cells]
-    store = RowStore(len(header), key_position(header))
+    _check_header_cells(header, header_line)
+    store = RowStore(header, key_position(header))
     trailer: list[list[str]] = []
     for line, cells in iterator:
         if trailer or _is_blank(cells) or _SECTION.match(_first(cells)):
             trailer.append(_plain(cells))
             continue
         store.add(line, cells)
-    raw = RawManifest(kind=kind, header=header, store=store, prefix=prefix)
+    _check_controls(store, header)
+    raw = RawManifest(kind=kind, header=header, store=store, prefix=prefix,
+                      header_row=header_line)
     raw.trailer = trailer
     _note_trailer(raw, trailer)
     _note_extra_cells(raw, store.extra_rows)
     return raw
 
 
-def _next(iterator: Iterator[tuple[int, Sequence[Cell]]]) -> Sequence[Cell]:
-    for _line, cells in iterator:
-        return cells
+def _next(iterator: Iterator[tuple[int, Sequence[Cell]]]) -> tuple[int, Sequence[Cell]]:
+    for line, cells in iterator:
+        return line, cells
     raise ReadFailure(
         'the "[Data]" row is the last row: there is no header under it',
         hint="the row after [Data] names the columns",
     )
+
+
+def control_character(text: str) -> str | None:
+    """The first character of *text* that no cell may hold, None when there is none."""
+    return next((c for c in text if ord(c) in _CONTROL or c in (_SEPARATOR, _ABSENT)), None)
+
+
+def _control_failure(line: int, column: str, value: str) -> ReadFailure:
+    char = control_character(value) or _SEPARATOR
+    return ReadFailure(
+        f"the cell holds the control character U+{ord(char):04X}",
+        row=line, column=column, value=value,
+        hint="remove it: cells may hold tabs and line breaks, no other control characters",
+    )
+
+
+def _check_header_cells(header: Sequence[str], line: int) -> None:
+    for position, name in enumerate(header):
+        if control_character(name) is not None:
+            raise _control_failure(line, f"header cell {position + 1}", name)
+
+
+def _check_controls(store: RowStore, header: Sequence[str]) -> None:
+    found = store.find_control()
+    if found is not None:
+        position, index = found
+        value = store.values(position)[index] or ""
+        raise _control_failure(store.line(position), header[index], value)
 
 
 def _first(cells: Sequence[Cell]) -> str:

@@ -11,6 +11,7 @@ import re
 
 from batch.errors import ResolveError
 from batch.manifest import Family, Problem, Row, split_items
+from batch.manifest.clip import quoted, shortened
 from batch.payload.files import stage_file_types, stage_visualization
 from batch.payload.lookups import Lookups
 from batch.payload.resolve import Resolver
@@ -63,11 +64,34 @@ async def _stage_family_id(view: View, lookups: Lookups, report: Report) -> None
             )
 
 
+_RELATION_HINT = "Relation is proband (or empty), mother, father or sibling, in lower case"
+
+
+def _invalid_relation(relation: str) -> tuple[str, str | None]:
+    """One message for a row whose Relation the official CLI refuses, and its hint.
+
+    The official CLI gives a ``Proband`` row two messages (``proband is required`` and
+    ``Proband is not valid``); the row gets one here, saying what is wrong with it.
+    """
+    text = shortened(relation)
+    if relation.lower() in RELATIONS:
+        return (f"Relation {text} is not valid: relations are lower case: "
+                + ", ".join(RELATIONS)), None
+    if relation.strip().lower() in (*RELATIONS, ""):
+        return f"Relation {quoted(relation)} is not valid: remove the spaces around it", None
+    return f"Relation {text} is not valid", _RELATION_HINT
+
+
 async def _stage_relations(view: View, lookups: Lookups, report: Report) -> None:
+    """Official stage 2; a row with an invalid relation gets that message only (the same
+    rows are flagged as by the official CLI)."""
     relations = [view.relation(row) for row in view.rows]
     counts = {name: relations.count(name) for name in ("proband", "mother", "father")}
-    hint = "Relation is proband (or empty), mother, father or sibling, in lower case"
     for row, relation in zip(view.rows, relations, strict=True):
+        if relation not in RELATIONS:
+            message, hint = _invalid_relation(relation)
+            report.add(row, message, "Relation", hint)
+            continue
         if counts["proband"] == 0:
             report.add(
                 row,
@@ -77,8 +101,6 @@ async def _stage_relations(view: View, lookups: Lookups, report: Report) -> None
             )
         if relation in counts and counts[relation] > 1:
             report.add(row, f"Relation {relation} already exists in family", "Relation")
-        if relation not in RELATIONS:
-            report.add(row, f"Relation {relation} is not valid", "Relation", hint)
 
 
 _BOOL_HINT = "true or false"

@@ -27,7 +27,7 @@ def check_manifest_wide(manifest: Manifest, *, today: dt.date | None = None) -> 
 
     Rows with an empty ``Family Id`` are reported by ``check_family`` (official stage 1).
     """
-    file = manifest.path.name
+    file = manifest.source
     today = today or dt.date.today()
     problems = _split_blocks(manifest, file)
     key = "Family Id" if "Family Id" in manifest.columns else "Case Id"

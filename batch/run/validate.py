@@ -55,7 +55,7 @@ async def check_manifest(
     if wide:
         checked.add(check_manifest_wide(manifest))
     progress = progress or SilentProgress()
-    file = manifest.path.name
+    file = manifest.source
 
     async def check(item: tuple[int, str]) -> None:
         seq, family_id = item
