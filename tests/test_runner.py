@@ -368,3 +368,17 @@ async def test_the_run_records_requests_and_429s_over_time(tmp_path: Path) -> No
     assert [s[1] for s in samples] == sorted(s[1] for s in samples)
     assert samples[-1][1:] == [summary.requests, summary.rate_limited]
     assert summary.as_dict()["timeline"] == samples
+
+
+async def test_skip_invalid_never_sends_a_family_that_may_lack_rows(tmp_path: Path,
+                                                                    sandbox_url: str) -> None:
+    """A row without a Family Id may belong to any family: nothing is sent at all."""
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(
+        "Family Id,Case Type,Files Names,Sample Type,BioSample Name,Relation,Sex,Phenotypes\n"
+        "F1,Exome,,FASTQ,P1,proband,M,Seizure\n"
+        ",,,FASTQ,M1,mother,F,unaffected\n", encoding="utf-8")
+    summary = await run_once(manifest, sandbox_url, skip_invalid=True)
+    assert (summary.ran, summary.exit_code, summary.created) == (False, 2, 0)
+    assert any("without a Family Id" in str(p) for p in summary.problems)
+    assert await create_count(sandbox_url) == 0

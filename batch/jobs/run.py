@@ -78,7 +78,7 @@ async def run_job(
         finally:
             progress.close()
         result = RunResult(summary, host, ledger.path)
-        if summary.invalid and not options.skip_invalid:
+        if summary.invalid and not summary.ran:
             result.results = _write_problems(manifest, summary.problems, out_dir)
         elif not options.dry_run:
             result.results = write_results(

@@ -19,7 +19,7 @@ import anyio
 from batch.api import Client
 from batch.errors import ApiError, AuthError, LedgerError
 from batch.ledger import Ledger, NewFamily
-from batch.manifest import Family, Manifest
+from batch.manifest import Family, Manifest, Problem
 from batch.payload import resolve
 from batch.run.actions import run_action
 from batch.run.context import RunContext
@@ -74,8 +74,7 @@ class Runner:
             )
         self.summary.families = len(self.manifest)
         await self._validate_or_halt()
-        if self.summary.stopped is None and not (self.summary.invalid
-                                                 and not self.ctx.options.skip_invalid):
+        if self.summary.stopped is None and self._may_send():
             self._register()
             try:
                 await self._execute()
@@ -85,6 +84,19 @@ class Runner:
         self._collect_stats()
         self.summary.elapsed = time.monotonic() - started
         return self.summary
+
+    def _may_send(self) -> bool:
+        """Nothing is sent when a family is invalid, unless --skip-invalid; not even then
+        when rows have no Family Id: they may belong to any family, which would be sent
+        without them."""
+        if not self.summary.invalid:
+            return True
+        if self.ctx.options.skip_invalid and "" in self._invalid:
+            self.summary.problems.append(Problem(
+                file=self.manifest.path.name, message="rows without a Family Id: nothing is "
+                "sent, even with --skip-invalid, since they may belong to any family",
+                hint="fill in the Family Id of every row"))
+        return self.ctx.options.skip_invalid and "" not in self._invalid
 
     async def _validate_or_halt(self) -> None:
         try:

@@ -30,7 +30,8 @@ class Checked:
     def add(self, found: list[Problem]) -> None:
         """Keep *found*; a family with an error is invalid."""
         self.problems.extend(found)
-        self.invalid.update(p.family for p in found if p.severity == "error" and p.family)
+        self.invalid.update(p.family for p in found
+                            if p.severity == "error" and p.family is not None)
 
 
 async def check_manifest(
