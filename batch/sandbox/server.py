@@ -9,14 +9,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
 
-from aiohttp import web
-
 from batch.sandbox.app import create_app
 from batch.sandbox.config import DEFAULT_CONFIG, SandboxConfig
 from batch.sandbox.runtime import RUNTIME
 from batch.sandbox.state import SandboxState
+from batch.serving import Limits, serve
 
 START_TIMEOUT = 30.0
+#: Bounds of the sandbox's server: many client connections (benchmarks run 512), slow
+#: headers and bodies cut off, bodies as large as the application accepts (64 MiB).
+SANDBOX_LIMITS = Limits(max_connections=2048, header_timeout=10.0, idle_timeout=60.0,
+                        body_timeout=60.0, max_body=64 * 1024 * 1024)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,17 +41,8 @@ async def run_sandbox(
 ) -> AsyncIterator[RunningSandbox]:
     """Serve a sandbox on *host*:*port* (0: a free port) for the duration of the block."""
     app = create_app(config, state=state)
-    # No access log: it costs more than the handlers themselves under load.
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-        bound = runner.addresses[0][1]
-        url_host = f"[{host}]" if ":" in host else host
-        yield RunningSandbox(url=f"http://{url_host}:{bound}", state=app[RUNTIME].state,
-                             config=config)
-    finally:
-        await runner.cleanup()
+    async with serve(app, host=host, port=port, limits=SANDBOX_LIMITS) as served:
+        yield RunningSandbox(url=served.url, state=app[RUNTIME].state, config=config)
 
 
 class SandboxThread:

@@ -1,0 +1,291 @@
+"""One way to serve an aiohttp application: bounded connections, header, idle and body
+deadlines, and a body cap. Used by the webhook listener and by the sandbox.
+
+aiohttp has no deadline for a request's headers: a client that opens a connection and sends a
+few bytes at a time (slowloris) holds it as long as it likes. So every connection goes through
+a thin protocol wrapper that knows the connection's state:
+
+* ``waiting``: a new connection, or a kept-alive one whose next request has begun to arrive;
+  its request line and headers must be complete within ``header_timeout``;
+* ``busy``: a request is in the application (the middleware marks it), no deadline here;
+  the body must arrive within ``body_timeout`` (read by the middleware, at most ``max_body``);
+* ``idle``: kept alive after an answer, nothing received yet; closed after ``idle_timeout``.
+
+At ``max_connections`` a new connection takes the place of the oldest one that is waiting or
+idle (a slow client is dropped, not the new one); when every connection is busy, the new one
+gets ``503`` with ``Retry-After`` and is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, cast
+
+from aiohttp import web
+
+__all__ = ["GuardStats", "Limits", "Served", "serve"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: The whole answer to a connection over the limit: written raw, before any parsing.
+BUSY_ANSWER = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain"
+               b"\r\nContent-Length: 12\r\nConnection: close\r\n\r\nserver busy\n")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """The bounds of one server (seconds and bytes)."""
+
+    max_connections: int = 256
+    header_timeout: float = 10.0
+    idle_timeout: float = 30.0
+    body_timeout: float = 10.0
+    #: A declared ``Content-Length`` above this is answered 413 before anything is read; the
+    #: application's ``client_max_size`` bounds what is read of a chunked body.
+    max_body: int = 1 << 20
+    #: Seconds spent reading (and dropping) the rest of a body that was refused.
+    linger: float = 1.0
+
+
+@dataclass(slots=True)
+class GuardStats:
+    """What the guard did (for tests, benchmarks and logs)."""
+
+    open: int = 0
+    peak: int = 0
+    refused: int = 0
+    evicted: int = 0
+    header_timeouts: int = 0
+    idle_closed: int = 0
+    body_timeouts: int = 0
+    too_large: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """A server that is running: its base URL (no trailing slash), port and guard counters."""
+
+    url: str
+    port: int
+    stats: GuardStats
+
+
+class _State(enum.Enum):
+    WAITING = "waiting"
+    BUSY = "busy"
+    IDLE = "idle"
+
+
+class _Watched(asyncio.Protocol):
+    """One connection: aiohttp's own protocol inside, its state and deadline outside."""
+
+    def __init__(self, guard: _Guard) -> None:
+        self.guard = guard
+        self.inner: Any = None  # aiohttp's RequestHandler, once admitted
+        self.transport: asyncio.Transport | None = None
+        self.state = _State.WAITING
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have its methods
+        self.transport = cast(asyncio.Transport, transport)
+        if not self.guard.admit(self):
+            self.transport.write(BUSY_ANSWER)
+            self.transport.close()
+            return
+        self.inner = self.guard.make_handler()
+        self.guard.by_handler[self.inner] = self
+        self.inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.inner is None:
+            return
+        if self.state is _State.IDLE:  # the next request begins: its headers are now due
+            self.guard.set_state(self, _State.WAITING)
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received() if self.inner is not None else None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.guard.forget(self)
+        if self.inner is not None:
+            self.guard.by_handler.pop(self.inner, None)
+            self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self.inner is not None:
+            self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.inner is not None:
+            self.inner.resume_writing()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class _Guard:
+    """The connections of one server, their deadlines, and the middleware that marks them."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.stats = GuardStats()
+        self.server: web.Server | None = None
+        self.by_handler: dict[Any, _Watched] = {}
+        self._open: set[_Watched] = set()
+        self._quiet: OrderedDict[_Watched, None] = OrderedDict()  # waiting or idle, oldest first
+
+    def __call__(self) -> _Watched:
+        """The protocol factory given to the event loop."""
+        return _Watched(self)
+
+    def make_handler(self) -> Any:
+        assert self.server is not None
+        return self.server()
+
+    def admit(self, conn: _Watched) -> bool:
+        """Take *conn* in, making room by dropping the oldest quiet connection if needed."""
+        if len(self._open) >= self.limits.max_connections:
+            if not self._quiet:
+                self.stats.refused += 1
+                return False
+            victim = next(iter(self._quiet))
+            self.stats.evicted += 1
+            self.forget(victim)
+            victim.close()
+        self._open.add(conn)
+        self.stats.open = len(self._open)
+        self.stats.peak = max(self.stats.peak, self.stats.open)
+        self.set_state(conn, _State.WAITING)
+        return True
+
+    def set_state(self, conn: _Watched, state: _State) -> None:
+        """Move *conn* to *state* and give it that state's deadline."""
+        if conn not in self._open:
+            return
+        conn.state = state
+        if conn.timer is not None:
+            conn.timer.cancel()
+            conn.timer = None
+        self._quiet.pop(conn, None)
+        if state is _State.BUSY:
+            return
+        self._quiet[conn] = None
+        wait = self.limits.header_timeout if state is _State.WAITING else self.limits.idle_timeout
+        conn.timer = asyncio.get_running_loop().call_later(wait, self._expire, conn, state)
+
+    def _expire(self, conn: _Watched, state: _State) -> None:
+        if conn not in self._open or conn.state is not state:
+            return
+        if state is _State.WAITING:
+            self.stats.header_timeouts += 1
+        else:
+            self.stats.idle_closed += 1
+        self.forget(conn)
+        conn.close()
+
+    def forget(self, conn: _Watched) -> None:
+        """*conn* is closed or about to be: no deadline, no place in the count."""
+        if conn.timer is not None:
+            conn.timer.cancel()
+            conn.timer = None
+        self._quiet.pop(conn, None)
+        self._open.discard(conn)
+        self.stats.open = len(self._open)
+
+    def close_all(self) -> None:
+        """Cancel every deadline (the server is shutting down)."""
+        for conn in list(self._open):
+            self.forget(conn)
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Mark the connection busy, read the body within its deadline, then handle."""
+        conn = self.by_handler.get(request.protocol)
+        if conn is not None:
+            self.set_state(conn, _State.BUSY)
+        try:
+            refused = await self._read_body(request)
+            return refused if refused is not None else await handler(request)
+        finally:
+            if conn is not None:
+                self.set_state(conn, _State.IDLE)
+
+    async def _read_body(self, request: web.Request) -> web.StreamResponse | None:
+        """Read the whole body now (handlers then get it from memory); an answer if refused."""
+        if request.match_info.http_exception is not None or not request.body_exists:
+            return None  # no route: nothing will read it
+        declared = request.content_length
+        if declared is not None and declared > self.limits.max_body:
+            self.stats.too_large += 1
+            return _closing(413, f"request body over {self.limits.max_body} bytes")
+        try:
+            async with asyncio.timeout(self.limits.body_timeout):
+                await request.read()
+        except TimeoutError:
+            self.stats.body_timeouts += 1
+            return _closing(408, "request body not received in time")
+        except web.HTTPRequestEntityTooLarge:
+            self.stats.too_large += 1
+            return _closing(413, "request body too large")
+        return None
+
+
+def _closing(status: int, message: str) -> web.Response:
+    resp = web.json_response({"message": message}, status=status)
+    resp.force_close()
+    return resp
+
+
+class _Site(web.BaseSite):
+    """A TCP site whose connections go through the guard."""
+
+    __slots__ = ("_guard", "_host", "_port")
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, guard: _Guard) -> None:
+        super().__init__(runner)
+        self._host, self._port, self._guard = host, port, guard
+
+    @property
+    def name(self) -> str:
+        return f"http://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._guard, self._host, self._port,
+                                                backlog=self._backlog)
+
+
+@asynccontextmanager
+async def serve(
+    app: web.Application, *, host: str = "127.0.0.1", port: int = 0, limits: Limits | None = None
+) -> AsyncIterator[Served]:
+    """Serve *app* on *host*:*port* (0: a free port) within *limits* for the block's duration.
+
+    Binding is the caller's decision (loopback checks live with the commands). The guard's
+    middleware goes first in *app*, which must not be running yet.
+    """
+    guard = _Guard(limits or Limits())
+    app.middlewares.insert(0, guard.middleware)
+    # No access log: it costs more than the handlers themselves under load.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           keepalive_timeout=guard.limits.idle_timeout,
+                           lingering_time=guard.limits.linger)
+    await runner.setup()
+    try:
+        guard.server = runner.server
+        await _Site(runner, host, port, guard).start()
+        bound = int(runner.addresses[0][1])
+        url_host = f"[{host}]" if ":" in host else host
+        yield Served(url=f"http://{url_host}:{bound}", port=bound, stats=guard.stats)
+    finally:
+        guard.close_all()
+        await runner.cleanup()
