@@ -1,41 +1,122 @@
 """The ``events`` table: webhook events, each recorded once (by its dedupe key) before it is
-answered, and marked handled once its follow-up work is done."""
+answered, then handled, or failed with its reason and attempts.
+
+Only the fields the listener uses are kept (case, status, previous status, change date, time
+received), never the body, so a row stays a few hundred bytes whatever a sender posts. Work
+is per case: one re-read settles every event of the case recorded before it began, so
+handling and failing take a case and the newest event id the work covered.
+"""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from batch.ledger.db import Database
+from batch.ledger.schema import SCHEMA
 
-EVENT_KEYS = ("dedupe_key", "case_name", "status", "previous_status", "status_change_date",
-              "received_at", "handled_at")
+EVENT_KEYS = ("id", "dedupe_key", "case_name", "status", "previous_status",
+              "status_change_date", "received_at", "handled_at", "attempts", "error", "failed_at")
+_COLUMNS = ", ".join(EVENT_KEYS)
+_OPEN = "handled_at IS NULL AND failed_at IS NULL"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenCase:
+    """A case with events neither handled nor given up: the newest one, attempts so far."""
+
+    case: str
+    upto: int
+    attempts: int
 
 
 class EventLog(Database):
     """Webhook events recorded in the ledger."""
 
-    def add_event(self, dedupe_key: str, case_name: str, body: Mapping[str, Any]) -> bool:
-        """Record a webhook event once; False when it was already recorded (a duplicate)."""
+    def _check_version(self) -> None:
+        super()._check_version()
+        self._upgrade_events()
+
+    def _upgrade_events(self) -> None:
+        """A ledger written before failures were recorded kept whole bodies: rebuild it."""
+        columns = {row[1] for row in self._execute("PRAGMA table_info(events)").fetchall()}
+        if "body" not in columns and "failed_at" in columns:
+            return
+        keep = [c for c in ("id", "dedupe_key", "case_name", "status", "previous_status",
+                            "status_change_date", "received_at", "handled_at") if c in columns]
+        with self.transaction():
+            self._execute("ALTER TABLE events RENAME TO events_old")
+            self._execute("DROP INDEX IF EXISTS events_case")
+            for statement in _events_schema():
+                self._execute(statement)
+            names = ", ".join(keep)
+            self._execute(f"INSERT INTO events ({names}) SELECT {names} FROM events_old")
+            self._execute("DROP TABLE events_old")
+
+    def add_event(self, dedupe_key: str, case_name: str, event: Mapping[str, Any]) -> int | None:
+        """Record a webhook event once: its row id, or None when it was already recorded."""
         cur = self._execute(
             "INSERT OR IGNORE INTO events (dedupe_key, case_name, status, previous_status,"
-            " status_change_date, body, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (dedupe_key, case_name, body.get("status"), body.get("previous_status"),
-             body.get("status_change_date"), json.dumps(dict(body)), time.time()),
+            " status_change_date, received_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (dedupe_key, case_name, event.get("status"), event.get("previous_status"),
+             event.get("status_change_date"), time.time()),
         )
-        return cur.rowcount == 1
+        return cur.lastrowid if cur.rowcount == 1 else None
 
-    def mark_event_handled(self, dedupe_key: str) -> None:
-        """Note that an event's follow-up work finished."""
-        self._execute("UPDATE events SET handled_at = ? WHERE dedupe_key = ?",
-                      (time.time(), dedupe_key))
+    def mark_events_handled(self, case_name: str, upto: int) -> int:
+        """The work on *case_name* covering events up to id *upto* is done; rows marked."""
+        cur = self._execute(
+            f"UPDATE events SET handled_at = ?, error = NULL WHERE case_name = ? AND id <= ?"
+            f" AND {_OPEN}", (time.time(), case_name, upto))
+        return cur.rowcount
+
+    def record_event_failure(self, case_name: str, upto: int, *, attempts: int, error: str,
+                             final: bool) -> int:
+        """The work on *case_name* failed (*attempts* so far); *final*: given up. Rows marked."""
+        cur = self._execute(
+            f"UPDATE events SET attempts = ?, error = ?, failed_at = ? WHERE case_name = ?"
+            f" AND id <= ? AND {_OPEN}",
+            (attempts, error, time.time() if final else None, case_name, upto))
+        return cur.rowcount
+
+    def open_cases(self) -> list[OpenCase]:
+        """Cases with events neither handled nor given up, oldest first (to resume them)."""
+        rows = self._execute(
+            f"SELECT case_name, MAX(id), MAX(attempts) FROM events WHERE {_OPEN}"
+            " GROUP BY case_name ORDER BY MIN(id)").fetchall()
+        return [OpenCase(str(case), int(upto), int(attempts)) for case, upto, attempts in rows]
+
+    def retry_failed_events(self) -> int:
+        """Give the events that were given up a fresh set of attempts; how many."""
+        cur = self._execute("UPDATE events SET failed_at = NULL, attempts = 0"
+                            " WHERE failed_at IS NOT NULL AND handled_at IS NULL")
+        return cur.rowcount
+
+    def event_counts(self) -> dict[str, int]:
+        """Events by state: ``handled``, ``pending`` (retrying included) and ``failed``."""
+        row = self._execute(
+            "SELECT COUNT(handled_at), SUM(handled_at IS NULL AND failed_at IS NULL),"
+            " SUM(handled_at IS NULL AND failed_at IS NOT NULL) FROM events").fetchone()
+        return {"handled": int(row[0] or 0), "pending": int(row[1] or 0),
+                "failed": int(row[2] or 0)}
+
+    def failed_events(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Events given up, newest first, at most *limit*."""
+        rows = self._execute(
+            f"SELECT {_COLUMNS} FROM events WHERE failed_at IS NOT NULL AND handled_at IS NULL"
+            " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [dict(zip(EVENT_KEYS, r, strict=True)) for r in rows]
 
     def events(self) -> list[dict[str, Any]]:
         """Every recorded webhook event, oldest first."""
-        rows = self._execute(
-            "SELECT dedupe_key, case_name, status, previous_status, status_change_date,"
-            " received_at, handled_at FROM events ORDER BY id"
-        ).fetchall()
+        rows = self._execute(f"SELECT {_COLUMNS} FROM events ORDER BY id").fetchall()
         return [dict(zip(EVENT_KEYS, r, strict=True)) for r in rows]
+
+
+def _events_schema() -> list[str]:
+    """The statements of the events table and its index, as the schema has them."""
+    start = SCHEMA.index("CREATE TABLE IF NOT EXISTS events")
+    end = SCHEMA.index(";", SCHEMA.index("events_case"))
+    return [s.strip() for s in SCHEMA[start:end].split(";") if s.strip()]

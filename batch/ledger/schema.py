@@ -78,10 +78,13 @@ CREATE TABLE IF NOT EXISTS events (
     status TEXT,
     previous_status TEXT,
     status_change_date TEXT,
-    body TEXT NOT NULL,
     received_at REAL NOT NULL,
-    handled_at REAL
+    handled_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    failed_at REAL
 );
+CREATE INDEX IF NOT EXISTS events_case ON events (case_name, handled_at);
 """
 
 
