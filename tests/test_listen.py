@@ -1,5 +1,6 @@
 """The webhook listener against a real sandbox that sends webhooks to it over loopback:
-durable records, duplicate and out-of-order deliveries, report pulls for finalized cases."""
+durable records, duplicate and out-of-order deliveries, report pulls for finalized cases, and
+the command that prints where to send them once."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import pytest
 from batch.api import Client, Credentials
 from batch.errors import UsageError
 from batch.ledger import Ledger
-from batch.pull import ListenerStats, dedupe_key, listen
+from batch.pull import HookAuth, ListenerStats, dedupe_key, listen
 from batch.sandbox import (
     DEFAULT_PASSWORD,
     DEFAULT_USER,
@@ -33,6 +34,7 @@ from batch.sandbox import (
 from tests.cases import create_minimal
 
 REPORT_ROUTE = "GET /api/test/v2/{case}/reports/{type}/{id}"
+TOKEN = "test-token-0123456789abcdef"
 
 
 def free_port() -> int:
@@ -58,7 +60,7 @@ class Rig:
     stats: ListenerStats
 
     async def post(self, event: dict[str, Any]) -> tuple[int, Any]:
-        async with aiohttp.ClientSession() as s, s.post(self.hook_url + "/", json=event) as r:
+        async with aiohttp.ClientSession() as s, s.post(self.hook_url, json=event) as r:
             return r.status, await r.json()
 
     async def report_gets(self) -> int:
@@ -79,8 +81,8 @@ async def wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:
 async def running_rig(tmp_path: Path) -> AsyncIterator[Rig]:
     """Used inside each test: a task group cannot span a fixture's setup and teardown."""
     port = free_port()
-    hook = f"http://127.0.0.1:{port}"
-    config = SandboxConfig(advance_after=0, webhook=hook + "/webhook")
+    hook = f"http://127.0.0.1:{port}/hooks/{TOKEN}"
+    config = SandboxConfig(advance_after=0, webhook=hook)
     creds = Credentials(username=DEFAULT_USER, password=DEFAULT_PASSWORD)
     stats = ListenerStats()
     async with run_sandbox(config) as sandbox, \
@@ -89,6 +91,7 @@ async def running_rig(tmp_path: Path) -> AsyncIterator[Rig]:
             ready = anyio.Event()
             async with anyio.create_task_group() as tg:
                 tg.start_soon(lambda: listen(ledger=ledger, client=client, port=port,
+                                             auth=HookAuth(token=TOKEN),
                                              on_finalized_out=tmp_path / "reports",
                                              report_types=("pdf", "json"),
                                              ready=lambda _url: ready.set(), stats=stats))
@@ -169,11 +172,22 @@ async def test_out_of_order_events_follow_the_server_truth(tmp_path: Path) -> No
 async def test_bad_events_are_refused(tmp_path: Path) -> None:
     async with running_rig(tmp_path) as rig:
         async with aiohttp.ClientSession() as s:
-            async with s.post(rig.hook_url + "/", data=b"not json") as resp:
+            json_type = {"Content-Type": "application/json"}
+            async with s.post(rig.hook_url, data=b"not json", headers=json_type) as resp:
                 assert resp.status == 400
-            async with s.post(rig.hook_url + "/webhook", json={"status": "finalized"}) as resp:
+            async with s.post(rig.hook_url, json={"status": "finalized"}) as resp:
                 assert resp.status == 400
-        assert rig.stats.rejected == 2 and rig.ledger.events() == []
+                assert "case_name" in (await resp.json())["message"]
+            async with s.post(rig.hook_url, json={"case_name": "EMG1", "status": "x" * 101}) \
+                    as resp:
+                assert resp.status == 400
+            async with s.post(rig.hook_url, json={"case_name": "../../etc"}) as resp:
+                assert resp.status == 400
+            # another kind of event: acknowledged, not recorded
+            async with s.post(rig.hook_url, json={"event": "other", "case_name": "EMG1"}) \
+                    as resp:
+                assert resp.status == 200 and (await resp.json())["ignored"] is True
+        assert rig.stats.refused == {"bad_event": 4} and rig.ledger.events() == []
 
 
 async def test_events_left_unhandled_are_handled_at_start(tmp_path: Path) -> None:
@@ -208,10 +222,11 @@ def test_dedupe_key() -> None:
 
 def test_listen_command_until_interrupted(tmp_path: Path) -> None:
     port = free_port()
-    config = SandboxConfig(advance_after=0, webhook=f"http://127.0.0.1:{port}/")
+    config = SandboxConfig(advance_after=0, webhook=f"http://127.0.0.1:{port}/hooks/{TOKEN}")
     with SandboxThread(config) as sandbox:
         env = {**os.environ, "EMG_HOST": sandbox.url, "EMG_USERNAME": DEFAULT_USER,
-               "EMG_PASSWORD": DEFAULT_PASSWORD, "EMG_TOKEN": ""}
+               "EMG_PASSWORD": DEFAULT_PASSWORD, "EMG_TOKEN": "", "EMG_WEBHOOK_TOKEN": TOKEN}
+        env.pop("EMG_WEBHOOK_SECRET", None)
         out, ledger_path = tmp_path / "reports", tmp_path / "events.sqlite"
         script = ("import sys; from batch.cli.pull import listen_command; "
                   "listen_command(sys.argv[2:])")
@@ -237,6 +252,10 @@ def test_listen_command_until_interrupted(tmp_path: Path) -> None:
                 proc.wait()
         assert proc.returncode == 0, err
         assert "stopped: " in err and "1 reports downloaded" in err
+        assert err.count("listening") == 1
+        assert f"webhook URL for the sender: http://127.0.0.1:{port}/hooks/$EMG_WEBHOOK_TOKEN" \
+            in err
+        assert TOKEN not in err  # the operator set it: never echoed
         with Ledger.open(ledger_path, create=False) as ledger:
             assert any(e["status"] == "finalized" for e in ledger.events())
 
@@ -252,3 +271,66 @@ def wait_sync(check: Callable[[], bool], timeout: float = 20.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_a_generated_url_is_printed_once_and_takes_events(tmp_path: Path) -> None:
+    with SandboxThread(SandboxConfig(advance_after=0)) as sandbox:
+        env = {**os.environ, "EMG_HOST": sandbox.url, "EMG_USERNAME": DEFAULT_USER,
+               "EMG_PASSWORD": DEFAULT_PASSWORD, "EMG_TOKEN": ""}
+        env.pop("EMG_WEBHOOK_TOKEN", None)
+        env.pop("EMG_WEBHOOK_SECRET", None)
+        script = ("import sys; from batch.cli.pull import listen_command; "
+                  "listen_command(sys.argv[2:])")
+        ledger_path = tmp_path / "events.sqlite"
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script, "--", "--port", "0", "--ledger", str(ledger_path)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stderr is not None
+            lines = [proc.stderr.readline() for _ in range(3)]
+            url = lines[1].split("webhook URL for the sender: ", 1)[1].strip()
+            assert lines[0].startswith("listening for webhooks at http://127.0.0.1:")
+            assert "/hooks/" in url and "EMG_WEBHOOK_TOKEN" in lines[2]
+
+            async def send() -> list[int]:
+                body = {"case_name": "EMG100000001", "status": "finalized"}
+                guess = url.rsplit("/", 1)[0] + "/guess-" + "x" * 30
+                async with aiohttp.ClientSession() as s, s.post(url, json=body) as ok, \
+                        s.post(guess, json=body) as wrong:
+                    return [ok.status, wrong.status]
+
+            assert anyio.run(send) == [200, 404]
+            proc.send_signal(signal.SIGINT)
+            _, rest = proc.communicate(timeout=15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 0, rest
+        token = url.rsplit("/", 1)[1]
+        assert token not in rest and "listening" not in rest  # printed once, at start
+        assert "1 events" in rest and "1 refused" in rest
+        with Ledger.open(ledger_path, create=False) as ledger:
+            assert [e["case_name"] for e in ledger.events()] == ["EMG100000001"]
+            assert token.encode() not in ledger_path.read_bytes()
+
+
+def test_show_events_lists_the_failed_ones(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from batch.cli.pull import listen_command
+
+    path = tmp_path / "events.sqlite"
+    with Ledger.open(path) as ledger:
+        for n, case in enumerate(("EMG100000001", "EMG100000002", "EMG100000003")):
+            ledger.add_event(f"k{n}", case, {"status": "finalized", "status_change_date": "D"})
+        ledger.mark_events_handled("EMG100000001", 1)
+        ledger.record_event_failure("EMG100000002", 2, attempts=5, error="Forbidden (HTTP 403)",
+                                    final=True)
+    result = CliRunner().invoke(listen_command, ["--ledger", str(path), "--show-events"])
+    assert result.exit_code == 0, result.output
+    assert "events: 1 handled, 1 pending, 1 failed" in result.output
+    assert ("failed: EMG100000002 finalized (D) after 5 attempts: Forbidden (HTTP 403)"
+            in result.output)
+    result = CliRunner().invoke(listen_command, ["--ledger", str(path)])
+    assert result.exit_code == 2 and "--port is required" in result.output

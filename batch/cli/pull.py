@@ -8,6 +8,7 @@ Exit codes: 0 all done; 1 some cases failed; 2 usage or configuration error; 3 a
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,12 +17,16 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from batch import jobs
+from batch.api import is_loopback
 from batch.cli.common import call, call_sync, fail, setup_logging, target
-from batch.errors import UsageError
-from batch.jobs.pull import Puller
+from batch.errors import UsageError, truncate
+from batch.jobs.pull import Puller, events_view
 from batch.pull import (
     FINALIZED,
+    SIGNATURE_HEADER,
     FinalizedOptions,
+    HookAuth,
+    ListenerStats,
     PullResult,
     cases_from_ledger,
     cases_from_manifest,
@@ -32,6 +37,7 @@ from batch.pull import (
     pull_info,
     split_cases,
 )
+from batch.pull.hooks import SECRET_ENV, TOKEN_ENV
 
 __all__ = ["listen_command", "pull_group"]
 
@@ -213,13 +219,51 @@ def info(manifest: Path | None, cases: Sequence[str], ledger_path: Path | None, 
 # -- listen ------------------------------------------------------------------------------------
 
 
-def _ready(url: str) -> None:
-    click.echo(f"listening for webhooks at {url}/ (Ctrl-C to stop)", err=True)
+def _ready(auth: HookAuth, stats: ListenerStats) -> Callable[[str], None]:
+    """What the listener says once, on stderr, when it is bound: where, and the URL to give."""
+
+    def ready(url: str) -> None:
+        base = url[: -len(auth.path)]
+        click.echo(f"listening for webhooks at {base} (Ctrl-C to stop)", err=True)
+        if auth.generated:
+            click.echo(f"webhook URL for the sender: {url}\n  (a new token on every start: "
+                       f"set {TOKEN_ENV} to keep the URL)", err=True)
+        else:
+            click.echo(f"webhook URL for the sender: {base}/hooks/${TOKEN_ENV}", err=True)
+        if auth.secret is not None:
+            click.echo(f"bodies must be signed: {SIGNATURE_HEADER}: sha256=<HMAC-SHA256 of "
+                       f"the body with ${SECRET_ENV}, hex>", err=True)
+        _say_ledger(stats)
+
+    return ready
+
+
+def _say_ledger(stats: ListenerStats) -> None:
+    counts = stats.at_start
+    if stats.retried:
+        click.echo(f"{stats.retried} failed events get a fresh set of attempts", err=True)
+    if counts.get("pending"):
+        click.echo(f"resuming {counts['pending']} events recorded but not yet handled",
+                   err=True)
+    if counts.get("failed"):
+        click.echo(f"{counts['failed']} events failed earlier (--show-events lists them, "
+                   "--retry-failed tries them again)", err=True)
+
+
+def _show_events(ledger_path: Path) -> NoReturn:
+    counts, failed = call_sync(events_view, ledger_path)
+    click.echo(f"events: {counts['handled']} handled, {counts['pending']} pending, "
+               f"{counts['failed']} failed")
+    for event in failed:
+        click.echo(f"failed: {event['case_name']} {event['status'] or '-'} "
+                   f"({event['status_change_date'] or 'no date'}) after {event['attempts']} "
+                   f"attempts: {truncate(str(event['error']), 200)}")
+    sys.exit(0)
 
 
 @click.command("listen")
-@click.option("--port", type=click.IntRange(0, 65535), required=True,
-              help="Port to listen on (0: any free one).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Port to listen on (0: any free one). Required unless --show-events.")
 @click.option("--bind", default="127.0.0.1", show_default=True,
               help="Address to listen on.")
 @click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --bind address.")
@@ -232,31 +276,58 @@ def _ready(url: str) -> None:
               help="Report directory for --on-finalized pull-reports.")
 @click.option("--reports", "reports", multiple=True, metavar="TYPE",
               help="Report types for --on-finalized (default: pdf; 'all' for every type).")
+@click.option("--retry-failed", is_flag=True,
+              help="Give events that failed in earlier runs a fresh set of attempts.")
+@click.option("--show-events", is_flag=True,
+              help="Print the ledger's events (handled, pending, failed and why) and exit.")
 @_client_options
-def listen_command(port: int, bind: str, allow_remote: bool, ledger_path: Path,
+def listen_command(port: int | None, bind: str, allow_remote: bool, ledger_path: Path,
                    on_finalized: str | None, out: Path | None, reports: Sequence[str],
-                   host: str | None, sandbox: bool, concurrency: int, rate: float | None,
-                   timeout: float, verbose: int) -> None:
-    """Receive case-status-change webhooks; record each one, re-read the case, and
-    optionally download the reports of cases that are finalized. Runs until Ctrl-C.
+                   retry_failed: bool, show_events: bool, host: str | None, sandbox: bool,
+                   concurrency: int, rate: float | None, timeout: float, verbose: int) -> None:
+    """Receive case-status-change webhooks at a secret URL; record each one, re-read the
+    case, and optionally download the reports of cases that are finalized. Runs until Ctrl-C.
 
     \b
     Example:
+      export EMG_WEBHOOK_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
       emg-batch listen --port 8001 --ledger events.sqlite \\
           --on-finalized pull-reports --out reports/
+
+    \b
+    Environment:
+      EMG_WEBHOOK_TOKEN   the token of the webhook URL /hooks/<token> (default: a new one,
+                          printed at start)
+      EMG_WEBHOOK_SECRET  when set, every body must carry X-Emg-Signature: sha256=<hex>,
+                          the HMAC-SHA256 of the body with this secret
     """
-    setup_logging(max(verbose, 1))
+    setup_logging(verbose)
+    if show_events:
+        _show_events(ledger_path)
+    if port is None:
+        raise click.UsageError("--port is required (0: any free port)")
     if (on_finalized is None) != (out is None):
         raise click.UsageError("--on-finalized pull-reports and --out DIR go together")
     try:
         types = parse_report_types(reports or ("pdf",))
+        auth = HookAuth.from_env(os.environ)
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
+    if allow_remote and not is_loopback(bind):
+        click.echo("warning: the listener speaks plain HTTP; off this machine, put a "
+                   "TLS-terminating proxy in front of it", err=True)
     where = target(host, sandbox)
     connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
-    stats = call(jobs.listen_job, where, connection, ledger_path, host=bind, port=port,
-                  on_finalized_out=out, report_types=types, ready=_ready,
-                  allow_remote=allow_remote, workers=concurrency)
+    stats = ListenerStats()
+    call(jobs.listen_job, where, connection, ledger_path, host=bind, port=port, auth=auth,
+         on_finalized_out=out, report_types=types, ready=_ready(auth, stats),
+         allow_remote=allow_remote, workers=concurrency, retry_failed=retry_failed, stats=stats)
+    _say_stopped(stats)
+
+
+def _say_stopped(stats: ListenerStats) -> None:
+    refused = sum(stats.refused.values())
     click.echo(f"stopped: {stats.received} events ({stats.duplicates} duplicates), "
                f"{stats.handled} handled, {stats.reports_downloaded} reports downloaded, "
-               f"{stats.failures} failures", err=True)
+               f"{stats.failures} failures ({stats.gave_up} left failed), {refused} refused, "
+               f"{stats.busy} answered busy", err=True)

@@ -38,17 +38,31 @@ async def table_job(puller: Puller, target: Target, connection: Connection,
         return await puller(client, list(names), concurrency=connection.concurrency, out=out)
 
 
-async def listen_job(target: Target, connection: Connection, ledger_path: Path,
+async def listen_job(target: Target, connection: Connection, ledger_path: Path, *,
+                     retry_failed: bool = False, stats: ListenerStats | None = None,
                      **options: Any) -> ListenerStats:
-    """``emg-batch listen``: receive webhooks until SIGINT or SIGTERM; the counters after."""
-    stats = ListenerStats()
+    """``emg-batch listen``: receive webhooks until SIGINT or SIGTERM; the counters after.
+
+    *retry_failed* gives the events left failed by earlier runs a fresh set of attempts.
+    """
+    stats = stats or ListenerStats()
     with Ledger.open(ledger_path) as ledger:
         ledger.lock()
+        if retry_failed:
+            stats.retried = ledger.retry_failed_events()
+        stats.at_start = ledger.event_counts()
         async with open_client(target, connection) as client, \
                 anyio.create_task_group() as tg:
             tg.start_soon(_stop_on_signal, tg.cancel_scope)
             await listen(ledger=ledger, client=client, stats=stats, **options)
     return stats
+
+
+def events_view(ledger_path: Path, *, limit: int = 20) -> tuple[dict[str, int],
+                                                                list[dict[str, Any]]]:
+    """``emg-batch listen --show-events``: the events by state, and the newest failed ones."""
+    with Ledger.open(ledger_path, create=False) as ledger:
+        return ledger.event_counts(), ledger.failed_events(limit)
 
 
 async def _stop_on_signal(scope: anyio.CancelScope) -> None:

@@ -2,13 +2,15 @@
 
 ``finalized`` (cases finalized since a time, and their reports), ``reports`` (one case's
 reports, resumable), ``tables`` (tagged variants and case info of many cases), ``cases``
-(which cases), ``options`` (``--since``, report types) and ``listen`` (the webhook receiver).
+(which cases), ``options`` (``--since``, report types) and ``listen`` (the webhook receiver,
+with ``hooks``, its authenticated door, and ``inbox``, its bounded work list).
 """
 
 from batch.pull.cases import cases_from_ledger, cases_from_manifest, split_cases
 from batch.pull.discover import Discovery, parse_report_ids
 from batch.pull.finalized import FinalizedOptions, PullResult, pull_finalized
-from batch.pull.listen import ListenerStats, dedupe_key, listen
+from batch.pull.hooks import SIGNATURE_HEADER, HookAuth
+from batch.pull.listen import ListenerLimits, ListenerStats, dedupe_key, listen
 from batch.pull.options import ALL_REPORTS, parse_report_types, parse_since
 from batch.pull.reports import FINALIZED, CaseReports, pull_case_reports, report_path, safe_name
 from batch.pull.tables import TableResult, pull_candidates, pull_info
@@ -16,9 +18,12 @@ from batch.pull.tables import TableResult, pull_candidates, pull_info
 __all__ = [
     "ALL_REPORTS",
     "FINALIZED",
+    "SIGNATURE_HEADER",
     "CaseReports",
     "Discovery",
     "FinalizedOptions",
+    "HookAuth",
+    "ListenerLimits",
     "ListenerStats",
     "PullResult",
     "TableResult",

@@ -1,84 +1,92 @@
-"""The webhook receiver: case-status-change events in, durable records and report pulls out.
+"""The webhook receiver: authenticated case-status events in, durable records and report pulls
+out, within fixed bounds.
 
-Each event is written to the ledger *before* it is answered (so an acknowledged event is never
-lost), answered ``200`` at once (duplicates too, so the sender stops retrying), and then handled
-by a bounded set of workers. An event is only a hint: events may be duplicated or arrive out of
-order, so a worker re-reads the case (``GET /api/test/{case}/``) and acts on what the server says
-now. Several events for one case waiting at the same time are handled by one re-read. Events
-recorded but not handled when the listener stopped are handled when it starts again.
+A request passes ``hooks`` (token, signature, content type, a well-formed event) and only then
+touches the ledger: each event is recorded once (by its dedupe key, only the fields used)
+*before* it is answered ``200``, so an acknowledged event is never lost; duplicates get
+``200`` too, so the sender stops retrying. When the work list (``inbox``) is full, a new case
+gets ``503`` with ``Retry-After`` and nothing is recorded. An event is only a hint: workers
+re-read the case (``GET /api/test/{case}/``) and act on what the server says now, one read per
+case at a time. A case whose handling fails (refused, missing, a failed download) is recorded
+as failed with its reason, retried with backoff a bounded number of times, then left failed;
+it never stops the listener. Only a refusal of the listener's own credentials does, once,
+with exit 3. Events not settled when the listener stopped are taken up when it starts again.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import anyio
-from aiohttp import web
 
 from batch.api import Client, is_loopback
-from batch.errors import ApiError, AuthError, PermanentError, UsageError
+from batch.api.auth import LOGIN_PATH
+from batch.errors import ApiError, AuthError, LedgerError, OutputError, UsageError, truncate
 from batch.ledger import Ledger
+from batch.outputs.files import writing
+from batch.pull.hooks import MAX_BODY, HookAuth, HookEvent, Refusal, dedupe_key, hook_app
+from batch.pull.inbox import Inbox, Job
 from batch.pull.reports import FINALIZED, pull_case_reports
+from batch.serving import GuardStats, Limits, serve
 
-__all__ = ["ListenerStats", "dedupe_key", "listen"]
+__all__ = ["ListenerLimits", "ListenerStats", "dedupe_key", "listen"]
 
 log = logging.getLogger(__name__)
 
 WORKERS = 4
-PATHS = ("/", "/webhook")
-MAX_BODY = 1 << 20
+#: The listener's server: a sender needs few connections; a status event is small.
+SERVER_LIMITS = Limits(max_connections=128, header_timeout=10.0, idle_timeout=30.0,
+                       body_timeout=10.0, max_body=MAX_BODY)
 
 
-def dedupe_key(event: Mapping[str, Any]) -> str:
-    """The identity of an event: case, new status and the time of the change."""
-    return "|".join(str(event.get(k) or "") for k in ("case_name", "status",
-                                                      "status_change_date"))
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListenerLimits:
+    """The listener's bounds: cases in the work list, attempts per case and their backoff."""
+
+    max_cases: int = 10_000
+    attempts: int = 5
+    first_backoff: float = 5.0
+    max_backoff: float = 600.0
+    #: Seconds a sender is asked to wait when the work list is full.
+    retry_after: int = 5
+    server: Limits = SERVER_LIMITS
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds before the next try after *attempts* failures (x4 each time, capped)."""
+        return float(min(self.max_backoff, self.first_backoff * 4 ** max(0, attempts - 1)))
 
 
 @dataclass(slots=True)
 class ListenerStats:
-    """Counters of one listener (for logs and tests)."""
+    """Counters of one listener (for the closing summary, logs and tests)."""
 
     received: int = 0
     duplicates: int = 0
-    rejected: int = 0
+    busy: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
     handled: int = 0
     finalized: int = 0
     reports_downloaded: int = 0
     failures: int = 0
-    errors: list[str] = field(default_factory=list)
+    gave_up: int = 0
+    errors: deque[str] = field(default_factory=lambda: deque(maxlen=100))
+    server: GuardStats | None = None
+    #: The ledger's events by state when the listener started (see ``Ledger.event_counts``).
+    at_start: dict[str, int] = field(default_factory=dict)
+    #: Failed events given fresh attempts at start (``--retry-failed``).
+    retried: int = 0
 
 
-class _Inbox:
-    """Cases waiting to be re-read, each with the keys of its unhandled events."""
+class _CaseFailed(Exception):
+    """Handling one case failed; *message* is what the ledger records."""
 
-    def __init__(self) -> None:
-        self.pending: dict[str, list[str]] = {}
-        self.busy: set[str] = set()
-        self._wake = anyio.Event()
-
-    def put(self, case: str, key: str) -> None:
-        self.pending.setdefault(case, []).append(key)
-        self._wake.set()
-
-    async def take(self) -> tuple[str, list[str]]:
-        """The next case no other worker is handling (events for one case are serial)."""
-        while True:
-            for case in self.pending:
-                if case not in self.busy:
-                    self.busy.add(case)
-                    return case, self.pending.pop(case)
-            self._wake = anyio.Event()
-            await self._wake.wait()
-
-    def done(self, case: str) -> None:
-        self.busy.discard(case)
-        self._wake.set()
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,13 +96,18 @@ class _Setup:
     out: Path | None
     report_types: tuple[str, ...]
     stats: ListenerStats
-    inbox: _Inbox
+    limits: ListenerLimits
+    inbox: Inbox
+    #: Set when the listener's own credentials are refused: it stops with this error.
+    stop: list[AuthError] = field(default_factory=list)
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
 
 
 async def listen(
     *,
     ledger: Ledger,
     client: Client,
+    auth: HookAuth | None = None,
     host: str = "127.0.0.1",
     port: int = 0,
     on_finalized_out: Path | None = None,
@@ -103,110 +116,136 @@ async def listen(
     allow_remote: bool = False,
     workers: int = WORKERS,
     stats: ListenerStats | None = None,
+    limits: ListenerLimits | None = None,
 ) -> None:
     """Receive webhooks on *host*:*port* until cancelled.
 
-    ``ready(url)`` is called once the port is bound. With *on_finalized_out*, the reports of
-    every case found finalized are downloaded there (as ``pull finalized`` does).
+    ``ready(url)`` is called once the port is bound, with the whole webhook URL to give the
+    sender (it carries the token: show it to the operator, never log it). Without *auth*, a
+    token is generated. With *on_finalized_out*, the reports of every case found finalized
+    are downloaded there (as ``pull finalized`` does). Raises AuthError when the listener's
+    own credentials are refused.
     """
     if not allow_remote and not is_loopback(host):
         raise UsageError(f"{host} is not a loopback address; pass --allow-remote to listen on it")
+    limits = limits or ListenerLimits()
     setup = _Setup(ledger=ledger, client=client, out=on_finalized_out,
                    report_types=tuple(report_types), stats=stats or ListenerStats(),
-                   inbox=_Inbox())
-    for event in ledger.events():  # recorded before a stop, never handled: handle them now
-        if event["handled_at"] is None:
-            setup.inbox.put(str(event["case_name"]), str(event["dedupe_key"]))
-    runner = web.AppRunner(_app(setup), access_log=None, handle_signals=False)
-    await runner.setup()
+                   limits=limits, inbox=Inbox(capacity=limits.max_cases))
+    for case in ledger.open_cases():  # recorded before a stop, not settled: take them up
+        setup.inbox.put(case.case, case.upto, attempts=case.attempts)
+    auth = auth or HookAuth.from_env({})
+    app = hook_app(auth, lambda event: _accept(setup, event), refused=setup.stats.refused)
+    async with serve(app, host=host, port=port, limits=limits.server) as served:
+        setup.stats.server = served.stats
+        with setup.scope:
+            async with anyio.create_task_group() as tg:
+                for _ in range(max(1, workers)):
+                    tg.start_soon(_worker, setup)
+                if ready is not None:
+                    ready(served.url + auth.path)
+                await anyio.sleep_forever()
+    if setup.stop:
+        raise setup.stop[0]
+
+
+def _accept(setup: _Setup, event: HookEvent) -> dict[str, bool]:
+    """Record an authenticated event (durable first: once answered, the sender forgets it)."""
+    if not setup.inbox.accepts(event.case):
+        setup.stats.busy += 1
+        raise Refusal(503, "busy", "too many cases waiting; retry later",
+                      retry_after=setup.limits.retry_after)
     try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound = runner.addresses[0][1]
-        url = f"http://{f'[{host}]' if ':' in host else host}:{bound}"
-        log.info("listening for webhooks at %s", url)
-        async with anyio.create_task_group() as tg:
-            for _ in range(max(1, workers)):
-                tg.start_soon(_worker, setup)
-            if ready is not None:
-                ready(url)
-            await anyio.sleep_forever()
-    finally:
-        await runner.cleanup()
-
-
-def _app(setup: _Setup) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY)
-
-    async def receive(request: web.Request) -> web.Response:
-        return await _receive(request, setup)
-
-    for path in PATHS:
-        app.router.add_post(path, receive)
-    return app
-
-
-async def _receive(request: web.Request, setup: _Setup) -> web.Response:
-    try:
-        event = json.loads(await request.text())
-    except ValueError:
-        event = None
-    case = event.get("case_name") if isinstance(event, dict) else None
-    if not isinstance(event, dict) or not isinstance(case, str) or not case.strip():
-        setup.stats.rejected += 1
-        return web.json_response({"message": "expected a JSON event with case_name"}, status=400)
-    key = dedupe_key(event)
-    # Durable first: once answered 200, the sender forgets the event.
-    fresh = setup.ledger.add_event(key, case, event)
+        row = setup.ledger.add_event(event.key, event.case, event.fields())
+    except LedgerError as err:  # not recorded, so not acknowledged: the sender retries
+        log.error("%s", err)
+        raise Refusal(503, "ledger", "cannot record the event now; retry later",
+                      retry_after=setup.limits.retry_after) from None
     setup.stats.received += 1
-    if fresh:
-        setup.inbox.put(case, key)
-    else:
+    if row is None:
         setup.stats.duplicates += 1
-    return web.json_response({"recorded": fresh, "duplicate": not fresh})
+        return {"recorded": False, "duplicate": True}
+    setup.inbox.put(event.case, row)
+    return {"recorded": True, "duplicate": False}
 
 
 async def _worker(setup: _Setup) -> None:
     while True:
-        case, keys = await setup.inbox.take()
+        job = await setup.inbox.take()
         try:
-            handled = await _handle(setup, case)
-        finally:
-            setup.inbox.done(case)
-        if handled:
-            for key in keys:
-                setup.ledger.mark_event_handled(key)
-            setup.stats.handled += len(keys)
+            await _handle(setup, job.case)
+        except _CaseFailed as failed:
+            _record_failure(setup, job, failed.message)
+            continue
+        except AuthError as err:  # the listener's own credentials: stop, once
+            _record_failure(setup, job, f"authentication refused: {err.message}", stop=True)
+            setup.stop.append(err)
+            setup.scope.cancel()
+            return
+        setup.stats.handled += setup.ledger.mark_events_handled(job.case, job.taken)
+        setup.inbox.done(job)
 
 
-async def _handle(setup: _Setup, case: str) -> bool:
-    """Re-read *case* and act on its true status; False leaves its events for a restart."""
+def _record_failure(setup: _Setup, job: Job, message: str, *, stop: bool = False) -> None:
+    """Count a failed attempt on *job*'s events; retry later, or leave them failed."""
+    attempts = job.attempts + 1
+    final = attempts >= setup.limits.attempts
+    message = truncate(message)
+    setup.ledger.record_event_failure(job.case, job.taken, attempts=attempts, error=message,
+                                      final=final)
     stats = setup.stats
+    stats.failures += 1
+    stats.errors.append(f"{job.case}: {message}")
+    if stop:
+        return
+    if final:
+        stats.gave_up += 1
+        log.warning("%s: %s (attempt %d of %d; left failed)", job.case, message, attempts,
+                    setup.limits.attempts)
+        setup.inbox.give_up(job)
+        return
+    job.attempts = attempts
+    delay = setup.limits.backoff(attempts)
+    log.warning("%s: %s (attempt %d of %d; next in %.0f s)", job.case, message, attempts,
+                setup.limits.attempts, delay)
+    setup.inbox.retry(job, delay)
+
+
+async def _handle(setup: _Setup, case: str) -> None:
+    """Re-read *case* and act on its true status; _CaseFailed when that fails."""
     try:
         data = await setup.client.get_case(case)
         if data.get("status") != FINALIZED:
-            return True
-        stats.finalized += 1
+            return
+        setup.stats.finalized += 1
         if setup.out is None:
-            return True
-        result = await pull_case_reports(setup.client, case, out=setup.out,
-                                         report_types=setup.report_types, case_object=data)
-    except AuthError:
-        raise
-    except PermanentError as err:
-        return _failed(stats, case, err.message, handled=True)
+            return
+        with writing(setup.out):
+            result = await pull_case_reports(setup.client, case, out=setup.out,
+                                             report_types=setup.report_types, case_object=data)
+    except AuthError as err:
+        if _own_credentials(err):
+            raise
+        raise _CaseFailed(_explain(err)) from None
     except ApiError as err:
-        return _failed(stats, case, err.message, handled=False)
-    stats.reports_downloaded += result.downloaded
+        raise _CaseFailed(_explain(err)) from None
+    except OutputError as err:
+        raise _CaseFailed(str(err)) from None
+    setup.stats.reports_downloaded += result.downloaded
     if result.error is not None:
-        return _failed(stats, case, result.error, handled=not result.transient)
+        raise _CaseFailed(result.error)
     log.info("%s finalized: %d report(s) downloaded, %d already present", case,
              result.downloaded, result.present)
-    return True
 
 
-def _failed(stats: ListenerStats, case: str, message: str, *, handled: bool) -> bool:
-    stats.failures += 1
-    stats.errors.append(f"{case}: {message}")
-    log.warning("%s: %s", case, message)
-    return handled
+def _own_credentials(err: AuthError) -> bool:
+    """Whether the listener's own login or token is refused (not just this case).
+
+    A case the server refuses even after a fresh login names the case's path; a refused
+    login names the login path; a bare token that cannot be renewed names none.
+    """
+    return err.path is None or err.path == LOGIN_PATH
+
+
+def _explain(err: ApiError) -> str:
+    return f"{err.message} (HTTP {err.status})" if err.status else err.message
