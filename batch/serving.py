@@ -89,6 +89,7 @@ class _Watched(asyncio.Protocol):
         self.inner: Any = None  # aiohttp's RequestHandler, once admitted
         self.transport: asyncio.Transport | None = None
         self.state = _State.WAITING
+        self.deadline = 0.0
         self.timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -167,24 +168,36 @@ class _Guard:
         return True
 
     def set_state(self, conn: _Watched, state: _State) -> None:
-        """Move *conn* to *state* and give it that state's deadline."""
+        """Move *conn* to *state* and give it that state's deadline.
+
+        Two state changes per request: the timer is moved only when the new deadline comes
+        before it; a timer that fires early finds the later deadline and waits again.
+        """
         if conn not in self._open:
             return
         conn.state = state
-        if conn.timer is not None:
-            conn.timer.cancel()
-            conn.timer = None
         self._quiet.pop(conn, None)
         if state is _State.BUSY:
             return
         self._quiet[conn] = None
+        loop = asyncio.get_running_loop()
         wait = self.limits.header_timeout if state is _State.WAITING else self.limits.idle_timeout
-        conn.timer = asyncio.get_running_loop().call_later(wait, self._expire, conn, state)
+        conn.deadline = loop.time() + wait
+        if conn.timer is not None and conn.timer.when() > conn.deadline:
+            conn.timer.cancel()
+            conn.timer = None
+        if conn.timer is None:
+            conn.timer = loop.call_at(conn.deadline, self._expire, conn)
 
-    def _expire(self, conn: _Watched, state: _State) -> None:
-        if conn not in self._open or conn.state is not state:
+    def _expire(self, conn: _Watched) -> None:
+        conn.timer = None
+        if conn not in self._open or conn.state is _State.BUSY:
+            return  # busy: the next quiet state sets a new deadline
+        loop = asyncio.get_running_loop()
+        if loop.time() < conn.deadline:
+            conn.timer = loop.call_at(conn.deadline, self._expire, conn)
             return
-        if state is _State.WAITING:
+        if conn.state is _State.WAITING:
             self.stats.header_timeouts += 1
         else:
             self.stats.idle_closed += 1
@@ -227,8 +240,11 @@ class _Guard:
             self.stats.too_large += 1
             return _closing(413, f"request body over {self.limits.max_body} bytes")
         try:
-            async with asyncio.timeout(self.limits.body_timeout):
+            if request.content.is_eof():  # all here already (most bodies): no deadline needed
                 await request.read()
+            else:
+                async with asyncio.timeout(self.limits.body_timeout):
+                    await request.read()
         except TimeoutError:
             self.stats.body_timeouts += 1
             return _closing(408, "request body not received in time")
