@@ -28,6 +28,7 @@ from batch.api.auth import LOGIN_PATH
 from batch.errors import ApiError, AuthError, LedgerError, OutputError, UsageError, truncate
 from batch.ledger import Ledger
 from batch.outputs.files import writing
+from batch.pull.discover import Discovery
 from batch.pull.hooks import MAX_BODY, HookAuth, HookEvent, Refusal, dedupe_key, hook_app
 from batch.pull.inbox import Inbox, Job
 from batch.pull.reports import FINALIZED, pull_case_reports
@@ -98,6 +99,8 @@ class _Setup:
     stats: ListenerStats
     limits: ListenerLimits
     inbox: Inbox
+    #: Shared by every report pull: remembers what the tenant does not serve.
+    discovery: Discovery
     #: Set when the listener's own credentials are refused: it stops with this error.
     stop: list[AuthError] = field(default_factory=list)
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
@@ -131,7 +134,8 @@ async def listen(
     limits = limits or ListenerLimits()
     setup = _Setup(ledger=ledger, client=client, out=on_finalized_out,
                    report_types=tuple(report_types), stats=stats or ListenerStats(),
-                   limits=limits, inbox=Inbox(capacity=limits.max_cases))
+                   limits=limits, inbox=Inbox(capacity=limits.max_cases),
+                   discovery=Discovery(client))
     for case in ledger.open_cases():  # recorded before a stop, not settled: take them up
         setup.inbox.put(case.case, case.upto, attempts=case.attempts)
     auth = auth or HookAuth.from_env({})
@@ -222,7 +226,8 @@ async def _handle(setup: _Setup, case: str) -> None:
             return
         with writing(setup.out):
             result = await pull_case_reports(setup.client, case, out=setup.out,
-                                             report_types=setup.report_types, case_object=data)
+                                             report_types=setup.report_types, case_object=data,
+                                             discovery=setup.discovery)
     except AuthError as err:
         if _own_credentials(err):
             raise
