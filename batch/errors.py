@@ -10,6 +10,8 @@
     + BuildError               -- building failed; the message goes to the proband row
   x LedgerError                -- the ledger cannot be used (foreign, locked, unwritable) (exit 2)
   x OutputError                -- an output file or folder cannot be written (exit 3)
+    + UnsafePath               -- a symbolic link (or other non-file) where a pulled report
+                                  goes: refused, recorded against the case
   x ApiError                   -- one request failed; carries status, method, path, message
     + TransientError           -- worth retrying
       - ConnectError           -- the connection failed before a request was sent
@@ -18,6 +20,9 @@
       - ServerError            -- 500, 502, 503, 504
     + PermanentError           -- do not retry: record it against the family and move on
       - NotFound               -- 404
+      - RedirectRefused        -- a redirect not followed (another origin, HTTPS to HTTP, a
+                                  request other than GET, too many hops); names the Location
+      - BodyTooLarge           -- an answer over its size limit; not read further
     + AmbiguousCreate          -- a create was sent and its outcome is unknown (reconcile)
     + AuthError                -- login refused, or a token that a fresh login cannot fix
     + RetriesExhausted         -- a transient failure outlived the retry policy or budget
@@ -102,6 +107,11 @@ class OutputError(BatchError):
     """An output (results file, workbook, table, report, template) cannot be written."""
 
 
+class UnsafePath(OutputError):
+    """A path inside the output folder that is not followed (a symbolic link, or not a plain
+    file or folder): the case it belongs to is refused, the others go on."""
+
+
 class ApiError(BatchError):
     """One request to the Emedgene API failed."""
 
@@ -155,6 +165,23 @@ class PermanentError(ApiError):
 
 class NotFound(PermanentError):
     """HTTP 404."""
+
+
+class RedirectRefused(PermanentError):
+    """A redirect the client does not follow: the password and patient data go to the
+    configured host only. ``location`` is where the server pointed (no query, cut short)."""
+
+    def __init__(self, message: str, *, location: str, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.location = location
+
+
+class BodyTooLarge(PermanentError):
+    """An answer larger than its limit (``limit`` bytes); the rest of it was not read."""
+
+    def __init__(self, message: str, *, limit: int, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.limit = limit
 
 
 class AmbiguousCreate(ApiError):
