@@ -517,15 +517,16 @@ async def test_find_samples_and_candidates() -> None:
         assert "query=S1" in url and "sampleType=fastq" in url and "exact_match=true" in url
 
 
-async def test_download_report_streams_then_renames(tmp_path: Path) -> None:
+async def test_download_report_streams_into_the_file(tmp_path: Path) -> None:
     url = f"{HOST}/api/test/v2/EMG1/reports/pdf/3"
     with aioresponses() as m:
         login_ok(m)
         m.get(url, body=b"%PDF-1.4 report")
         async with make() as client:
-            dest = await client.download_report("EMG1", "pdf", 3, tmp_path / "EMG1.pdf")
-        assert dest.read_bytes() == b"%PDF-1.4 report"
-        assert not (tmp_path / "EMG1.pdf.part").exists()
+            with (tmp_path / "EMG1.pdf").open("wb") as out:
+                written = await client.download_report("EMG1", "pdf", 3, out)
+        assert written == len(b"%PDF-1.4 report")
+        assert (tmp_path / "EMG1.pdf").read_bytes() == b"%PDF-1.4 report"
 
 
 async def test_no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> None:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from batch.errors import AuthError, UsageError
+from batch.api.token import Lifetime, describe, lifetime, strip_bearer
+from batch.errors import AuthError, RedirectRefused, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +60,17 @@ class Credentials:
         return bool(self.username and self.password)
 
 
-def strip_bearer(token: str) -> str:
-    """The token without a leading ``Bearer `` (any case) and surrounding blanks."""
-    token = token.strip()
-    if token[:7].lower() == "bearer ":
-        token = token[7:].strip()
-    return token
+def token_of(answer: Any, *, status: int) -> Secret:
+    """The token of a login *answer*: ``access_token`` (v2), or ``Authorization: "Bearer …"``
+    (the legacy login's shape, which some tenants may answer)."""
+    found = None
+    if isinstance(answer, dict):
+        found = answer.get("access_token") or answer.get("Authorization")
+    token = strip_bearer(found) if isinstance(found, str) else ""
+    if not token:
+        raise AuthError("the login answer has no access_token", status=status, method="POST",
+                        path=LOGIN_PATH)
+    return Secret(token)
 
 
 class Secret:
@@ -116,9 +123,10 @@ class Auth:
         self._credentials = credentials
         self._login = login
         self._host = host
-        self._token: Secret | None = (
-            Secret(strip_bearer(credentials.token)) if credentials.token else None
-        )
+        self._token: Secret | None = None
+        self._life: Lifetime | None = None
+        if credentials.token:
+            self._set(strip_bearer(credentials.token), fresh=False)
         self.generation = 0
         self._accepted = -1  # the newest token generation the server has accepted
         # asyncio's lock: the api layer runs on aiohttp, which is asyncio only
@@ -129,6 +137,35 @@ class Auth:
     def can_login(self) -> bool:
         """Whether a (re-)login is possible."""
         return self._credentials.can_login
+
+    @property
+    def expires_at(self) -> float | None:
+        """When the current token expires (epoch seconds), None when it does not say."""
+        return self._life.expires if self._life is not None else None
+
+    def _set(self, token: str, *, fresh: bool = True) -> None:
+        self._token = Secret(token)
+        self._life = lifetime(token, now=time.time(), fresh=fresh)
+
+    def _due(self) -> bool:
+        """Whether the token is close enough to its end to log in again first."""
+        renew_at = self._life.renew_at if self._life is not None else None
+        return renew_at is not None and self.can_login and time.time() >= renew_at
+
+    def expiry_warning(self) -> str | None:
+        """What to tell a user whose ready token (no password) will run out, or None."""
+        if self._life is None or self.can_login:
+            return None
+        left = self._life.expires - time.time()
+        again = "set EMG_USERNAME and EMG_PASSWORD so emg-batch can log in again"
+        if left <= 0:
+            return f"EMG_TOKEN expired {describe(left)} ago; {again}"
+        return f"EMG_TOKEN expires in {describe(left)}; a longer run stops when it does; {again}"
+
+    def redact(self, text: str) -> str:
+        """*text* with the current token replaced (for messages quoting server data)."""
+        token = self._token.reveal() if self._token is not None else ""
+        return text.replace(token, "<token>") if len(token) >= 8 else text
 
     def headers(self) -> dict[str, str]:
         """The ``Authorization`` header of the current token (none before the first login)."""
@@ -149,9 +186,10 @@ class Auth:
             )
 
     async def ensure(self) -> int:
-        """Make sure a token is there (log in the first time); its generation."""
+        """Make sure a usable token is there (log in the first time, and again shortly before
+        a token with a known expiry runs out); its generation."""
         self.check_refused()
-        if self._token is None:
+        if self._token is None or self._due():
             await self.refresh(self.generation)
         return self.generation
 
@@ -169,8 +207,8 @@ class Auth:
                 )
                 raise self._refused
             try:
-                self._token = await self._login(self._credentials)
-            except AuthError as err:
+                self._set((await self._login(self._credentials)).reveal())
+            except (AuthError, RedirectRefused) as err:
                 self._refused = AuthError(
                     f"login refused for {self._credentials.username}: {err.message}",
                     status=err.status,

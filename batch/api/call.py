@@ -5,6 +5,11 @@ the current token, and on failure is retried with capped, fully jittered backoff
 run-wide retry budget; 401/403 triggers one shared re-login; an outage holds every request
 (``outage``). A non-idempotent request whose outcome is unknown is never re-sent.
 
+Every attempt has one deadline, ``timeout`` seconds from the start of sending to the last byte
+of the answer (a download's moves on while data keeps coming, see ``limits``); every body is
+read within its limit (``body``); redirects are the pipeline's decision, never aiohttp's: only
+a GET to the same origin is followed (``redirect``).
+
 This layer is asyncio, not anyio: aiohttp, the transport, runs on asyncio only.
 """
 
@@ -15,6 +20,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, TypeVar
 
@@ -22,22 +28,19 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from batch.api.auth import LOGIN_PATH, Auth, Credentials, Secret, TokenRefused
+from batch.api.auth import LOGIN_PATH, Auth, Credentials, Secret, TokenRefused, token_of
+from batch.api.body import Attempt, begin, end, read_capped, read_error
 from batch.api.limiter import AdaptiveLimiter, FixedRateLimiter, Limiter
-from batch.api.net import normalise_host
+from batch.api.limits import Limits
+from batch.api.net import normalise_host, tls_hint
 from batch.api.outage import Outage
+from batch.api.redirect import follow, is_redirect
 from batch.api.retry import RetryPolicy
 from batch.api.stats import ClientStats
-from batch.api.translate import (
-    parse_retry_after,
-    server_message,
-    status_error,
-    transport_error,
-)
+from batch.api.translate import parse_retry_after, server_message, status_error, transport_error
 from batch.errors import (
     AmbiguousCreate,
     ApiError,
-    AuthError,
     PermanentError,
     RateLimited,
     RequestTimeout,
@@ -46,6 +49,8 @@ from batch.errors import (
     TransientError,
     UsageError,
 )
+
+__all__ = ["Caller", "Reader", "dumps", "read_json", "version"]
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +75,7 @@ def dumps(body: Any) -> bytes:
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def decode(raw: bytes, *, method: str, path: str) -> Any:
+def decode(raw: bytes | bytearray, *, method: str, path: str) -> Any:
     """JSON bytes to Python values; ValueError when they are not JSON. A seam on purpose:
     ``tests/test_provenance.py`` wraps it to record every answer field the client reads."""
     try:
@@ -81,8 +86,9 @@ def decode(raw: bytes, *, method: str, path: str) -> Any:
 
 
 async def read_json(resp: aiohttp.ClientResponse) -> Any:
-    """The answer's JSON (``{}`` for an empty body); PermanentError when it is not JSON."""
-    raw = await resp.read()
+    """The answer's JSON (``{}`` for an empty body), read within the client's limit
+    (BodyTooLarge past it); PermanentError when it is not JSON."""
+    raw = await read_capped(resp)
     if not raw.strip():
         return {}
     try:
@@ -97,14 +103,28 @@ async def read_json(resp: aiohttp.ClientResponse) -> Any:
 
 
 async def read_token(resp: aiohttp.ClientResponse) -> Secret:
-    """The token of a login answer (``access_token``)."""
-    data = await read_json(resp)
-    token = data.get("access_token") if isinstance(data, dict) else None
-    if not isinstance(token, str) or not token:
-        raise AuthError(
-            "the login answer has no access_token", status=resp.status, path=LOGIN_PATH
-        )
-    return Secret(token)
+    """The token of a login answer (see ``auth.token_of``)."""
+    return token_of(await read_json(resp), status=resp.status)
+
+
+@dataclass(slots=True)
+class _Request:
+    """One logical request, as every attempt of it sends it."""
+
+    method: str
+    path: str
+    url: URL
+    data: bytes | None
+    unsafe: bool
+    auth: bool
+    stream: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Next:
+    """A same-origin redirect to follow (see ``batch.api.redirect``)."""
+
+    url: URL
 
 
 class Caller:
@@ -120,18 +140,28 @@ class Caller:
         retry: RetryPolicy | None = None,
         timeout: float = 60.0,
         user_agent: str | None = None,
+        limits: Limits | None = None,
     ) -> None:
         if rate is not None and rate <= 0:
             raise UsageError(f"--rate must be positive, got {rate}")
         if concurrency < 1:
             raise UsageError(f"--concurrency must be at least 1, got {concurrency}")
         self.host = normalise_host(host)
+        self._base = URL(self.host)
+        self._tls_hint = tls_hint(host, self.host)
+        self.limits = limits or Limits()
         self.auth = Auth(credentials, self._login, host=self.host)
         self.retry = retry or RetryPolicy()
         self.limiter: Limiter = FixedRateLimiter(rate) if rate is not None else AdaptiveLimiter()
         self._outage = Outage(self.limiter, enabled=not self.retry.testing)
         self._concurrency = concurrency
         self._timeout = timeout
+        connect = min(timeout / 2, 30.0)
+        # aiohttp's own: connecting (plain requests), and stalls of a streamed answer, whose
+        # deadline moves on as data comes; the whole attempt is bounded in ``_exchange``
+        self._timeouts = (aiohttp.ClientTimeout(total=None, sock_connect=connect),
+                          aiohttp.ClientTimeout(total=None, sock_connect=connect,
+                                                sock_read=timeout))
         self._user_agent = user_agent or f"emg-batch/{version()}"
         self._session: aiohttp.ClientSession | None = None
         self._urls: dict[tuple[str, tuple[tuple[str, str], ...]], URL] = {}
@@ -140,10 +170,12 @@ class Caller:
     # ------------------------------------------------------------------ session lifecycle
 
     async def open(self) -> None:
-        """Open the session (one bounded connection pool, per-request timeouts, TLS checks)."""
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=min(self._timeout, 30.0), sock_read=self._timeout
-        )
+        """Open the session (one bounded connection pool, TLS checks, no redirects).
+
+        The whole attempt is bounded in ``_exchange``; connecting gets at most half of it, so
+        a request that never left is told apart from one that got no answer in time.
+        """
+        timeout = self._timeouts[False]
         connector = aiohttp.TCPConnector(limit=self._concurrency * 2)
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -188,17 +220,22 @@ class Caller:
         unsafe: bool = False,
         auth: bool = True,
         reader: Reader[T] = read_json,
+        stream: bool = False,
     ) -> T:
-        """Send one logical request with re-login and retries; return what *reader* makes of it."""
+        """Send one logical request with re-login and retries; return what *reader* makes of it.
+
+        *stream*: the answer is streamed (a download): each stall may last ``timeout``, and
+        the deadline moves on as data comes (``body.stream_to``).
+        """
+        request = _Request(method, path, self._url(path, params),
+                           dumps(body) if body is not None else None, unsafe, auth, stream)
         retries = 0
         server_500s = 0
         relogins = 0
         outage_since = 0.0
         while True:
-            if auth:
-                await self.auth.ensure()
             try:
-                result = await self._attempt(method, path, params, body, unsafe, auth, reader)
+                result = await self._attempt(request, reader)
             except TokenRefused as refused:
                 if not self.auth.may_relogin(refused.generation, relogins):
                     raise refused.public() from None
@@ -266,46 +303,75 @@ class Caller:
 
     # ------------------------------------------------------------------ one attempt
 
-    async def _attempt(
-        self,
-        method: str,
-        path: str,
-        params: Sequence[tuple[str, str]] | None,
-        body: Any,
-        unsafe: bool,
-        auth: bool,
-        reader: Reader[T],
-    ) -> T:
+    async def _attempt(self, request: _Request, reader: Reader[T]) -> T:
+        """One attempt, following same-origin GET redirects (each hop is a request)."""
+        url, hops = request.url, 0
+        while True:
+            outcome = await self._exchange(request, url, hops, reader)
+            if not isinstance(outcome, _Next):
+                return outcome
+            url, hops = outcome.url, hops + 1
+
+    async def _headers(self, request: _Request) -> dict[str, str]:
+        """The headers of one request; checked after the limiter's wait, so a token about
+        to expire is renewed before it goes out."""
+        headers = {}
+        if request.auth:
+            await self.auth.ensure()
+            headers = self.auth.headers()
+        if request.data is not None:
+            headers["Content-Type"] = "application/json"
+        return headers
+
+    async def _exchange(self, request: _Request, url: URL, hops: int,
+                        reader: Reader[T]) -> T | _Next:
+        """Send once and read the answer, all within one deadline."""
         session = self._open_session()
         sent_at = await self.limiter.acquire()
-        headers = self.auth.headers() if auth else {}
-        data = None
-        if body is not None:
-            data = dumps(body)
-            headers["Content-Type"] = "application/json"
+        headers = await self._headers(request)
         generation = self.auth.generation  # the token this request carries
+        attempt = Attempt(request.method, request.path, self.limits)
         self.stats.requests += 1
+        timeout = self._timeouts[request.stream]
+        current = begin(attempt)
         try:
-            async with session.request(
-                method, self._url(path, params), data=data, headers=headers
-            ) as resp:
-                self.limiter.on_answer(sent_at)
-                self.stats.count_response(resp.status)
-                log.debug("%s %s -> %s", method, path, resp.status)
-                if auth and resp.status in (401, 403):
-                    text = await resp.text(errors="replace")
-                    raise TokenRefused(server_message(resp.status, text), generation,
-                                       status=resp.status, method=method, path=path)
-                if auth:
-                    self.auth.accepted(generation)
-                if resp.status >= 400:
-                    text = await resp.text(errors="replace")
-                    raise self._answer_error(resp, text, path=path, unsafe=unsafe,
-                                             sent_at=sent_at)
-                return await reader(resp)
+            async with asyncio.timeout(self._timeout) as deadline:
+                attempt.deadline = deadline
+                async with session.request(request.method, url, data=request.data,
+                                           headers=headers, allow_redirects=False,
+                                           timeout=timeout) as resp:
+                    self.limiter.on_answer(sent_at)
+                    self.stats.count_response(resp.status)
+                    log.debug("%s %s -> %s", request.method, request.path, resp.status)
+                    if is_redirect(resp.status):
+                        return _Next(self._redirect(request, url, hops, resp))
+                    return await self._read(request, resp, generation, sent_at, reader)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            log.debug("%s %s failed: %s", method, path, type(exc).__name__)
-            raise transport_error(exc, method=method, path=path, unsafe=unsafe) from None
+            log.debug("%s %s failed: %s", request.method, request.path, type(exc).__name__)
+            raise transport_error(exc, method=request.method, path=request.path,
+                                  unsafe=request.unsafe, hint=self._tls_hint) from None
+        finally:
+            end(current)
+
+    def _redirect(self, request: _Request, url: URL, hops: int,
+                  resp: aiohttp.ClientResponse) -> URL:
+        return follow(self._base, url, method=request.method, status=resp.status,
+                      location=resp.headers.get("Location"), hops=hops, redact=self.auth.redact)
+
+    async def _read(self, request: _Request, resp: aiohttp.ClientResponse, generation: int,
+                    sent_at: float, reader: Reader[T]) -> T:
+        """What *reader* makes of a 2xx answer; the error of any other."""
+        method, path = request.method, request.path
+        if request.auth and resp.status in (401, 403):
+            raise TokenRefused(server_message(resp.status, await read_error(resp)), generation,
+                               status=resp.status, method=method, path=path)
+        if request.auth:
+            self.auth.accepted(generation)
+        if resp.status >= 400:
+            text = await read_error(resp)
+            raise self._answer_error(resp, text, path=path, unsafe=request.unsafe,
+                                     sent_at=sent_at)
+        return await reader(resp)
 
     def _answer_error(self, resp: aiohttp.ClientResponse, text: str, *, path: str,
                       unsafe: bool, sent_at: float) -> ApiError:

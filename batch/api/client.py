@@ -1,29 +1,34 @@
 """The Emedgene API, endpoint by endpoint: the one place that knows paths and answer shapes.
 
 A ``Client`` is a thin layer over ``call.Caller`` (the request pipeline: rate limit, retries,
-re-login, error translation). It knows nothing of manifests, payload rules or the ledger.
+re-login, error translation, deadlines, body limits, redirects). It knows nothing of
+manifests, payload rules or the ledger. Names in a path are checked by ``segments``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, TypeVar
-from urllib.parse import quote
+from typing import Any, BinaryIO, Generic, TypeVar
 
 import aiohttp
 
 from batch.api.auth import Credentials
+from batch.api.body import stream_to
 from batch.api.call import Caller, read_json
 from batch.api.limiter import Limiter
+from batch.api.limits import Limits
 from batch.api.retry import RetryPolicy
+from batch.api.segments import segment
 from batch.api.stats import ClientStats
 from batch.errors import AmbiguousCreate, NotFound, PermanentError
 
 __all__ = ["Client", "CreateResult"]
+
+log = logging.getLogger(__name__)
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -33,7 +38,6 @@ CREATE_PATH = "/api/cases/v2/cases"
 #: /api/apidoc/swagger and its operation ids follow spectree, whose spec is openapi.json).
 OPENAPI_PATHS = ("/api/apidoc/openapi.json", "/api/apidoc/swagger.json")
 _FS_PAGE = 100
-_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +81,7 @@ class _Memo(Generic[K, V]):
 
 
 def _segment(value: str | int) -> str:
-    return quote(str(value), safe="")
+    return segment(value)  # PermanentError for '..', '/', control characters: nothing sent
 
 
 def _normalise_dir(path: str) -> str:
@@ -99,7 +103,12 @@ def _as_dict(data: Any) -> dict[str, Any]:
 
 
 class Client:
-    """An async Emedgene API client for one run; use as ``async with Client(...) as c``."""
+    """An async Emedgene API client for one run; use as ``async with Client(...) as c``.
+
+    *timeout* bounds one request attempt, from the start of sending to the last byte of the
+    answer. *max_body_mb* caps a JSON answer (default ``EMG_MAX_BODY_MB``, else 64) and
+    *max_report_mb* a report download (default ``EMG_MAX_REPORT_MB``, else 2048).
+    """
 
     def __init__(
         self,
@@ -111,9 +120,12 @@ class Client:
         retry: RetryPolicy | None = None,
         timeout: float = 60.0,
         user_agent: str | None = None,
+        max_body_mb: float | None = None,
+        max_report_mb: float | None = None,
     ) -> None:
+        limits = Limits.choose(body_mb=max_body_mb, report_mb=max_report_mb)
         self._caller = Caller(host, credentials=credentials, rate=rate, concurrency=concurrency,
-                              retry=retry, timeout=timeout, user_agent=user_agent)
+                              retry=retry, timeout=timeout, user_agent=user_agent, limits=limits)
         self._call = self._caller.call
         self.host = self._caller.host
         self.stats: ClientStats = self._caller.stats
@@ -130,8 +142,22 @@ class Client:
         """The shared rate limiter (read its ``rate`` for progress displays)."""
         return self._caller.limiter
 
+    @property
+    def limits(self) -> Limits:
+        """The size limits of answers and downloads, in bytes."""
+        return self._caller.limits
+
+    @property
+    def token_expires_at(self) -> float | None:
+        """When the current token expires (epoch seconds), None when unknown (an opaque
+        token); with a password the client logs in again before that."""
+        return self._caller.auth.expires_at
+
     async def __aenter__(self) -> Client:
         await self._caller.open()
+        warning = self._caller.auth.expiry_warning()
+        if warning:
+            log.warning(warning)
         return self
 
     async def __aexit__(
@@ -241,22 +267,22 @@ class Client:
         return None
 
     async def download_report(
-        self, case: str, report_type: str, report_id: str | int, dest: Path
-    ) -> Path:
-        """Stream a report to ``dest + ".part"``, then rename it to *dest*."""
-        part = dest.with_name(dest.name + ".part")
+        self, case: str, report_type: str, report_id: str | int, out: BinaryIO
+    ) -> int:
+        """Stream a report into *out* (at most the report limit); the bytes written.
+
+        The file is the caller's to create and to remove on failure (``batch.pull.paths``).
+        """
         path = (
             f"/api/test/v2/{_segment(case)}/reports/{_segment(report_type)}/{_segment(report_id)}"
         )
 
-        async def save(resp: aiohttp.ClientResponse) -> Path:
-            with part.open("wb") as out:
-                async for chunk in resp.content.iter_chunked(_CHUNK):
-                    out.write(chunk)  # 64 KB to the page cache: not worth a thread
-            part.replace(dest)
-            return dest
+        async def save(resp: aiohttp.ClientResponse) -> int:
+            out.seek(0)  # a retried attempt starts the file again
+            out.truncate()
+            return await stream_to(resp, out)
 
-        return await self._call("GET", path, reader=save)
+        return await self._call("GET", path, reader=save, stream=True)
 
     # ------------------------------------------------------------------ users and actions
 

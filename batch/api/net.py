@@ -45,3 +45,16 @@ def normalise_host(host: str) -> str:
             "(http:// is allowed only for loopback hosts such as 127.0.0.1 or localhost)"
         )
     return f"{scheme}://{parts.netloc}{parts.path}".rstrip("/")
+
+
+def tls_hint(given: str, base: str) -> str | None:
+    """What to add to a TLS failure when the host *given* had no scheme (*base* is the URL it
+    became): that https:// was assumed, and the http:// URL to use on loopback."""
+    if "://" in given:
+        return None
+    hint = f"--host has no scheme, so {base} was assumed"
+    host = urlsplit(base).hostname
+    if host is not None and is_loopback(host):
+        plain = "http" + base.removeprefix("https")
+        return f"{hint}; for a plain-HTTP server on loopback (the sandbox) use --host {plain}"
+    return f"{hint}; check that the host serves HTTPS"

@@ -64,15 +64,19 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 
 
 def transport_error(
-    exc: BaseException, *, method: str, path: str, unsafe: bool
+    exc: BaseException, *, method: str, path: str, unsafe: bool, hint: str | None = None
 ) -> ApiError | UsageError:
-    """Translate an aiohttp or timeout exception.
+    """Translate an aiohttp or timeout exception (*hint*: what to add to a TLS failure).
 
     *unsafe* requests are retried only when the server certainly did not act; anything that
-    may have reached it becomes :class:`AmbiguousCreate`.
+    may have reached it becomes :class:`AmbiguousCreate`. A timeout is the attempt's whole
+    deadline running out (connect, send and the answer's last byte).
     """
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
-        return UsageError(f"TLS verification failed for {path}: {type(exc).__name__}")
+    if isinstance(exc, aiohttp.ClientSSLError):
+        what = ("verification" if isinstance(exc, aiohttp.ClientConnectorCertificateError)
+                else "handshake")
+        return UsageError(f"TLS {what} failed for {path} ({type(exc).__name__})"
+                          + (f"; {hint}" if hint else ""))
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return ConnectError("timed out connecting to the server", method=method, path=path)
     if isinstance(exc, aiohttp.ClientConnectorError):

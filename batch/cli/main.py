@@ -72,7 +72,8 @@ sheet_option = click.option(
 @click.option("--max-failures", type=click.IntRange(min=1), default=None,
               help="Stop after N failed families (exit 3).")
 @click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
-              help="Seconds to wait for one answer.")
+              help="Seconds one request may take, from sending to the last byte of its "
+                   "answer (each retry gets as long again).")
 @click.option("--dry-run", is_flag=True, help="Validate, look up and plan; send nothing.")
 @click.option("--skip-invalid", is_flag=True,
               help="Send the valid families even when others are invalid.")

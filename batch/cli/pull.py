@@ -55,7 +55,9 @@ def _client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--rate", type=click.FloatRange(min=0.01), default=None,
                      help="At most R requests per second, evenly spaced (default: adapt)."),
         click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
-                     help="Seconds to wait for one answer."),
+                     help="Seconds one request may take, from sending to the last byte of "
+                          "its answer; a report download longer while data keeps coming "
+                          "(128 KB/s or more)."),
         click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv: debug)."),
     )):
         fn = option(fn)
