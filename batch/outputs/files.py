@@ -1,8 +1,11 @@
-"""Writing output files safely: atomically, mode 0600, and with one translation of ``OSError``.
+"""Writing output files safely: atomically, files 0600 and the folders made for them 0700
+(whatever the umask: they hold patient data, like the ledger), and with one translation of
+``OSError``.
 
-Every writer of the package (results CSV, review workbook, exports, pull tables, reports,
-templates) writes through :func:`atomic_path`, so a reader never sees half a file and a full
-disk or a read-only folder is one clear ``OutputError`` naming the file, never a traceback.
+Every writer of the package (results CSV, review workbook, exports, pull tables, templates)
+writes through :func:`atomic_path`, so a reader never sees half a file and a full disk or a
+read-only folder is one clear ``OutputError`` naming the file, never a traceback. Reports
+have their own path (``batch.pull.paths``) with the same modes.
 """
 
 from __future__ import annotations
@@ -34,10 +37,22 @@ def writing(path: Path) -> Iterator[None]:
         raise cannot_write(path, exc) from None
 
 
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
 def make_dir(path: Path) -> Path:
-    """Create *path* (and its parents) if missing; ``OutputError`` when it cannot be."""
+    """Create *path* (and its missing parents) mode 0700 whatever the umask; folders that
+    exist are left as they are. ``OutputError`` when it cannot be made."""
     with writing(path):
-        path.mkdir(parents=True, exist_ok=True)
+        if not path.is_dir():
+            missing = [p for p in (path, *path.parents) if not p.exists()]
+            for folder in reversed(missing):
+                with contextlib.suppress(FileExistsError):  # made meanwhile by another writer
+                    os.mkdir(folder, DIR_MODE)
+                    os.chmod(folder, DIR_MODE)  # a umask such as 0o777 takes bits away
+        if not path.is_dir():
+            raise OutputError(f"cannot write {path}: it is not a folder")
     return path
 
 
@@ -46,15 +61,27 @@ def atomic_path(out: Path) -> Iterator[Path]:
     """A temporary name next to *out*, renamed onto *out* only when the block succeeds.
 
     The file is created mode 0600: reviews and exports hold patient data, like the ledger.
+    A writer may open it up on purpose (``chmod``: templates hold none); a writer that made
+    a file of its own under the name gets 0600 again.
     """
+    make_dir(out.parent)
     with writing(out):
-        out.parent.mkdir(parents=True, exist_ok=True)
+        # kept open to the end: a file the writer makes anew under the name cannot take over
+        # this one's inode number while it is open, so a replacement always shows
         fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-        os.close(fd)
         tmp = Path(name)
         try:
             yield tmp
+            _private(tmp, os.fstat(fd).st_ino)
             os.replace(tmp, out)
         finally:
+            os.close(fd)
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+
+
+def _private(tmp: Path, made: int) -> None:
+    """0600 for a file the writer replaced or the umask left unreadable to its owner."""
+    now = os.stat(tmp)
+    if now.st_ino != made or now.st_mode & FILE_MODE != FILE_MODE:
+        os.chmod(tmp, FILE_MODE)

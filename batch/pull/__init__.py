@@ -12,7 +12,8 @@ from batch.pull.finalized import FinalizedOptions, PullResult, pull_finalized
 from batch.pull.hooks import SIGNATURE_HEADER, HookAuth
 from batch.pull.listen import ListenerLimits, ListenerStats, dedupe_key, listen
 from batch.pull.options import ALL_REPORTS, parse_report_types, parse_since
-from batch.pull.reports import FINALIZED, CaseReports, pull_case_reports, report_path, safe_name
+from batch.pull.paths import report_path, safe_name
+from batch.pull.reports import FINALIZED, CaseReports, pull_case_reports
 from batch.pull.tables import TableResult, pull_candidates, pull_info
 
 __all__ = [

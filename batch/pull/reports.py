@@ -1,14 +1,13 @@
 """The reports of one case, downloaded into ``<out>/<case>/<type>-<id>.<ext>``.
 
-Resumable by construction: a report is streamed to ``<file>.part`` and renamed when complete,
+Resumable by construction: a report is streamed to a ``.part`` file and renamed when complete,
 so a file that exists is whole and is never fetched again; ``.part`` leftovers of a killed pull
-are removed before a case is worked on. Used by ``pull finalized`` and by the listener.
+are removed before a case is worked on (names, modes and links: ``batch.pull.paths``). Used by
+``pull finalized`` and by the listener.
 """
 
 from __future__ import annotations
 
-import contextlib
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,24 +16,11 @@ from typing import Any
 import anyio
 
 from batch.api import Client
-from batch.errors import ApiError, AuthError, RetriesExhausted, TransientError
+from batch.errors import ApiError, AuthError, RetriesExhausted, TransientError, UnsafePath
 from batch.pull.discover import Discovery, wanted
+from batch.pull.paths import case_folder, present, report_path, save_report
 
 FINALIZED = "finalized"
-EXTENSIONS = {"pdf": ".pdf", "json": ".json"}
-_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
-
-
-def safe_name(name: str) -> str:
-    """A case name usable as one path component (EMG names pass unchanged)."""
-    cleaned = _UNSAFE_NAME.sub("_", name).strip(".")
-    return cleaned or "_"
-
-
-def report_path(out: Path, case: str, report_type: str, report_id: str | int) -> Path:
-    """``<out>/<case>/<type>-<id>.<ext>``; the extension follows the type (else ``.bin``)."""
-    ext = EXTENSIONS.get(report_type, ".bin")
-    return out / safe_name(case) / f"{safe_name(report_type)}-{safe_name(str(report_id))}{ext}"
 
 
 @dataclass(slots=True)
@@ -57,14 +43,6 @@ class CaseReports:
     def failed(self) -> bool:
         """True when the case has an error."""
         return self.error is not None
-
-
-def _clean_partials(folder: Path) -> None:
-    """Remove ``.part`` files a killed pull left behind (complete files are never ``.part``)."""
-    if folder.is_dir():
-        for stale in folder.glob("*.part"):
-            with contextlib.suppress(FileNotFoundError):
-                stale.unlink()
 
 
 async def pull_case_reports(
@@ -90,9 +68,7 @@ async def pull_case_reports(
         ids = await _ids_to_pull(discovery, result, data, report_types)
         if not ids:
             return result
-        folder = out / safe_name(case)
-        await anyio.to_thread.run_sync(_clean_partials, folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        await anyio.to_thread.run_sync(case_folder, out, case)
         for report_type, report_id in ids:
             await _fetch(client, result, out, report_type, report_id)
     except AuthError:
@@ -100,20 +76,17 @@ async def pull_case_reports(
     except ApiError as err:
         result.error = _explain(err, result.status)
         result.transient = isinstance(err, TransientError | RetriesExhausted)
+    except UnsafePath as err:
+        result.error = str(err)
     return result
 
 
 async def _fetch(client: Client, result: CaseReports, out: Path, kind: str, rid: str) -> None:
     dest = report_path(out, result.case, kind, rid)
-    if dest.exists():
+    if present(dest):
         result.present += 1
     else:
-        try:
-            await client.download_report(result.case, kind, rid, dest)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                dest.with_name(dest.name + ".part").unlink()
-            raise
+        await save_report(client, result.case, kind, rid, dest)
         result.downloaded += 1
     result.files.append(dest)
 
