@@ -121,6 +121,7 @@ async def test_a_ready_token_that_will_run_out_is_announced_at_open(
         with caplog.at_level(logging.WARNING, logger="batch.api.client"):
             async with client(fake.url, credentials=Credentials(token=token)) as c:
                 assert c.token_expires_at == pytest.approx(time.time() + 750, abs=5)
+                assert not c.can_relogin
     assert caplog.messages == [
         "EMG_TOKEN expires in 12 min; a longer run stops when it does; set EMG_USERNAME and "
         "EMG_PASSWORD so emg-batch can log in again"]

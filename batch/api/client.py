@@ -153,6 +153,11 @@ class Client:
         token); with a password the client logs in again before that."""
         return self._caller.auth.expires_at
 
+    @property
+    def can_relogin(self) -> bool:
+        """Whether the client can log in again (it has a username and password)."""
+        return self._caller.auth.can_login
+
     async def __aenter__(self) -> Client:
         await self._caller.open()
         warning = self._caller.auth.expiry_warning()
