@@ -332,7 +332,8 @@ async def test_partial_headers_are_closed_and_a_valid_event_still_gets_in(
         assert closed == len(socks) and elapsed < limits.server.header_timeout + 1.5
         server = hook.stats.server
         assert server is not None and server.peak <= limits.server.max_connections
-        assert server.evicted >= 200 - limits.server.max_connections
+        # each one over the limit was pushed out, or timed out first on a slow machine
+        assert server.evicted + server.header_timeouts >= 200 - limits.server.max_connections
 
 
 def _partial_header(port: int) -> socket.socket:
