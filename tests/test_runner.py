@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from batch.errors import LedgerError
 from batch.ledger import Ledger, State, default_path
 from batch.manifest import read_manifest
 from batch.run import RunOptions, RunSummary, run_manifest
+from batch.run.progress import SilentProgress
 from batch.sandbox import (
     DEFAULT_PASSWORD,
     DEFAULT_USER,
@@ -382,3 +384,29 @@ async def test_skip_invalid_never_sends_a_family_that_may_lack_rows(tmp_path: Pa
     assert (summary.ran, summary.exit_code, summary.created) == (False, 2, 0)
     assert any("without a Family Id" in str(p) for p in summary.problems)
     assert await create_count(sandbox_url) == 0
+
+
+class _Notes(SilentProgress):
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def note(self, text: str) -> None:
+        self.lines.append(text)
+
+
+@pytest.mark.parametrize(("minutes", "warned"), [(2, True), (600, False)])
+async def test_a_ready_token_that_runs_out_before_the_run_is_said_at_start(
+    tmp_path: Path, minutes: int, warned: bool
+) -> None:
+    from batch.run.runner import Runner
+    from tests.transport_server import jwt
+
+    token = jwt(exp=time.time() + minutes * 60)
+    client = Client("http://127.0.0.1:9", credentials=Credentials(token=token), rate=10)
+    progress = _Notes()
+    with Ledger.open(tmp_path / "l.sqlite") as ledger:
+        runner = Runner(read_manifest(write_manifest(tmp_path / "m.csv", 3)), client=client,
+                        ledger=ledger, options=RunOptions(), progress=progress)
+        runner._warn_short_token(5000)  # 10,000 requests at 10/s: about 17 minutes
+    assert bool(progress.lines) == warned
+    assert all("EMG_TOKEN" in line and "EMG_PASSWORD" in line for line in progress.lines)

@@ -165,6 +165,7 @@ class Runner:
                      "max_failures": ctx.options.max_failures},
         )
         ctx.progress.phase("running", total=len(self.manifest) - self.summary.invalid)
+        self._warn_short_token(len(self.manifest) - self.summary.invalid)
         started = time.monotonic()
         try:
             await self._pool()
@@ -214,6 +215,21 @@ class Runner:
                                     for f in creates], "create", run_id=ctx.run_id)
                 ctx.reserved.update(f.family_id for f in creates)
             yield from window
+
+    def _warn_short_token(self, families: int) -> None:
+        """A ready token (EMG_TOKEN) that runs out before the run is likely to end: say so
+        now, not when every request is refused. Two requests a family at the current rate."""
+        client = self.ctx.client
+        expires = client.token_expires_at
+        if expires is None or client.can_relogin:
+            return
+        left = expires - time.time()
+        needed = 2 * families / max(client.limiter.rate, 1e-6)
+        if left < needed:
+            self.ctx.progress.note(
+                f"warning: the token (EMG_TOKEN) expires in {max(left, 0) / 60:.0f} min and "
+                f"this run may take {needed / 60:.0f} min; it stops when the token does. Set "
+                "EMG_USERNAME and EMG_PASSWORD so emg-batch can log in again")
 
     async def _watch_signals(self) -> None:
         """First Ctrl-C (or SIGTERM): take no new family. Second: cancel what is in flight."""
