@@ -47,6 +47,9 @@ def _f(route: str, path: str, known: Known, source: str, fallback: str) -> Field
 FIELDS: tuple[Field, ...] = (
     _f("POST /api/auth/v2/api_login/", "access_token", "confirmed", "ref §2.1, cli36",
        "no token: the login is refused with a plain message"),
+    _f("POST /api/auth/v2/api_login/", "Authorization", "inferred",
+       "real (the legacy login's answer, a Bearer JWT); a v2 login answering it is a guess",
+       "read only when access_token is absent; neither: the login is refused plainly"),
     _f("POST /api/cases/v2/cases", "name", "confirmed", "ref §4.1, cli36, examples",
        "no name on a 2xx: the create is unknown and reconciled, never re-sent"),
     _f("GET /api/test/{case}/", "created", "confirmed", "real",

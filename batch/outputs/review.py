@@ -214,8 +214,10 @@ UNKNOWN_COLUMNS = (Column("Family Id"), Column("Proband BioSample"), Column("Cas
 UNKNOWN_ADVICE = {
     "create": "Rerun the same command: the case is looked up by the proband's BioSample and "
               "adopted if it exists, before anything is sent again.",
-    "preset_group": "Rerun the same command: the case's preset groups are checked before the "
-                    "group is created again.",
+    "preset_group": "Rerun the same command: the presets the case shows are checked before "
+                    "the group is created again. If the case cannot tell, the family needs "
+                    "review: check the case in Emedgene, then clear its Preset Group cells (the "
+                    "group is there) or rerun with --resend-unknown preset_group (it is not).",
 }
 DEFAULT_ADVICE = "Rerun the same command: the step is tried again."
 INTERRUPTED = "interrupted while the request was in flight"
