@@ -136,3 +136,26 @@ def _components(graph: dict[str, set[str]]) -> list[list[str]]:
         if node not in index:
             visit(node)
     return found
+
+
+def _mapped_modules() -> set[str]:
+    """The modules ARCHITECTURE.md's folder tree names, as paths under ``batch/``."""
+    text = (PACKAGE.parent / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    block = text.split("```\nbatch/\n", 1)[1].split("```", 1)[0]
+    stack: list[str] = []
+    found: set[str] = set()
+    for line in block.splitlines():
+        name = line.strip().split(" ", 1)[0]
+        depth = (len(line) - len(line.lstrip(" ")) - 2) // 2
+        stack[depth:] = [name.rstrip("/")]
+        if name.endswith(".py"):
+            found.add("/".join(stack))
+    return found
+
+
+def test_the_architecture_map_names_every_module() -> None:
+    modules = {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")
+               if p.name != "__init__.py" or p.parent == PACKAGE}
+    mapped = _mapped_modules()
+    assert sorted(modules - mapped) == [], "modules missing from ARCHITECTURE.md"
+    assert sorted(mapped - modules) == [], "ARCHITECTURE.md names modules that do not exist"
