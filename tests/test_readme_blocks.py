@@ -8,7 +8,7 @@ holds the ``emg-batch`` this test's own environment installed. Blocks marked on 
 the fence with one of the comments in ``MARKERS`` are skipped, and only those; each marked block
 must look like what its comment says. A block that expects a non-zero exit says so
 (``cmd || test $? -eq 1``); the session holds it to exactly that code. Background commands
-(``emg-batch sandbox ... &``) must still be running at the end, and are then stopped.
+(``emg-batch sandbox ... &``) must still be running at the end; the session then stops them.
 """
 
 from __future__ import annotations
@@ -114,6 +114,8 @@ def strict_exits(text: str) -> str:
 PROLOGUE = """\
 set -euo pipefail
 readme_exit_was_0() { echo "expected exit $1, got 0" >&2; return 255; }
+readme_stop_jobs() { local pids; pids=$(jobs -p); [ -z "$pids" ] || { kill $pids || :; wait; }; }
+trap readme_stop_jobs EXIT
 trap 'echo "README.md block at line $readme_line failed: $BASH_COMMAND" >&2' ERR
 """
 EPILOGUE = """\
@@ -138,26 +140,32 @@ def session_script(blocks: list[Block], ports: dict[str, int]) -> str:
 
 
 def session_env(tmp_path: Path) -> dict[str, str]:
-    """The user's environment without EMG_* settings, the installed `emg-batch` first on PATH."""
+    """The user's environment without EMG_* settings or shell start-up files, the installed
+    `emg-batch` first on PATH."""
     installed = shutil.which("emg-batch", path=str(Path(sys.executable).parent))
     if installed is None:
         pytest.fail(f"no emg-batch next to {sys.executable}: pip install -e '.[test]' first")
     bin_dir = tmp_path / ".venv" / "bin"
     bin_dir.mkdir(parents=True)
     (bin_dir / "emg-batch").symlink_to(installed)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("EMG_")}
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("EMG_") and key not in ("BASH_ENV", "ENV")}
     env["PATH"] = os.pathsep.join([str(Path(installed).parent), env.get("PATH", "")])
     return env
 
 
 def stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """Stop what is left of the session's process group (its background commands)."""
+    """Stop what is left of the session's process group.
+
+    The session stops and reaps its own background commands when it exits; this is for a session
+    that did not exit in time.
+    """
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
             return
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 5
         while time.monotonic() < deadline and _group_alive(proc):
             time.sleep(0.05)
 
