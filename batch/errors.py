@@ -51,6 +51,10 @@ class UsageError(BatchError):
     """Bad options or configuration: raised before anything is sent."""
 
 
+class CannotListen(UsageError):
+    """A server cannot listen on the address and port asked for (in use, not this machine's)."""
+
+
 class ManifestError(BatchError):
     """The manifest cannot be used; ``problems`` lists every problem found in one pass."""
 

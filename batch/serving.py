@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import os
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -28,7 +29,9 @@ from typing import Any, cast
 
 from aiohttp import web
 
-__all__ = ["GuardStats", "Limits", "Served", "serve"]
+from batch.errors import CannotListen
+
+__all__ = ["CannotListen", "GuardStats", "Limits", "Served", "serve"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -276,8 +279,13 @@ class _Site(web.BaseSite):
     async def start(self) -> None:
         await super().start()
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._guard, self._host, self._port,
-                                                backlog=self._backlog)
+        try:
+            self._server = await loop.create_server(self._guard, self._host, self._port,
+                                                    backlog=self._backlog)
+        except OSError as exc:  # in use, or not an address of this machine: the user's to fix
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise CannotListen(f"cannot listen on {self._host}:{self._port}: {reason.lower()} "
+                             "(choose another --port, or 0 for any free one)") from exc
 
 
 @asynccontextmanager

@@ -14,6 +14,7 @@ import click
 from batch.api.net import is_loopback
 from batch.sandbox.config import DEFAULT_PASSWORD, DEFAULT_TOKEN_TTL, DEFAULT_USER, SandboxConfig
 from batch.sandbox.server import run_sandbox
+from batch.serving import CannotListen
 
 DEFAULT_BIND = "127.0.0.1"
 HOST_DEPRECATED = ("warning: sandbox --host is deprecated (elsewhere --host is the tenant URL); "
@@ -95,5 +96,14 @@ def sandbox_command(*, bind: str | None, host: str | None, port: int, allow_remo
     address = _bind_address(bind, host, allow_remote)
     options["expired_status"] = int(options["expired_status"])
     config = SandboxConfig(**options)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(config, address, port))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_serve(config, address, port))
+    except CannotListen as err:  # the port is taken, or the address is not this machine's
+        raise _Refused(str(err)) from None
+
+
+class _Refused(click.ClickException):
+    """A refusal the user can fix (exit 2, as every usage error)."""
+
+    exit_code = 2
