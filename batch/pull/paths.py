@@ -12,6 +12,8 @@ safely.
   output folder (a case folder or a report file) is never followed: the case is refused.
 * A download goes to its own ``.part`` file (process id and a random tag in the name) and is
   renamed onto the report when complete; a ``.part`` left by a process that is gone is removed.
+* What a case has is what is on disk: :func:`files_on_disk` lists the complete files of its
+  folder (never a ``.part``, never through a link), whichever pull downloaded them.
 """
 
 from __future__ import annotations
@@ -23,11 +25,14 @@ import re
 import secrets
 import stat
 import string
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from batch.api import Client
 from batch.api.segments import check
-from batch.errors import UnsafePath
+from batch.errors import OutputError, UnsafePath
 from batch.outputs.files import make_dir, writing
 
 EXTENSIONS = {"pdf": ".pdf", "json": ".json"}
@@ -162,3 +167,49 @@ async def save_report(client: Client, case: str, report_type: str, report_id: st
         finally:
             os.close(folder)
     return dest
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFile:
+    """A complete report file of a case, as it is on disk."""
+
+    path: Path
+    size: int
+    #: When it was written (its download completed), UTC, without a zone.
+    modified: datetime
+
+
+def files_on_disk(out: Path, case: str) -> list[ReportFile]:
+    """The complete report files in the folder of *case* (see :func:`report_path`), by name:
+    none when there is no folder; ``.part`` files, folders and symbolic links are left out.
+    UnsafePath when the case folder itself is a link or not a folder, OutputError when it
+    cannot be read."""
+    folder = out / safe_name(case)
+    try:
+        fd = _open_dir(folder)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise _unreadable(folder, exc) from None
+    try:
+        return sorted(_complete_files(folder, fd), key=lambda f: f.path.name)
+    except OSError as exc:
+        raise _unreadable(folder, exc) from None
+    finally:
+        os.close(fd)
+
+
+def _complete_files(folder: Path, folder_fd: int) -> Iterator[ReportFile]:
+    for entry in os.scandir(folder_fd):
+        if entry.name.endswith(".part") or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:  # removed while we looked
+            continue
+        modified = datetime.fromtimestamp(info.st_mtime, UTC).replace(tzinfo=None)
+        yield ReportFile(folder / entry.name, info.st_size, modified)
+
+
+def _unreadable(folder: Path, exc: OSError) -> OutputError:
+    return OutputError(f"cannot read {folder}: {exc.strerror or type(exc).__name__}")

@@ -1,5 +1,8 @@
 """The reports of one case, downloaded into ``<out>/<case>/<type>-<id>.<ext>``.
 
+What a case has is what its folder holds (``on_disk``), whichever pull downloaded it: a rerun
+that finds every report present, or a case that fails this time, still shows its files.
+
 Resumable by construction: a report is streamed to a ``.part`` file and renamed when complete,
 so a file that exists is whole and is never fetched again; ``.part`` leftovers of a killed pull
 are removed before a case is worked on (names, modes and links: ``batch.pull.paths``). Used by
@@ -18,14 +21,25 @@ import anyio
 from batch.api import Client
 from batch.errors import ApiError, AuthError, RetriesExhausted, TransientError, UnsafePath
 from batch.pull.discover import Discovery, wanted
-from batch.pull.paths import case_folder, present, report_path, save_report
+from batch.pull.paths import (
+    ReportFile,
+    case_folder,
+    files_on_disk,
+    present,
+    report_path,
+    save_report,
+)
 
 FINALIZED = "finalized"
 
 
 @dataclass(slots=True)
 class CaseReports:
-    """One case of a report pull: what the server says, which files exist, what went wrong."""
+    """One case of a report pull: what the server says, which files exist, what went wrong.
+
+    *files* are the reports this pull asked for (downloaded now or already there); *on_disk*
+    every complete file the case's folder holds after the pull (see ``files_on_disk``).
+    """
 
     case: str
     status: str | None = None
@@ -33,6 +47,7 @@ class CaseReports:
     created: str | None = None
     delivered_date: str | None = None
     files: list[Path] = field(default_factory=list)
+    on_disk: list[ReportFile] = field(default_factory=list)
     downloaded: int = 0
     present: int = 0
     error: str | None = None
@@ -59,18 +74,13 @@ async def pull_case_reports(
     The case object is read from the server unless given; report ids come from *discovery*
     (see ``batch.pull.discover``). Auth failures propagate (the whole pull stops); any other
     API failure, and a case whose reports cannot be named, becomes the case's ``error``.
+    Whatever happened, ``on_disk`` lists what the case's folder holds afterwards (OutputError
+    when it cannot be read).
     """
     result = CaseReports(case=case)
-    discovery = discovery or Discovery(client)
     try:
-        data = case_object if case_object is not None else await client.get_case(case)
-        _describe(result, data)
-        ids = await _ids_to_pull(discovery, result, data, report_types)
-        if not ids:
-            return result
-        await anyio.to_thread.run_sync(case_folder, out, case)
-        for report_type, report_id in ids:
-            await _fetch(client, result, out, report_type, report_id)
+        await _pull(client, result, out, report_types, case_object,
+                    discovery or Discovery(client))
     except AuthError:
         raise
     except ApiError as err:
@@ -78,7 +88,22 @@ async def pull_case_reports(
         result.transient = isinstance(err, TransientError | RetriesExhausted)
     except UnsafePath as err:
         result.error = str(err)
+    try:
+        result.on_disk = await anyio.to_thread.run_sync(files_on_disk, out, case)
+    except UnsafePath as err:
+        result.error = result.error or str(err)
     return result
+
+
+async def _pull(client: Client, result: CaseReports, out: Path, report_types: Sequence[str],
+                case_object: Mapping[str, Any] | None, discovery: Discovery) -> None:
+    data = case_object if case_object is not None else await client.get_case(result.case)
+    _describe(result, data)
+    ids = await _ids_to_pull(discovery, result, data, report_types)
+    if ids:
+        await anyio.to_thread.run_sync(case_folder, out, result.case)
+    for report_type, report_id in ids:
+        await _fetch(client, result, out, report_type, report_id)
 
 
 async def _fetch(client: Client, result: CaseReports, out: Path, kind: str, rid: str) -> None:
