@@ -138,11 +138,13 @@ async def test_pull_tables_as_xlsx_and_parquet_keep_values(hostile_client: Clien
 
 def test_finalized_table_csv_is_safe(tmp_path: Path) -> None:
     row: dict[str, object] = dict.fromkeys(REPORT_COLUMNS, HOSTILE[1])
-    row.update(case="EMG1", downloaded=1, already_present=0, error=HOSTILE[0])
+    row.update(case="EMG1", report_bytes=10, last_downloaded_at=None, downloaded=1,
+               already_present=0, error=HOSTILE[0])
     out = outputs.write_table([row], tmp_path / "cases.csv", columns=REPORT_COLUMNS)
     rows = _csv(out)
     assert rows[0] == ["Case", "Status", "Status Change Date", "Created", "Delivered Date",
-                       "Report Files", "Downloaded", "Already Present", "Error"]
+                       "Reports", "Report Files", "Report Bytes", "Last Downloaded At",
+                       "Downloaded", "Already Present", "Error"]
     assert _unsafe(rows) == []
     assert rows[1][-1] == "'" + HOSTILE[0] and rows[1][-3:-1] == ["1", "0"]
 

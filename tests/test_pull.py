@@ -100,7 +100,7 @@ async def test_pull_finalized_pages_downloads_and_tables(env: Env, tmp_path: Pat
     assert not files(tmp_path, "*.part")
     table = pl.read_csv(result.csv)
     assert table["Case"].to_list() == names[:12]
-    assert table["Report Files"][0] == f"{names[0]}/pdf-700001.pdf; {names[0]}/json-700002.json"
+    assert table["Report Files"][0] == f"{names[0]}/json-700002.json; {names[0]}/pdf-700001.pdf"
     assert table["Status Change Date"][0].endswith("Z")
     sheet = openpyxl.load_workbook(result.xlsx).active
     assert sheet is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -20,12 +21,12 @@ import polars as pl
 from batch.errors import UsageError
 from batch.outputs.files import atomic_path
 from batch.outputs.safe import csv_safe, unique
-from batch.outputs.workbook import Column, add_sheet, write_workbook
+from batch.outputs.workbook import Column, Formats, add_sheet, write_workbook
 
 TABLE_SUFFIXES = (".xlsx", ".csv", ".parquet")
 CSV_DATETIME = "%Y-%m-%dT%H:%M:%SZ"  # dates are UTC
 DATE_KEYS = frozenset({"created", "status_change_date", "last_update", "delivered_date",
-                       "tagged_at"})
+                       "tagged_at", "downloaded_at", "last_downloaded_at"})
 #: Headers that the word rule below would get wrong.
 HEADERS = {"hgvs_c": "HGVSc", "hgvs_p": "HGVSp"}  # as VEP and Ensembl name them
 #: Words written in capitals (or as people spell them) in a header.
@@ -53,22 +54,33 @@ def headers_of(keys: Sequence[str]) -> list[str]:
     return unique(header_of(k) for k in keys)
 
 
+@dataclass(frozen=True, slots=True)
+class Table:
+    """One more sheet of a workbook table: its name, its column keys and its rows."""
+
+    sheet: str
+    columns: Sequence[str]
+    rows: Sequence[Mapping[str, object]]
+
+
 def write_table(
     rows: Sequence[Mapping[str, object]],
     out: Path,
     *,
     columns: Sequence[str],
     sheet: str = "Table",
+    more: Sequence[Table] = (),
 ) -> Path:
     """Write *rows* to ``.xlsx``, ``.csv`` or ``.parquet`` (by suffix), atomically.
 
-    In the workbook dates are real dates and every text stays text (never a formula).
+    In the workbook dates are real dates and every text stays text (never a formula); *more*
+    are sheets after the first, in the workbook only (a CSV or Parquet file holds one table).
     """
     suffix = out.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
         raise UsageError(f"{out}: the output must end in .xlsx, .csv or .parquet")
     if suffix == ".xlsx":
-        return _write_xlsx(rows, out, columns, sheet)
+        return _write_xlsx(out, [Table(sheet, columns, rows), *more])
     frame = _frame(rows, columns)
     frame = frame.rename(dict(zip(frame.columns, headers_of(columns), strict=True)))
     with atomic_path(out) as tmp:
@@ -117,19 +129,22 @@ def _kind(key: str, header: str, values: Iterator[object]) -> Column:
     return Column(header, "text", 80 if key in ("error", "report_files") else 40)
 
 
-def _write_xlsx(
-    rows: Sequence[Mapping[str, object]], out: Path, columns: Sequence[str], sheet: str
-) -> Path:
-    typed = [_kind(key, header, (row.get(key) for row in rows))
-             for key, header in zip(columns, headers_of(columns), strict=True)]
-    keyed = list(zip(columns, typed, strict=True))
+def _write_xlsx(out: Path, tables: Sequence[Table]) -> Path:
+    def build(book: Any, formats: Formats) -> None:
+        for table in tables:
+            _add_table(book, formats, table)
+
+    return write_workbook(out, build)
+
+
+def _add_table(book: Any, formats: Formats, table: Table) -> None:
+    typed = [_kind(key, header, (row.get(key) for row in table.rows))
+             for key, header in zip(table.columns, headers_of(table.columns), strict=True)]
+    keyed = list(zip(table.columns, typed, strict=True))
 
     def cells(row: Mapping[str, object]) -> list[object]:
         return [api_date(row.get(key)) if c.kind == "datetime" else row.get(key)
                 for key, c in keyed]
 
-    def build(book: Any, formats: Any) -> None:
-        add_sheet(book, formats, sheet, typed,
-                  [(cells(row), "failed" if row.get("error") else None) for row in rows])
-
-    return write_workbook(out, build)
+    add_sheet(book, formats, table.sheet, typed,
+              [(cells(row), "failed" if row.get("error") else None) for row in table.rows])

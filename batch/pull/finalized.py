@@ -1,5 +1,11 @@
 """``pull finalized``: the cases whose status changed since a time (every page), their reports
-downloaded, and one table of them (``cases.xlsx`` and ``cases.csv``)."""
+downloaded, and one table of them (``cases.xlsx`` and ``cases.csv``).
+
+The table lists the files each case's folder holds, whichever pull downloaded them, with what
+this pull did in words: a rerun that finds every report present lists the same files as the
+pull that downloaded them. The workbook adds a Files sheet, one row per file (size, when
+downloaded); file times are UTC, as the server's dates.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,9 @@ from pathlib import Path
 
 from batch.api import Client
 from batch.outputs import make_dir, write_table
+from batch.outputs.table import Table
 from batch.pull.discover import Discovery, GivenIds
+from batch.pull.paths import ReportFile
 from batch.pull.reports import FINALIZED, CaseReports, pull_case_reports
 from batch.run.pool import run_pool
 
@@ -78,13 +86,18 @@ async def pull_finalized(client: Client, options: FinalizedOptions) -> PullResul
     await run_pool(names, work, concurrency=options.concurrency)
     cases = [results[n] for n in names]
     rows = [_report_row(c, options.out) for c in cases]
-    xlsx = write_table(rows, options.out / "cases.xlsx", columns=REPORT_COLUMNS, sheet="Cases")
+    files = Table("Files", FILE_COLUMNS, [_file_row(c, f, options.out)
+                                          for c in cases for f in c.on_disk])
+    xlsx = write_table(rows, options.out / "cases.xlsx", columns=REPORT_COLUMNS, sheet="Cases",
+                       more=[files])
     csv = write_table(rows, options.out / "cases.csv", columns=REPORT_COLUMNS)
     return PullResult(cases, xlsx, csv)
 
 
 REPORT_COLUMNS = ("case", "status", "status_change_date", "created", "delivered_date",
-                  "report_files", "downloaded", "already_present", "error")
+                  "reports", "report_files", "report_bytes", "last_downloaded_at",
+                  "downloaded", "already_present", "error")
+FILE_COLUMNS = ("case", "file", "bytes", "downloaded_at")
 
 
 def _report_row(case: CaseReports, out: Path) -> dict[str, object]:
@@ -94,8 +107,32 @@ def _report_row(case: CaseReports, out: Path) -> dict[str, object]:
         "status_change_date": case.status_change_date,
         "created": case.created,
         "delivered_date": case.delivered_date,
-        "report_files": "; ".join(str(f.relative_to(out)) for f in case.files),
+        "reports": in_words(len(case.on_disk), case.downloaded),
+        "report_files": "; ".join(_relative(f, out) for f in case.on_disk) or None,
+        "report_bytes": sum(f.size for f in case.on_disk) if case.on_disk else None,
+        "last_downloaded_at": max((f.modified for f in case.on_disk), default=None),
         "downloaded": case.downloaded,
         "already_present": case.present,
         "error": case.error,
     }
+
+
+def _file_row(case: CaseReports, file: ReportFile, out: Path) -> dict[str, object]:
+    return {"case": case.case, "file": _relative(file, out), "bytes": file.size,
+            "downloaded_at": file.modified}
+
+
+def _relative(file: ReportFile, out: Path) -> str:
+    return file.path.relative_to(out).as_posix()
+
+
+def in_words(on_disk: int, downloaded: int) -> str:
+    """How many reports a case has on disk and how many this pull downloaded, in words."""
+    if on_disk == 0:
+        return "no report on disk"
+    have = f"{on_disk} report{'s' if on_disk != 1 else ''} on disk"
+    if downloaded == 0:
+        return f"{have}, {'all ' if on_disk > 1 else ''}there before this pull"
+    if downloaded >= on_disk:
+        return f"{have}, downloaded by this pull"
+    return f"{have}: {downloaded} downloaded by this pull, {on_disk - downloaded} there before"
