@@ -20,7 +20,8 @@ from batch.manifest import Manifest, read_manifest
 from batch.outputs import workbook
 from tests import ledgers
 
-HOST = "http://127.0.0.1:8765"
+# A tenant's address as the ledger records it; never contacted (``.invalid`` never resolves).
+HOST = "https://lab.emg.invalid"
 FORMULAS = ('=HYPERLINK("http://127.0.0.1/x")', "+1", "-2", "@SUM(A1)")
 HEADER = ("Family Id,Case Type,Files Names,BioSample Name,Storage Provider Id,Relation,Sex,"
           "Phenotypes Id,Lab Code,Clinical Notes")

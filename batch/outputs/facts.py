@@ -3,9 +3,11 @@ attention and why, the fill of its row, and the Cases table (one row per family)
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import polars as pl
 
@@ -44,6 +46,33 @@ def case_url(host: str, case: str) -> str:
     document it. A trailing slash on *host* is dropped.
     """
     return f"{host.rstrip('/')}/case/{case}"
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def links_to_cases(host: str | None) -> bool:
+    """Whether a case of *host* can be linked to: a tenant, not a host on this computer.
+
+    A loopback host (127.0.0.0/8, ::1, localhost) is a sandbox: it has no web app, and the
+    one ``--sandbox`` starts is gone when the command ends, so a link to it would never open
+    (and would open nothing for a colleague the workbook is sent to)."""
+    name = urlsplit(host if host and "://" in host else f"//{host or ''}").hostname
+    if not name or name.lower() in LOOPBACK_NAMES:
+        return False
+    try:
+        return not ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return True  # a name: a tenant
+
+
+def link_note(host: str | None) -> str | None:
+    """Why the Cases table has no links, when *host* is one they cannot point at."""
+    if not host or links_to_cases(host):
+        return None
+    return (f"none: {host} is a sandbox on this computer, with no web app to open cases in "
+            "(a --sandbox run's sandbox is gone when the run ends); the Case column names "
+            "each case")
 
 
 # --------------------------------------------------------------------------- per-family facts
@@ -132,7 +161,7 @@ def case_row(record: FamilyRecord, host: str | None, known_case: str | None) -> 
         sum(s.attempts for s in record.steps.values()),
         error or record.note or None,
         status,
-        case_url(host, case) if host and case else None,
+        case_url(host, case) if host and case and links_to_cases(host) else None,
         when(updated),
     ]
 

@@ -22,6 +22,7 @@ from batch.outputs.facts import (
     fill_of,
     known_cases,
     label,
+    link_note,
     ordered,
     problem_message,
     when,
@@ -70,7 +71,8 @@ def write_review(
     adds a Problems sheet, one with a ``timeline`` of a run over a minute a Timeline sheet and
     its chart (see :mod:`batch.outputs.charts`). The Summary sheet charts the family outcomes.
     Times are local time. Rows of failed families are filled red, of families with an unknown
-    outcome amber.
+    outcome amber. The Link column links each case in the web app of *host*; for a sandbox on
+    this computer it stays empty and the Summary says why (see ``facts.links_to_cases``).
 
     The Failed sheet saved as CSV is a manifest that ``emg-batch run`` accepts: its first column
     is ``Errors`` (the official CLI's name, which the manifest reader ignores: any other name
@@ -89,8 +91,11 @@ def write_review(
         overview = SummarySheet(book, formats)  # the first tab, filled after the Cases pass
         tally = _cases_sheet(book, formats, ledger, manifest, host)
         not_attempted = _not_attempted_rows(tally, manifest)
-        overview.fill(counts, not_attempted=len(not_attempted),
-                      rows=detail_rows(ledger, manifest, counts, host, last))
+        rows = detail_rows(ledger, manifest, counts, host, last)
+        note = link_note(host)
+        if note is not None:
+            rows.append(["Links", note])
+        overview.fill(counts, not_attempted=len(not_attempted), rows=rows)
         _failed_sheet(book, formats, ledger, manifest, tally.failed)
         add_sheet(book, formats, "Not attempted", NOT_ATTEMPTED_COLUMNS, not_attempted)
         add_sheet(book, formats, "Unknown", UNKNOWN_COLUMNS, _unknown_rows(tally.unknown))
