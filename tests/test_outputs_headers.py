@@ -1,4 +1,5 @@
-"""One header convention for people: Title Case in every table emg-batch writes."""
+"""One header convention for people: Title Case in every table emg-batch writes (the review
+workbook, exports, and the pull tables as written and read back)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ import polars as pl
 import pytest
 
 from batch import outputs
+from batch.api import Client, Credentials
 from batch.ledger import Ledger, State
 from batch.outputs.table import header_of
-from batch.pull.finalized import REPORT_COLUMNS
+from batch.pull import FinalizedOptions, parse_since, pull_candidates, pull_finalized, pull_info
+from batch.pull.finalized import FILE_COLUMNS, REPORT_COLUMNS
 from batch.pull.tables import CANDIDATE_COLUMNS, INFO_COLUMNS
+from batch.sandbox import DEFAULT_PASSWORD, DEFAULT_USER, SandboxConfig, run_sandbox
 from tests import ledgers
+from tests.cases import create_minimal
 
 
 def _title_case(header: str) -> bool:
@@ -34,7 +39,7 @@ def test_header_of(key: str, header: str) -> None:
 
 
 def test_every_pull_column_is_title_case() -> None:
-    for key in (*INFO_COLUMNS, *CANDIDATE_COLUMNS, *REPORT_COLUMNS):
+    for key in (*INFO_COLUMNS, *CANDIDATE_COLUMNS, *REPORT_COLUMNS, *FILE_COLUMNS):
         assert _title_case(header_of(key)), key
 
 
@@ -59,3 +64,33 @@ def test_colliding_server_keys_get_distinct_headers(tmp_path: Path) -> None:
     rows: list[dict[str, object]] = [{"gene_name": "A", "geneName": "B"}]
     out = outputs.write_table(rows, tmp_path / "t.parquet", columns=("gene_name", "geneName"))
     assert pl.read_parquet(out).columns == ["Gene Name", "Gene Name (2)"]
+
+
+async def test_pulled_tables_as_written_are_title_case(tmp_path: Path) -> None:
+    """Every header of every sheet the pull commands write, as read back."""
+    async with run_sandbox(SandboxConfig(advance_after=0)) as sandbox, Client(
+        sandbox.url, credentials=Credentials(username=DEFAULT_USER, password=DEFAULT_PASSWORD),
+        rate=500,
+    ) as client:
+        names = [await create_minimal(client, f"HDR-{n}") for n in range(2)]
+        await client.set_status(names[0], "finalized")
+        pulled = await pull_finalized(client, FinalizedOptions(
+            out=tmp_path / "reports", since=parse_since("1h"), report_types=("all",)))
+        tables = [pulled.xlsx, pulled.csv]
+        for suffix in ("xlsx", "csv"):
+            out = tmp_path / f"variants.{suffix}"
+            await pull_candidates(client, names, out=out)
+            await pull_info(client, names, out=tmp_path / f"info.{suffix}")
+            tables += [out, tmp_path / f"info.{suffix}"]
+    headers: dict[str, list[str]] = {}
+    for path in tables:
+        if path.suffix == ".csv":
+            headers[path.name] = pl.read_csv(path).columns
+            continue
+        for sheet in openpyxl.load_workbook(path).worksheets:
+            headers[f"{path.name}:{sheet.title}"] = [str(c.value) for c in sheet[1]]
+    assert set(headers) == {"cases.xlsx:Cases", "cases.xlsx:Files", "cases.csv",
+                            "variants.xlsx:Candidates", "variants.csv", "info.xlsx:Cases",
+                            "info.csv"}
+    assert [(name, h) for name, hs in headers.items() for h in hs if not _title_case(h)] == []
+    assert headers["cases.xlsx:Files"] == ["Case", "File", "Bytes", "Downloaded At"]
