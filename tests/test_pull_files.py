@@ -204,7 +204,7 @@ def test_files_on_disk_lists_complete_files_only(tmp_path: Path) -> None:
     found = files_on_disk(tmp_path, "EMG1")
     assert [(f.path, f.size) for f in found] == [(folder / "json-2.json", 2),
                                                  (folder / "pdf-1.pdf", 10)]
-    stamp = datetime.fromtimestamp(os.stat(folder / "pdf-1.pdf").st_mtime, UTC)
+    stamp = datetime.fromtimestamp(int(os.stat(folder / "pdf-1.pdf").st_mtime), UTC)
     assert found[1].modified == stamp.replace(tzinfo=None) and found[1].modified.tzinfo is None
     assert files_on_disk(tmp_path, "EMG2") == []  # never pulled: no folder
 

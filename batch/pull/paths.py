@@ -175,7 +175,7 @@ class ReportFile:
 
     path: Path
     size: int
-    #: When it was written (its download completed), UTC, without a zone.
+    #: When it was written (its download completed), UTC to the second, without a zone.
     modified: datetime
 
 
@@ -207,7 +207,7 @@ def _complete_files(folder: Path, folder_fd: int) -> Iterator[ReportFile]:
             info = entry.stat(follow_symlinks=False)
         except FileNotFoundError:  # removed while we looked
             continue
-        modified = datetime.fromtimestamp(info.st_mtime, UTC).replace(tzinfo=None)
+        modified = datetime.fromtimestamp(int(info.st_mtime), UTC).replace(tzinfo=None)
         yield ReportFile(folder / entry.name, info.st_size, modified)
 
 
