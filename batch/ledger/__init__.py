@@ -4,9 +4,11 @@ per state change, the runs and the webhook events.
 ``states`` holds the vocabulary (steps, states, legal transitions); ``store`` the ``Ledger``
 and its named transitions; ``reads`` the queries; ``db`` the connection, transactions, lock
 and group commit; ``schema`` the tables; ``records`` the plain records; ``runs`` and
-``events`` their tables. Nothing here imports the stages above it.
+``events`` their tables; ``binding`` the server a ledger belongs to; ``disk`` and ``lock`` its
+files. Nothing here imports the stages above it.
 """
 
+from batch.ledger.binding import SANDBOX_HOST, Binding, canonical_host
 from batch.ledger.records import (
     FamilyRecord,
     NewFamily,
@@ -19,8 +21,10 @@ from batch.ledger.states import STEPS, TRANSITIONS, IllegalTransition, State, St
 from batch.ledger.store import Ledger
 
 __all__ = [
+    "SANDBOX_HOST",
     "STEPS",
     "TRANSITIONS",
+    "Binding",
     "FamilyRecord",
     "IllegalTransition",
     "Ledger",
@@ -30,5 +34,6 @@ __all__ = [
     "State",
     "Step",
     "StepRecord",
+    "canonical_host",
     "default_path",
 ]

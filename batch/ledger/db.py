@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import functools
-import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, Self
+from typing import Any, Self
 
 from batch.errors import LedgerError
-from batch.ledger.schema import SCHEMA_VERSION, connect
+from batch.ledger.lock import acquire, release
+from batch.ledger.schema import connect
 
 #: Event-loop turns a group commit waits for more writers to join it (see ``durably``).
 GROUP_COMMIT_TURNS = 2
@@ -54,7 +53,7 @@ class Database:
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path = path
         self._conn = conn
-        self._lock_file: IO[str] | None = None
+        self._lock_fd: int | None = None
         self._batch: _Batch | None = None
         self._deferred: list[Callable[[], object]] = []
         self.commits = 0
@@ -63,45 +62,26 @@ class Database:
 
     @classmethod
     def open(cls, path: str | Path, *, create: bool = True) -> Self:
-        """Open (or create) the ledger at *path*, file mode 0600, schema checked."""
+        """Open (or create) the ledger at *path*: mode 0600, schema checked and migrated."""
         path = Path(path)
         ledger = cls(path, connect(path, create=create))
         try:
-            ledger._check_version()
+            ledger._upgrade()
         except BaseException:
             ledger.close()
             raise
         return ledger
 
-    def _check_version(self) -> None:
-        found = self.meta("schema_version")
-        if found is None:
-            self.set_meta("schema_version", str(SCHEMA_VERSION))
-        elif int(found) != SCHEMA_VERSION:
-            raise LedgerError(
-                f"{self.path} has ledger schema {found}; this emg-batch reads {SCHEMA_VERSION}. "
-                "Use the emg-batch version that wrote it, or start over with a new --ledger."
-            )
+    def _upgrade(self) -> None:
+        """Bring tables of older ledgers up to date, past the schema version (see events)."""
 
     def lock(self) -> None:
-        """Take the ledger for this process; a second process gets a clear LedgerError."""
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the run
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise LedgerError(
-                f"ledger {self.path} is in use by another emg-batch process (pid {holder}); "
-                "wait for it to finish, or use a different --ledger"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self._lock_file = handle
+        """Take the ledger for this process; a second process gets a clear LedgerError.
+
+        The lock file (``<ledger>.lock``, 0600) is removed again by :meth:`close`.
+        """
+        if self._lock_fd is None:
+            self._lock_fd = acquire(self.path)
 
     def close(self) -> None:
         """Commit queued writes (see :meth:`later`), close the database, release the lock."""
@@ -109,9 +89,9 @@ class Database:
             self.flush()
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
-        if self._lock_file is not None:
-            self._lock_file.close()
-            self._lock_file = None
+        if self._lock_fd is not None:
+            fd, self._lock_fd = self._lock_fd, None
+            release(fd, self.path)
 
     def __enter__(self) -> Self:
         return self

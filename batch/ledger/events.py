@@ -35,8 +35,8 @@ class OpenCase:
 class EventLog(Database):
     """Webhook events recorded in the ledger."""
 
-    def _check_version(self) -> None:
-        super()._check_version()
+    def _upgrade(self) -> None:
+        super()._upgrade()
         self._upgrade_events()
 
     def _upgrade_events(self) -> None:

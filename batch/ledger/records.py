@@ -10,9 +10,12 @@ from typing import Any
 from batch.ledger.states import State
 
 
-def default_path(manifest: Path) -> Path:
-    """The ledger next to *manifest*: ``<stem>.ledger.sqlite``."""
-    return manifest.with_name(f"{manifest.stem}.ledger.sqlite")
+def default_path(manifest: Path, *, sandbox: bool = False) -> Path:
+    """The ledger next to *manifest*: ``<stem>.ledger.sqlite``, or for runs against the
+    built-in sandbox ``<stem>.sandbox.ledger.sqlite`` (so that one never stands in the way
+    of the other)."""
+    kind = ".sandbox" if sandbox else ""
+    return manifest.with_name(f"{manifest.stem}{kind}.ledger.sqlite")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -40,6 +40,12 @@ class RunLog(Database):
             (time.time(), exit_code, json.dumps(dict(counts)), run_id),
         )
 
+    def amend_exit(self, since: float, *, exit_code: int) -> None:
+        """Correct the exit code of the runs of this process begun at or after *since* (its
+        outputs failed after the run ended); committed at once."""
+        self._execute("UPDATE runs SET exit_code = ? WHERE pid = ? AND started_at >= ?",
+                      (exit_code, os.getpid(), since))
+
     def runs(self) -> list[RunRecord]:
         """Every invocation, oldest first."""
         rows = self._execute(

@@ -1,18 +1,23 @@
-"""The ledger's SQLite schema, and opening a file with it (WAL, mode 0600, version checked).
+"""The ledger's SQLite schema, and opening a file with it (WAL, mode 0600, version checked,
+older versions migrated, foreign files refused untouched).
 
 In WAL mode with ``synchronous=NORMAL`` a commit survives the process being killed (not a power
 cut, which a bulk import can rerun from). Tokens, passwords and headers are never stored.
+
+Versions: 1, the first; 2 adds ``binding`` (the server a ledger belongs to), filled from the
+host of the last run.
 """
 
 from __future__ import annotations
 
-import os
+import re
 import sqlite3
 from pathlib import Path
 
 from batch.errors import LedgerError
+from batch.ledger.disk import prepare, private
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -85,25 +90,91 @@ CREATE TABLE IF NOT EXISTS events (
     failed_at REAL
 );
 CREATE INDEX IF NOT EXISTS events_case ON events (case_name, handled_at);
+CREATE TABLE IF NOT EXISTS binding (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    host TEXT NOT NULL,
+    account TEXT,
+    bound_at REAL NOT NULL
+);
 """
 
-
+#: What takes a ledger of version N to N + 1 (after SCHEMA has added what is missing).
+MIGRATIONS = {
+    1: """
+INSERT OR IGNORE INTO binding (id, host, account, bound_at)
+    SELECT 1, host, NULL, started_at FROM runs WHERE host IS NOT NULL ORDER BY id DESC LIMIT 1;
+""",
+}
+#: The tables every ledger has had since version 1.
+TABLES = frozenset({"meta", "runs", "families", "steps"})
 
 
 def connect(path: Path, *, create: bool) -> sqlite3.Connection:
-    """Open (or create, mode 0600) the ledger file at *path* with the schema in place."""
-    if not create and not path.exists():
-        raise LedgerError(f"no ledger at {path}: run the manifest first, or pass --ledger PATH")
+    """Open (or create, mode 0600) the ledger file at *path* with the schema in place.
+
+    ``LedgerError`` naming the file for a file that is not SQLite, a SQLite database that is
+    not a ledger, and a ledger of a newer or unknown version; none of them is changed.
+    """
+    prepare(path, create=create)
     try:
-        if create and not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         # autocommit (isolation_level=None): transactions are explicit, see Database.transaction
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=5000")
-        conn.executescript(SCHEMA)
+        try:
+            _set_up(conn, path)
+        except BaseException:
+            conn.close()
+            raise
     except sqlite3.Error as exc:
         raise LedgerError(f"cannot open ledger {path}: {exc}") from exc
+    private(path)  # and the -wal and -shm files SQLite has just made
     return conn
+
+
+def _set_up(conn: sqlite3.Connection, path: Path) -> None:
+    conn.execute("PRAGMA busy_timeout=5000")
+    try:
+        found = version(conn, path)  # read only: a foreign file is refused unchanged
+    except sqlite3.OperationalError:
+        raise  # busy, locked, cannot open: the file may be fine
+    except sqlite3.DatabaseError as exc:
+        raise LedgerError(
+            f"{path} cannot be read as a ledger ({exc}); it was left as it is. Pass another "
+            "--ledger PATH, or move that file away."
+        ) from None
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    steps = [MIGRATIONS[v] for v in range(found or SCHEMA_VERSION, SCHEMA_VERSION)]
+    # one transaction: a ledger is migrated whole or not at all
+    conn.executescript(
+        "BEGIN IMMEDIATE;" + SCHEMA + "".join(steps)
+        + f"INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');"
+        + "COMMIT;"
+    )
+
+
+def version(conn: sqlite3.Connection, path: Path) -> int | None:
+    """The schema version of the database open on *conn*; None for an empty one."""
+    listed = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    tables = {str(row[0]) for row in listed}
+    if not tables:
+        return None
+    if not tables >= TABLES:
+        raise LedgerError(
+            f"{path} is a SQLite database but not an emg-batch ledger; it was left as it is. "
+            "Pass another --ledger PATH, or move that file away."
+        )
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is None:
+        return 1  # the tables were made, the version not yet written: the first version did so
+    text = str(row[0]).strip()
+    if not re.fullmatch(r"[1-9][0-9]{0,8}", text):
+        raise LedgerError(
+            f"{path} has a schema_version of {text[:100]!r}, not a number: it was not written "
+            "by emg-batch. Pass another --ledger PATH, or move that file away."
+        )
+    if int(text) > SCHEMA_VERSION:
+        raise LedgerError(
+            f"{path} has ledger schema {text}; this emg-batch reads {SCHEMA_VERSION}. "
+            "Use the emg-batch version that wrote it, or start over with a new --ledger."
+        )
+    return int(text)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from batch.ledger.binding import Bindings
 from batch.ledger.events import EventLog
 from batch.ledger.reads import Reads
 from batch.ledger.records import NewFamily, Outcome
@@ -41,7 +42,7 @@ _UPDATES = {
 }
 
 
-class Ledger(Reads, RunLog, EventLog):
+class Ledger(Reads, RunLog, EventLog, Bindings):
     """A results ledger on disk. Open with :meth:`open`; use as a context manager."""
 
     # -- registering ------------------------------------------------------------------------

@@ -1,0 +1,102 @@
+"""The ledger's files on disk: the database and its ``-wal`` and ``-shm`` companions kept mode
+0600 (the folders made for them 0700) whatever the umask, and a file that is not a SQLite
+database refused before SQLite is let near it.
+
+A pre-created empty file is a new ledger. Every refusal is a ``LedgerError`` naming the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from pathlib import Path
+
+from batch.errors import LedgerError
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+#: The first bytes of every SQLite 3 database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
+#: The files SQLite keeps beside a database in WAL mode.
+COMPANIONS = ("-wal", "-shm")
+
+
+def reason(exc: OSError) -> str:
+    """The OS's reason for *exc*, in words."""
+    return exc.strerror or type(exc).__name__
+
+
+def prepare(path: Path, *, create: bool) -> None:
+    """Make *path* ready to open as a ledger: created (0600) when missing and *create*, else
+    refused when missing; refused when not a file or not SQLite; made 0600 when it is not."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        if not create:
+            raise LedgerError(
+                f"no ledger at {path}: run the manifest first, or pass --ledger PATH") from None
+        _create(path)
+        return
+    except OSError as exc:
+        raise LedgerError(f"cannot open ledger {path}: {reason(exc)}") from None
+    if not stat.S_ISREG(found.st_mode):
+        raise LedgerError(f"ledger {path} is not a file: pass --ledger with a file name")
+    _check_header(path, found.st_size)
+    private(path)
+
+
+def _create(path: Path) -> None:
+    _make_folders(path.parent)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, FILE_MODE)
+    except FileExistsError:  # made meanwhile by another process: it is checked when opened
+        return
+    except OSError as exc:
+        raise LedgerError(f"cannot create ledger {path}: {reason(exc)}") from None
+    try:
+        os.fchmod(fd, FILE_MODE)  # a umask such as 0o700 takes the owner's bits away
+    finally:
+        os.close(fd)
+
+
+def _make_folders(folder: Path) -> None:
+    """Create *folder* and its missing parents, mode 0700 whatever the umask."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    for made in reversed(missing):
+        try:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(made, DIR_MODE)
+                os.chmod(made, DIR_MODE)
+        except OSError as exc:
+            raise LedgerError(f"cannot create the ledger's folder {made}: {reason(exc)}") from None
+
+
+def _check_header(path: Path, size: int) -> None:
+    """A non-empty file must start as every SQLite database does."""
+    if size == 0:
+        return
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise LedgerError(f"cannot read ledger {path}: {reason(exc)}") from None
+    if head != SQLITE_HEADER:
+        raise LedgerError(
+            f"{path} is not an emg-batch ledger (not a SQLite database); it was left as it is. "
+            "Pass another --ledger PATH, or move that file away."
+        )
+
+
+def private(path: Path) -> None:
+    """Mode 0600 for the ledger and its ``-wal`` and ``-shm`` files, where they are not."""
+    for file in (path, *(path.with_name(path.name + suffix) for suffix in COMPANIONS)):
+        try:
+            mode = stat.S_IMODE(os.stat(file).st_mode)
+            if mode != FILE_MODE:
+                os.chmod(file, FILE_MODE)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise LedgerError(
+                f"cannot make ledger file {file} private (mode 0600): {reason(exc)}") from None
