@@ -20,7 +20,7 @@ from batch import jobs
 from batch.api import is_loopback
 from batch.cli.common import call, call_sync, fail, setup_logging, target
 from batch.errors import UsageError, truncate
-from batch.jobs.pull import Puller, events_view
+from batch.jobs.pull import Puller, cases_ledger, events_view
 from batch.pull import (
     FINALIZED,
     SIGNATURE_HEADER,
@@ -176,7 +176,8 @@ def _run_table(puller: Puller, manifest: Path | None, cases: Sequence[str],
     names = _case_names(manifest, cases, ledger_path)
     where = target(host, sandbox)
     connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
-    result = call(jobs.table_job, puller, where, connection, names, out)
+    result = call(jobs.table_job, puller, where, connection, names, out,
+                  ledger=cases_ledger(manifest, ledger_path))
     for row in result.rows:
         if row.get("error"):
             click.echo(f"{row['case']}: {row['error']}", err=True)

@@ -7,10 +7,19 @@ validate), ``pull`` (pulls and the listener), ``views`` (status and export), ``d
 (targets, clients, ledgers, output paths).
 """
 
-from batch.jobs.connect import Connection, Target, open_client, open_ledger, output_path
+from batch.jobs.connect import (
+    Connection,
+    Target,
+    check_ledger,
+    ledger_file,
+    open_bound,
+    open_client,
+    open_ledger,
+    output_path,
+)
 from batch.jobs.doctor import DoctorReport, doctor_job, render_doctor
 from batch.jobs.pull import finalized_job, listen_job, table_job
-from batch.jobs.run import RunResult, ValidationResult, run_job, validate_job
+from batch.jobs.run import RunResult, ValidationResult, check_outputs, run_job, validate_job
 from batch.jobs.views import export_job, ledger_for, status_job
 
 __all__ = [
@@ -19,11 +28,15 @@ __all__ = [
     "RunResult",
     "Target",
     "ValidationResult",
+    "check_ledger",
+    "check_outputs",
     "doctor_job",
     "export_job",
     "finalized_job",
+    "ledger_file",
     "ledger_for",
     "listen_job",
+    "open_bound",
     "open_client",
     "open_ledger",
     "output_path",

@@ -1,5 +1,5 @@
 """What every job opens: where requests go (a tenant or an in-process sandbox), the client for
-it, the ledger for a manifest, and where outputs go."""
+it, the ledger for a manifest (bound to that server), and where outputs go."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from batch.api import Client, Credentials, RetryPolicy
+from batch.api import Client, Credentials, RetryPolicy, normalise_host
 from batch.errors import UsageError
-from batch.ledger import Ledger, default_path
+from batch.ledger import SANDBOX_HOST, Ledger, default_path
 from batch.run.summary import DEFAULT_CONCURRENCY
+from batch.sandbox.config import DEFAULT_USER
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,12 +73,52 @@ async def _client(host: str, credentials: Credentials, c: Connection) -> AsyncIt
         yield client
 
 
-def open_ledger(manifest: Path, ledger: Path | None) -> Ledger:
-    """The ledger for *manifest*, locked for this process."""
-    opened = Ledger.open(ledger or default_path(manifest))
+def ledger_host(target: Target) -> str:
+    """The server a ledger used with *target* belongs to: its base URL, or ``sandbox``."""
+    if target.sandbox:
+        return SANDBOX_HOST
+    if not target.host:
+        raise UsageError("no host: pass --host URL (or set EMG_HOST), or --sandbox to try locally")
+    return normalise_host(target.host)
+
+
+def account_of(target: Target) -> str:
+    """Who works with *target*, as a ledger records it: the username, or ``token``."""
+    if target.sandbox:
+        return DEFAULT_USER
+    credentials = target.credentials or Credentials.from_env(os.environ)
+    return credentials.username or "token"
+
+
+def ledger_file(manifest: Path, ledger: Path | None, target: Target | None = None) -> Path:
+    """``--ledger``, else the manifest's: ``<stem>.ledger.sqlite``, or with ``--sandbox``
+    ``<stem>.sandbox.ledger.sqlite``."""
+    return ledger or default_path(manifest, sandbox=target is not None and target.sandbox)
+
+
+def open_ledger(manifest: Path, ledger: Path | None, target: Target | None = None) -> Ledger:
+    """The ledger for *manifest*, locked for this process and bound to *target*'s server
+    (``LedgerError`` when it holds work for another; nothing is sent before this)."""
+    return open_bound(ledger_file(manifest, ledger, target), target)
+
+
+def open_bound(path: Path, target: Target | None) -> Ledger:
+    """The ledger at *path* (created when missing), locked, bound to *target*'s server."""
+    opened = Ledger.open(path)
     try:
         opened.lock()
+        if target is not None:
+            opened.bind(ledger_host(target), account_of(target))
     except BaseException:
         opened.close()
         raise
     return opened
+
+
+def check_ledger(path: Path | None, target: Target | None) -> None:
+    """Refuse (``LedgerError``) to use the cases of the ledger at *path* with *target* when
+    it belongs to another server; nothing is written to it. No ledger there: nothing to check."""
+    if path is None or target is None or not path.exists():
+        return
+    with Ledger.open(path, create=False) as opened:
+        opened.check_host(ledger_host(target))

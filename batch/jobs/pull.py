@@ -10,8 +10,8 @@ from typing import Any
 
 import anyio
 
-from batch.jobs.connect import Connection, Target, open_client
-from batch.ledger import Ledger
+from batch.jobs.connect import Connection, Target, check_ledger, open_bound, open_client
+from batch.ledger import Ledger, default_path
 from batch.pull import (
     FinalizedOptions,
     ListenerStats,
@@ -31,9 +31,18 @@ async def finalized_job(target: Target, connection: Connection,
         return await pull_finalized(client, options)
 
 
+def cases_ledger(manifest: Path | None, ledger: Path | None) -> Path | None:
+    """The ledger whose cases a pull reads: ``--ledger``, else the manifest's, if any."""
+    return ledger or (default_path(manifest) if manifest is not None else None)
+
+
 async def table_job(puller: Puller, target: Target, connection: Connection,
-                    names: Sequence[str], out: Path) -> TableResult:
-    """``emg-batch pull candidates`` / ``pull info``: *puller* over *names*, written to *out*."""
+                    names: Sequence[str], out: Path, *, ledger: Path | None = None) -> TableResult:
+    """``emg-batch pull candidates`` / ``pull info``: *puller* over *names*, written to *out*.
+
+    *ledger*, where the names came from, must belong to *target*'s server (``LedgerError``).
+    """
+    check_ledger(ledger, target)
     async with open_client(target, connection) as client:
         return await puller(client, list(names), concurrency=connection.concurrency, out=out)
 
@@ -46,8 +55,7 @@ async def listen_job(target: Target, connection: Connection, ledger_path: Path, 
     *retry_failed* gives the events left failed by earlier runs a fresh set of attempts.
     """
     stats = stats or ListenerStats()
-    with Ledger.open(ledger_path) as ledger:
-        ledger.lock()
+    with open_bound(ledger_path, target) as ledger:
         if retry_failed:
             stats.retried = ledger.retry_failed_events()
         stats.at_start = ledger.event_counts()

@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from batch.api import Client
-from batch.errors import ApiError, AuthError, BuildError, RetriesExhausted
-from batch.jobs.connect import Connection, Target, open_client, open_ledger, output_path
+from batch.errors import (
+    ApiError,
+    AuthError,
+    BuildError,
+    ManifestError,
+    OutputError,
+    RetriesExhausted,
+)
+from batch.jobs.connect import (
+    Connection,
+    Target,
+    check_ledger,
+    ledger_file,
+    open_client,
+    open_ledger,
+    output_path,
+)
+from batch.ledger import Ledger
 from batch.manifest import Family, Manifest, Problem, read_manifest
-from batch.outputs import make_dir, write_results, write_results_csv, write_review
+from batch.outputs import (
+    check_writable,
+    make_dir,
+    write_results,
+    write_results_csv,
+    write_review,
+)
 from batch.payload import OfflineResolver, Resolver, build_payload, resolve
 from batch.run import RunOptions, RunSummary, run_manifest
 from batch.run.pool import run_pool
@@ -64,12 +87,14 @@ async def run_job(
 ) -> RunResult:
     """``emg-batch run``: read, validate, run, and write the results file and review workbook.
 
+    Before anything is sent: every output location is tried (``OutputError``, exit 3) and
+    the ledger is bound to the server (``LedgerError`` when it belongs to another, exit 2).
     *sheet* names the workbook sheet to read (XLSX only)."""
     manifest = read_manifest(manifest_path, sheet=sheet)
     progress = progress or SilentProgress()
-    if out_dir is not None:
-        make_dir(out_dir)  # before anything is sent, so outputs never fail at the end
-    with open_ledger(manifest_path, ledger_path) as ledger:
+    check_outputs(manifest_path, ledger_file(manifest_path, ledger_path, target), out_dir)
+    with open_ledger(manifest_path, ledger_path, target) as ledger:
+        began = time.time()
         try:
             async with open_client(target, connection) as client:
                 summary = await run_manifest(manifest, client=client, ledger=ledger,
@@ -78,15 +103,35 @@ async def run_job(
         finally:
             progress.close()
         result = RunResult(summary, host, ledger.path)
-        if summary.invalid and not summary.ran:
-            result.results = _write_problems(manifest, summary.problems, out_dir)
-        elif not options.dry_run:
-            result.results = write_results(
-                ledger, manifest, output_path(manifest_path, "_results.csv", out_dir))
-            result.review = write_review(
-                ledger, manifest, output_path(manifest_path, "_review.xlsx", out_dir),
-                summary=summary.as_dict(), host=host)
+        try:
+            _write_outputs(result, ledger, manifest, options, out_dir)
+        except OutputError:
+            ledger.amend_exit(began, exit_code=3)  # never "done" with its outputs missing
+            raise
     return result
+
+
+def check_outputs(manifest: Path, ledger: Path, out_dir: Path | None) -> None:
+    """``OutputError`` naming the first location a run could not write: the ledger (and its
+    folder), ``--out-dir``, the results file, the review workbook. Folders are made."""
+    check_writable(ledger, in_place=True)
+    if out_dir is not None:
+        make_dir(out_dir)
+    for suffix in ("_results.csv", "_review.xlsx"):
+        check_writable(output_path(manifest, suffix, out_dir))
+
+
+def _write_outputs(result: RunResult, ledger: Ledger, manifest: Manifest, options: RunOptions,
+                   out_dir: Path | None) -> None:
+    summary = result.summary
+    if summary.invalid and not summary.ran:
+        result.results = _write_problems(manifest, summary.problems, out_dir)
+    elif not options.dry_run:
+        result.results = write_results(
+            ledger, manifest, output_path(manifest.path, "_results.csv", out_dir))
+        result.review = write_review(
+            ledger, manifest, output_path(manifest.path, "_review.xlsx", out_dir),
+            summary=summary.as_dict(), host=result.host)
 
 
 def _write_problems(manifest: Manifest, problems: Sequence[Problem], out_dir: Path | None) -> Path:
@@ -113,6 +158,8 @@ async def validate_job(
     manifest = read_manifest(manifest_path, sheet=sheet)
     if out_dir is not None:
         make_dir(out_dir)
+    if server:  # the cases of the manifest's ledger are on its server only
+        check_ledger(ledger_file(manifest_path, None, target), target)
     if target is None:
         problems = await _check_all(manifest, OfflineResolver(), connection.concurrency)
         result = ValidationResult([_soften(p) for p in problems], len(manifest))
@@ -127,8 +174,19 @@ async def validate_job(
     result.problems.extend(manifest.warnings)
     result.problems.sort(key=lambda p: (p.row or 0, p.severity))
     if result.errors:
-        result.results = _write_problems(manifest, result.problems, out_dir)
+        result.results = _problems_file(manifest, result, out_dir)
     return result
+
+
+def _problems_file(manifest: Manifest, result: ValidationResult, out_dir: Path | None) -> Path:
+    """The results file with the errors; when it cannot be written, the problems still go
+    out, with why the file is missing (a ``ManifestError``: exit 2)."""
+    try:
+        return _write_problems(manifest, result.problems, out_dir)
+    except OutputError as exc:
+        raise ManifestError(
+            f"{manifest.source}: {len(result.errors)} errors; the results file with them was "
+            f"not written: {exc}", problems=list(result.problems)) from None
 
 
 async def _check_all(manifest: Manifest, resolver: Resolver, concurrency: int) -> list[Problem]:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from batch.errors import UsageError
-from batch.ledger import Ledger, default_path
+from batch.ledger import SANDBOX_HOST, Ledger, default_path
 from batch.manifest import read_manifest
 from batch.outputs import export, status_report
 
@@ -15,11 +15,13 @@ EXPORT_SUFFIXES = (".xlsx", ".csv", ".parquet")
 
 
 def ledger_for(manifest: Path | None, ledger: Path | None) -> Path:
-    """The ledger a command reads: ``--ledger``, else the manifest's."""
+    """The ledger a command reads: ``--ledger``, else the manifest's (its ``--sandbox``
+    ledger when it has only that one)."""
     if ledger is not None:
         return ledger
     if manifest is not None:
-        return default_path(manifest)
+        real, sandbox = default_path(manifest), default_path(manifest, sandbox=True)
+        return sandbox if sandbox.exists() and not real.exists() else real
     raise UsageError("pass a MANIFEST or --ledger PATH")
 
 
@@ -36,5 +38,14 @@ def export_job(manifest: Path | None, ledger: Path | None, out: Path) -> Path:
     path = ledger_for(manifest, ledger)
     parsed = read_manifest(manifest) if manifest is not None and manifest.exists() else None
     with Ledger.open(path, create=False) as opened:
-        last = opened.last_run("run")
-        return export(opened, out, manifest=parsed, host=last.host if last else None)
+        return export(opened, out, manifest=parsed, host=_link_host(opened))
+
+
+def _link_host(ledger: Ledger) -> str | None:
+    """The host the ledger's cases are on (for links): its server, or with the sandbox (a
+    new port each time) the last run's."""
+    bound = ledger.binding()
+    if bound is not None and bound.host != SANDBOX_HOST:
+        return bound.host
+    last = ledger.last_run("run")
+    return last.host if last else None

@@ -19,7 +19,7 @@ safe like any other CSV text.
 
 from batch.outputs.export import export
 from batch.outputs.facts import CASE_COLUMNS, case_url, cases_table, problem_message
-from batch.outputs.files import atomic_path, make_dir
+from batch.outputs.files import atomic_path, check_writable, make_dir
 from batch.outputs.results import results_header, write_results, write_results_csv
 from batch.outputs.review import NOT_IN_LEDGER, write_review
 from batch.outputs.safe import csv_safe, formula_safe
@@ -39,6 +39,7 @@ __all__ = [
     "atomic_path",
     "case_url",
     "cases_table",
+    "check_writable",
     "csv_safe",
     "export",
     "formula_safe",

@@ -5,7 +5,9 @@
 Every writer of the package (results CSV, review workbook, exports, pull tables, templates)
 writes through :func:`atomic_path`, so a reader never sees half a file and a full disk or a
 read-only folder is one clear ``OutputError`` naming the file, never a traceback. Reports
-have their own path (``batch.pull.paths``) with the same modes.
+have their own path (``batch.pull.paths``) with the same modes, under :func:`writing` too.
+:func:`check_writable` tries a location before a run sends anything, so outputs do not fail
+at the end of it.
 """
 
 from __future__ import annotations
@@ -28,13 +30,26 @@ def cannot_write(path: Path, exc: OSError) -> OutputError:
     return OutputError(f"cannot write {path}: {reason}")
 
 
+def os_error_in(exc: BaseException) -> OSError | None:
+    """The ``OSError`` behind *exc*: itself, or the one a library wrapped (xlsxwriter's
+    ``FileCreateError`` carries it as its argument; others chain it)."""
+    for found in (exc, *exc.args[:1], exc.__cause__):
+        if isinstance(found, OSError):
+            return found
+    return None
+
+
 @contextlib.contextmanager
 def writing(path: Path) -> Iterator[None]:
-    """Translate ``OSError`` raised while writing *path* into ``OutputError``."""
+    """Translate ``OSError`` raised while writing *path* (also wrapped by a library, see
+    :func:`os_error_in`) into ``OutputError``; anything else goes through as it is."""
     try:
         yield
-    except OSError as exc:
-        raise cannot_write(path, exc) from None
+    except Exception as exc:
+        found = os_error_in(exc)
+        if found is None:
+            raise
+        raise cannot_write(path, found) from None
 
 
 FILE_MODE = 0o600
@@ -85,3 +100,19 @@ def _private(tmp: Path, made: int) -> None:
     now = os.stat(tmp)
     if now.st_ino != made or now.st_mode & FILE_MODE != FILE_MODE:
         os.chmod(tmp, FILE_MODE)
+
+
+def check_writable(out: Path, *, in_place: bool = False) -> Path:
+    """``OutputError`` now when *out* could not be written later: its folder is made (0700)
+    and a file is made and removed in it; *out* must not be a folder. With *in_place* (a file
+    written where it is, such as the ledger) an existing *out* must open for writing too."""
+    make_dir(out.parent)
+    with writing(out):
+        if out.is_dir():
+            raise OutputError(f"cannot write {out}: it is a folder")
+        fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(name)
+        if in_place and out.exists():
+            os.close(os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC))
+    return out

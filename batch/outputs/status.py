@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from batch.ledger import Ledger
+from batch.ledger import Binding, Ledger
 from batch.outputs.facts import STATE_ORDER, label, sorted_counts
 from batch.outputs.summary_sheet import COUNT_KEYS
 from batch.outputs.words import describe, plural
@@ -26,7 +26,8 @@ def _iso(ts: float | None) -> str | None:
 def status_report(ledger: Ledger) -> dict[str, Any]:
     """Where the ledger stands, from aggregate queries only (fast on 100,000 families).
 
-    ``{"families", "steps": {step: {state: n}}, "failures": [...], "last_run": {...} | None}``;
+    ``{"families", "server": {"host", "account"} | None, "steps": {step: {state: n}},
+    "failures": [...], "last_run": {...} | None}``; *server* is where the ledger's cases are;
     times are ISO 8601 with the local offset.
     """
     last = ledger.last_run()
@@ -35,8 +36,10 @@ def status_report(ledger: Ledger) -> dict[str, Any]:
         "options": last.options, "started": _iso(last.started_at), "ended": _iso(last.ended_at),
         "exit_code": last.exit_code, "counts": last.counts,
     }
+    bound = ledger.binding()
     return {
         "families": ledger.family_count(),
+        "server": None if bound is None else {"host": bound.host, "account": bound.account},
         "steps": sorted_counts(ledger.step_counts()),
         "failures": ledger.failure_groups(),
         "last_run": run,
@@ -46,6 +49,9 @@ def status_report(ledger: Ledger) -> dict[str, Any]:
 def render_status(report: Mapping[str, Any]) -> str:
     """The status report as stable text lines (no colours, no terminal widths)."""
     lines = [f"Families: {report.get('families', 0)}"]
+    server = report.get("server")
+    if server:
+        lines.append(f"Server: {Binding(server['host'], server.get('account'))}")
     lines += _render_steps(report.get("steps") or {})
     lines += _render_failures(report.get("failures") or [])
     lines += _render_run(report.get("last_run"))
