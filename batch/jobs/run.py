@@ -35,6 +35,7 @@ from batch.outputs import (
     write_results_csv,
     write_review,
 )
+from batch.outputs.words import plural
 from batch.payload import OfflineResolver, Resolver, build_payload, resolve
 from batch.run import RunOptions, RunSummary, run_manifest
 from batch.run.pool import run_pool
@@ -185,8 +186,8 @@ def _problems_file(manifest: Manifest, result: ValidationResult, out_dir: Path |
         return _write_problems(manifest, result.problems, out_dir)
     except OutputError as exc:
         raise ManifestError(
-            f"{manifest.source}: {len(result.errors)} errors; the results file with them was "
-            f"not written: {exc}", problems=list(result.problems)) from None
+            f"{manifest.source}: {plural(len(result.errors), 'error')}; the results file with "
+            f"them was not written: {exc}", problems=list(result.problems)) from None
 
 
 async def _check_all(manifest: Manifest, resolver: Resolver, concurrency: int) -> list[Problem]:

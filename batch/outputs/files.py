@@ -104,15 +104,15 @@ def _private(tmp: Path, made: int) -> None:
 
 def check_writable(out: Path, *, in_place: bool = False) -> Path:
     """``OutputError`` now when *out* could not be written later: its folder is made (0700)
-    and a file is made and removed in it; *out* must not be a folder. With *in_place* (a file
-    written where it is, such as the ledger) an existing *out* must open for writing too."""
-    make_dir(out.parent)
+    and a file is made and removed in it (in *out* itself when that is a folder: writers put
+    their file inside). With *in_place* (a file written where it is, such as the ledger) an
+    existing *out* must open for writing too."""
+    folder = out if out.is_dir() and not in_place else out.parent
+    make_dir(folder)
     with writing(out):
-        if out.is_dir():
-            raise OutputError(f"cannot write {out}: it is a folder")
-        fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        fd, name = tempfile.mkstemp(dir=folder, prefix=f".{out.name}.", suffix=".tmp")
         os.close(fd)
         os.unlink(name)
-        if in_place and out.exists():
+        if in_place and out.is_file():
             os.close(os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC))
     return out
