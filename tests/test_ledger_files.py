@@ -208,3 +208,22 @@ def test_status_and_run_on_a_foreign_file_exit_2_naming_it(tmp_path: Path, conte
             "as it is."))
         assert "Traceback" not in result.output
         assert ledger.read_bytes() == content
+
+
+def test_a_manifest_refused_before_sending_leaves_no_new_ledger(tmp_path: Path) -> None:
+    """Nothing sent, nothing recorded: no ledger (nor lock) is left next to the manifest; a
+    ledger that was there already stays."""
+    manifest = write_manifest(tmp_path / "bad.csv", 2, prefix="BAD")
+    manifest.write_text(manifest.read_text(encoding="utf-8").replace(",M,", ",X,", 1),
+                        encoding="utf-8")
+    runner = CliRunner()
+    result = runner.invoke(main, ["run", str(manifest), "--sandbox"], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "bad_results.csv"]
+    kept = tmp_path / "kept.sqlite"
+    with Ledger.open(kept):
+        pass
+    result = runner.invoke(main, ["run", str(manifest), "--sandbox", "--ledger", str(kept)],
+                           catch_exceptions=False)
+    assert result.exit_code == 2
+    assert kept.exists() and not (tmp_path / "kept.sqlite.lock").exists()

@@ -80,6 +80,7 @@ def test_the_readme_quickstart_then_a_sandbox_on_another_port_creates_the_cases_
     assert again.stdout.splitlines()[0].startswith("done: 4 families: created 0,")
     status = invoke("status", str(manifest))  # the manifest's real-host ledger
     assert status.stdout.splitlines()[1] == f"Server: {other.url} (account {DEFAULT_USER})"
+    assert not list(tmp_path.glob("*.lock"))
 
 
 def test_a_ledger_of_host_a_used_against_host_b_exits_2_and_sends_nothing(

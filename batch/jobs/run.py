@@ -26,7 +26,7 @@ from batch.jobs.connect import (
     open_ledger,
     output_path,
 )
-from batch.ledger import Ledger
+from batch.ledger import Ledger, remove_ledger
 from batch.manifest import Family, Manifest, Problem, read_manifest
 from batch.outputs import (
     check_writable,
@@ -93,7 +93,9 @@ async def run_job(
     *sheet* names the workbook sheet to read (XLSX only)."""
     manifest = read_manifest(manifest_path, sheet=sheet)
     progress = progress or SilentProgress()
-    check_outputs(manifest_path, ledger_file(manifest_path, ledger_path, target), out_dir)
+    path = ledger_file(manifest_path, ledger_path, target)
+    check_outputs(manifest_path, path, out_dir)
+    made = not path.exists()
     with open_ledger(manifest_path, ledger_path, target) as ledger:
         began = time.time()
         try:
@@ -109,6 +111,9 @@ async def run_job(
         except OutputError:
             ledger.amend_exit(began, exit_code=3)  # never "done" with its outputs missing
             raise
+        unused = made and not summary.ran and not ledger.holds_work()
+    if unused:  # a manifest refused before anything was sent leaves no new ledger behind
+        remove_ledger(path)
     return result
 
 

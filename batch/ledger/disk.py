@@ -100,3 +100,10 @@ def private(path: Path) -> None:
         except OSError as exc:
             raise LedgerError(
                 f"cannot make ledger file {file} private (mode 0600): {reason(exc)}") from None
+
+
+def remove(path: Path) -> None:
+    """Remove the closed ledger at *path* with its companions and lock (those that are left)."""
+    for suffix in ("", *COMPANIONS, ".lock"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path.with_name(path.name + suffix))
