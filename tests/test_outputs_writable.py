@@ -231,3 +231,19 @@ def test_a_read_only_ledger_file_stops_the_run_before_sending(
     ledger.chmod(0o400)
     result = invoke("run", str(manifest), url=sandbox.url)
     assert_refused(result, f"cannot write {ledger}: Permission denied", sandbox)
+
+
+def test_listen_with_a_ledger_folder_that_is_a_file_exits_3_before_listening(
+        tmp_path: Path, sandbox: SandboxThread) -> None:
+    import subprocess
+    import sys
+
+    folder = plain_file(tmp_path / "events")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EMG_")}
+    env.update(EMG_HOST=sandbox.url, EMG_USERNAME=DEFAULT_USER, EMG_PASSWORD=DEFAULT_PASSWORD)
+    done = subprocess.run(
+        [sys.executable, "-m", "batch", "listen", "--port", "0", "--ledger",
+         str(folder / "events.sqlite")], env=env, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (
+        3, f"Error: cannot write {folder}: it is not a folder\n{HINT}")
+    assert api_requests(sandbox) == {}

@@ -12,6 +12,7 @@ import anyio
 
 from batch.jobs.connect import Connection, Target, check_ledger, open_bound, open_client
 from batch.ledger import Ledger, default_path
+from batch.outputs import check_writable, make_dir
 from batch.pull import (
     FinalizedOptions,
     ListenerStats,
@@ -53,8 +54,14 @@ async def listen_job(target: Target, connection: Connection, ledger_path: Path, 
     """``emg-batch listen``: receive webhooks until SIGINT or SIGTERM; the counters after.
 
     *retry_failed* gives the events left failed by earlier runs a fresh set of attempts.
+    The ledger's folder and the report folder are tried first (``OutputError``), and the
+    ledger must belong to *target*'s server (``LedgerError``), before anything is sent.
     """
     stats = stats or ListenerStats()
+    check_writable(ledger_path, in_place=True)  # exit 3 before listening, as run does
+    out = options.get("on_finalized_out")
+    if out is not None:
+        make_dir(out)
     with open_bound(ledger_path, target) as ledger:
         if retry_failed:
             stats.retried = ledger.retry_failed_events()
