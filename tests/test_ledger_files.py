@@ -227,3 +227,20 @@ def test_a_manifest_refused_before_sending_leaves_no_new_ledger(tmp_path: Path) 
                            catch_exceptions=False)
     assert result.exit_code == 2
     assert kept.exists() and not (tmp_path / "kept.sqlite.lock").exists()
+
+
+def test_opening_a_ledger_of_this_version_writes_nothing(tmp_path: Path) -> None:
+    """``status`` reads a ledger that a running ``run`` is writing to: opening it takes no
+    write lock (with one held elsewhere, it would wait and fail)."""
+    path = tmp_path / "l.sqlite"
+    with Ledger.open(path) as ledger:
+        ledger.add_families([family("F1")])
+    writer = sqlite3.connect(path, isolation_level=None, timeout=0)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE families SET note = 'x'")
+        with Ledger.open(path, create=False) as reader:
+            assert reader.family_count() == 1
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()

@@ -143,8 +143,11 @@ def _set_up(conn: sqlite3.Connection, path: Path) -> None:
         ) from None
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
+    if found == SCHEMA_VERSION:
+        conn.executescript(SCHEMA)  # no write unless something is missing: readers stay readers
+        return
     steps = [MIGRATIONS[v] for v in range(found or SCHEMA_VERSION, SCHEMA_VERSION)]
-    # one transaction: a ledger is migrated whole or not at all
+    # one transaction: a ledger is made or migrated whole, or not at all
     conn.executescript(
         "BEGIN IMMEDIATE;" + SCHEMA + "".join(steps)
         + f"INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');"
