@@ -8,6 +8,7 @@ A pre-created empty file is a new ledger. Every refusal is a ``LedgerError`` nam
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import stat
 from pathlib import Path
@@ -16,6 +17,8 @@ from batch.errors import LedgerError
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
+log = logging.getLogger(__name__)
+
 #: The first bytes of every SQLite 3 database file.
 SQLITE_HEADER = b"SQLite format 3\x00"
 #: The files SQLite keeps beside a database in WAL mode.
@@ -88,18 +91,37 @@ def _check_header(path: Path, size: int) -> None:
         )
 
 
-def private(path: Path) -> None:
-    """Mode 0600 for the ledger and its ``-wal`` and ``-shm`` files, where they are not."""
-    for file in (path, *(path.with_name(path.name + suffix) for suffix in COMPANIONS)):
+def private(path: Path, *, itself: bool = True) -> None:
+    """Mode 0600 for the ledger (unless not *itself*) and its ``-wal`` and ``-shm`` files,
+    where they are not.
+
+    A file of another user's is left as its owner made it (only they may change it), with a
+    warning; any other failure is a ``LedgerError``.
+    """
+    files = [path.with_name(path.name + suffix) for suffix in COMPANIONS]
+    for file in [path, *files] if itself else files:
         try:
             mode = stat.S_IMODE(os.stat(file).st_mode)
-            if mode != FILE_MODE:
-                os.chmod(file, FILE_MODE)
         except FileNotFoundError:
             continue
         except OSError as exc:
-            raise LedgerError(
-                f"cannot make ledger file {file} private (mode 0600): {reason(exc)}") from None
+            raise _not_private(file, exc) from None
+        if mode != FILE_MODE:
+            _make_private(file, mode)
+
+
+def _make_private(file: Path, mode: int) -> None:
+    try:
+        os.chmod(file, FILE_MODE)
+    except PermissionError:
+        log.warning("ledger file %s is mode %o and belongs to another user: left as it is",
+                    file, mode)
+    except OSError as exc:
+        raise _not_private(file, exc) from None
+
+
+def _not_private(file: Path, exc: OSError) -> LedgerError:
+    return LedgerError(f"cannot make ledger file {file} private (mode 0600): {reason(exc)}")
 
 
 def remove(path: Path) -> None:

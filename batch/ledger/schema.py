@@ -126,7 +126,7 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
             raise
     except sqlite3.Error as exc:
         raise LedgerError(f"cannot open ledger {path}: {exc}") from exc
-    private(path)  # and the -wal and -shm files SQLite has just made
+    private(path, itself=False)  # the -wal and -shm files SQLite has just made
     return conn
 
 
