@@ -8,15 +8,12 @@ import os
 import shutil
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import openpyxl
 import pytest
-from click.testing import CliRunner, Result
 
-from batch.cli import main
 from batch.sandbox import (
     DEFAULT_PASSWORD,
     DEFAULT_USER,
@@ -24,6 +21,7 @@ from batch.sandbox import (
     SandboxThread,
     demo_fixture_path,
 )
+from tests.cli_sandbox import api_requests, invoke
 from tests.manifests import write_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,17 +35,8 @@ def sandboxes() -> Iterator[tuple[SandboxThread, SandboxThread]]:
         yield a, b
 
 
-def invoke(*args: str, url: str = "") -> Result:
-    env = {"EMG_USERNAME": DEFAULT_USER, "EMG_PASSWORD": DEFAULT_PASSWORD, "EMG_TOKEN": "",
-           "EMG_HOST": url}
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
 
 
-def api_requests(sandbox: SandboxThread) -> dict[str, object]:
-    """What the sandbox was asked, its own introspection routes left out."""
-    with urllib.request.urlopen(f"{sandbox.url}/_sandbox/stats", timeout=10) as answer:
-        requests = json.load(answer)["requests"]
-    return {k: v for k, v in requests.items() if "/_sandbox/" not in k}
 
 
 def refusal(ledger: Path, bound: str, given: str) -> str:

@@ -9,20 +9,17 @@ are made of a regular file where a folder should be, a folder where a file shoul
 
 from __future__ import annotations
 
-import json
 import os
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
 import xlsxwriter.exceptions
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from batch import jobs
 from batch.api import Credentials
-from batch.cli import main
 from batch.errors import OutputError
 from batch.ledger import Ledger
 from batch.outputs import write_table
@@ -36,6 +33,7 @@ from batch.sandbox import (
     SandboxThread,
     demo_fixture_path,
 )
+from tests.cli_sandbox import api_requests, invoke
 from tests.manifests import write_manifest
 
 HINT = "Hint: free space or fix permissions, then rerun the same command\n"
@@ -48,16 +46,8 @@ def sandbox() -> Iterator[SandboxThread]:
         yield running
 
 
-def invoke(*args: str, url: str = "") -> Result:
-    env = {"EMG_USERNAME": DEFAULT_USER, "EMG_PASSWORD": DEFAULT_PASSWORD, "EMG_TOKEN": "",
-           "EMG_HOST": url}
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
 
 
-def api_requests(sandbox: SandboxThread) -> dict[str, object]:
-    with urllib.request.urlopen(f"{sandbox.url}/_sandbox/stats", timeout=10) as answer:
-        requests = json.load(answer)["requests"]
-    return {k: v for k, v in requests.items() if "/_sandbox/" not in k}
 
 
 def plain_file(path: Path) -> Path:
