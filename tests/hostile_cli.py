@@ -13,4 +13,12 @@ CASES: list[Hostile] = [
             2, "https", _OK, env={"EMG_TOKEN": "t"}),
     Hostile("concurrency zero", ("run", "m.csv", "--sandbox", "--concurrency", "0"), 2,
             "concurrency", _OK),
+    Hostile("timeout nan", ("run", "m.csv", "--sandbox", "--timeout", "nan"), 2,
+            "Invalid value for '--timeout': 'nan' is not a finite number", _OK),
+    Hostile("rate inf", ("run", "m.csv", "--sandbox", "--rate", "inf"), 2,
+            "Invalid value for '--rate': 'inf' is not a finite number", _OK),
+    Hostile("rate nan in validate", ("validate", "m.csv", "--rate", "nan"), 2,
+            "Invalid value for '--rate': 'nan' is not a finite number", _OK),
+    Hostile("sandbox latency -inf", ("sandbox", "--port", "0", "--latency-ms", "-inf"), 2,
+            "Invalid value for '--latency-ms': '-inf' is not a finite number"),
 ]

@@ -14,13 +14,13 @@ import pytest
 from aiohttp import web
 from click.testing import CliRunner
 
+from batch.cli.sandbox import sandbox_command
 from batch.sandbox import (
     DEFAULT_PASSWORD,
     DEFAULT_USER,
     SandboxConfig,
     SandboxThread,
     run_sandbox,
-    sandbox_command,
 )
 from tests.corpus import CONFORMANCE_DIR
 

@@ -1,7 +1,12 @@
-"""What every command shares: error → exit code mapping, credentials, host options, logging.
+"""What every command shares: error → exit code mapping, credentials, host options, numbers,
+messages and logging.
 
 Exit codes: 0 all done; 1 finished, some failed or unknown; 2 usage, configuration or manifest
 error, nothing sent; 3 stopped early (--max-failures, auth refused); 130 interrupted.
+
+Streams: a command's data (``--json``, a report it was asked for) goes to stdout; progress,
+summaries, the paths of written files, warnings and errors go to stderr, and ``--quiet`` keeps
+only the errors there.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Coroutine
@@ -18,7 +24,7 @@ import anyio
 import click
 
 from batch import jobs
-from batch.api import Credentials
+from batch.api import Credentials, normalise_host
 from batch.errors import (
     AuthError,
     BatchError,
@@ -33,6 +39,8 @@ HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
 
 T = TypeVar("T")
 
+QUIET_HELP = "Nothing on stderr but errors (data on stdout is still printed)."
+
 ENVIRONMENT = """\b
 Environment:
   EMG_HOST       tenant URL, e.g. https://lab.emg.illumina.com (instead of --host)
@@ -40,6 +48,44 @@ Environment:
   EMG_PASSWORD   password (prompted for when missing and stdin is a terminal)
   EMG_TOKEN      a ready bearer token instead of username and password
 """
+
+
+class Number(click.FloatRange):
+    """The type of every numeric option: a finite number (never nan or inf) within bounds, a
+    whole one with *integer*; anything else is a usage error naming the option (exit 2)."""
+
+    def __init__(self, min: float | None = None, max: float | None = None, *,
+                 min_open: bool = False, integer: bool = False) -> None:
+        super().__init__(min, max, min_open=min_open)
+        self.integer = integer
+        self.name = "integer" if integer else "float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = self._finite(value, param, ctx)
+        if self.integer and not number.is_integer():
+            self.fail(f"{value!r} is not a whole number.", param, ctx)
+        low = self.min is not None and (number <= self.min if self.min_open
+                                        else number < self.min)
+        if low or (self.max is not None and number > self.max):
+            self.fail(f"{value} is not in the range {self._describe_range()}.", param, ctx)
+        return int(number) if self.integer else number
+
+    def _finite(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number.", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+def say(text: str, *, quiet: bool = False) -> None:
+    """A line for people on stderr (progress, summaries, written files, warnings); nothing
+    under --quiet."""
+    if not quiet:
+        click.echo(text, err=True)
 
 
 def fail(message: str, hint: str | None, code: int) -> NoReturn:
@@ -112,6 +158,7 @@ def credentials() -> Credentials | None:
 
 def target(host: str | None, sandbox: bool, *, needed: bool = True) -> jobs.Target | None:
     """Where requests go, from --host / $EMG_HOST / --sandbox."""
+    given = host is not None
     host = host or os.environ.get("EMG_HOST")
     if sandbox:
         if host:
@@ -122,10 +169,20 @@ def target(host: str | None, sandbox: bool, *, needed: bool = True) -> jobs.Targ
             raise click.UsageError(
                 "no host: pass --host URL (or set EMG_HOST), or --sandbox to try locally")
         return None
+    _check_host(host, given=given)
     found = credentials()
     if found is None:
         raise click.UsageError("no credentials: set EMG_USERNAME and EMG_PASSWORD, or EMG_TOKEN")
     return jobs.Target(host=host, credentials=found)
+
+
+def _check_host(host: str, *, given: bool) -> None:
+    """A host that cannot be used is a usage error before any prompt or request."""
+    try:
+        normalise_host(host)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--host'" if given else "EMG_HOST") \
+            from None
 
 
 def setup_logging(verbose: int, quiet: bool = False) -> None:
@@ -149,6 +206,6 @@ def host_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """--verbose / --quiet."""
-    fn = click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")(fn)
+    fn = click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)(fn)
     return click.option("-v", "--verbose", count=True,
                         help="More detail on stderr (-vv: debug).")(fn)

@@ -17,6 +17,7 @@ import click
 from batch import jobs, outputs
 from batch.cli.common import (
     ENVIRONMENT,
+    Number,
     call,
     call_sync,
     host_options,
@@ -26,11 +27,11 @@ from batch.cli.common import (
 )
 from batch.cli.doctor import doctor_command
 from batch.cli.pull import listen_command, pull_group
+from batch.cli.sandbox import sandbox_command
 from batch.manifest import Problem
 from batch.run import RunOptions
 from batch.run.progress import for_terminal
 from batch.run.summary import DEFAULT_CONCURRENCY, IfExists
-from batch.sandbox import sandbox_command
 
 
 @click.group(epilog=ENVIRONMENT)
@@ -64,14 +65,13 @@ sheet_option = click.option(
               help="Ledger file (default: <manifest stem>.ledger.sqlite next to the manifest).")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where results and review files go (default: next to the manifest).")
-@click.option("--concurrency", type=click.IntRange(1, 256), default=DEFAULT_CONCURRENCY,
-              show_default=True,
-              help="Families in flight at once.")
-@click.option("--rate", type=click.FloatRange(min=0.01), default=None,
+@click.option("--concurrency", type=Number(1, 256, integer=True),
+              default=DEFAULT_CONCURRENCY, show_default=True, help="Families in flight at once.")
+@click.option("--rate", type=Number(min=0.01), default=None,
               help="At most R requests per second, evenly spaced (default: adapt to 429s).")
-@click.option("--max-failures", type=click.IntRange(min=1), default=None,
+@click.option("--max-failures", type=Number(min=1, integer=True), default=None,
               help="Stop after N failed families (exit 3).")
-@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
+@click.option("--timeout", type=Number(min=1), default=60.0, show_default=True,
               help="Seconds one request may take, from sending to the last byte of its "
                    "answer (each retry gets as long again).")
 @click.option("--dry-run", is_flag=True, help="Validate, look up and plan; send nothing.")
@@ -141,9 +141,10 @@ def _print_problems(problems: list[Problem], *, quiet: bool) -> None:
 @host_options
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the results file goes (default: next to the manifest).")
-@click.option("--concurrency", type=click.IntRange(1, 256), default=DEFAULT_CONCURRENCY,
-              show_default=True, help="Families checked at once (look-ups, dry runs).")
-@click.option("--rate", type=click.FloatRange(min=0.01), default=None,
+@click.option("--concurrency", type=Number(1, 256, integer=True),
+              default=DEFAULT_CONCURRENCY, show_default=True,
+              help="Families checked at once (look-ups, dry runs).")
+@click.option("--rate", type=Number(min=0.01), default=None,
               help="At most R requests per second (default: adapt).")
 @sheet_option
 @output_options

@@ -18,7 +18,7 @@ import click
 
 from batch import jobs
 from batch.api import is_loopback
-from batch.cli.common import call, call_sync, fail, setup_logging, target
+from batch.cli.common import Number, call, call_sync, fail, setup_logging, target
 from batch.errors import UsageError, truncate
 from batch.jobs.pull import Puller, cases_ledger, events_view
 from batch.pull import (
@@ -50,11 +50,11 @@ def _client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Tenant URL (https://<tenant>.emg.illumina.com); default $EMG_HOST."),
         click.option("--sandbox", is_flag=True,
                      help="Start the built-in Emedgene sandbox on loopback and use it."),
-        click.option("--concurrency", type=click.IntRange(1, 256), default=8, show_default=True,
-                     help="Cases in flight at once."),
-        click.option("--rate", type=click.FloatRange(min=0.01), default=None,
+        click.option("--concurrency", type=Number(1, 256, integer=True), default=8,
+                     show_default=True, help="Cases in flight at once."),
+        click.option("--rate", type=Number(min=0.01), default=None,
                      help="At most R requests per second, evenly spaced (default: adapt)."),
-        click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
+        click.option("--timeout", type=Number(min=1), default=60.0, show_default=True,
                      help="Seconds one request may take, from sending to the last byte of "
                           "its answer; a report download longer while data keeps coming "
                           "(128 KB/s or more)."),
@@ -82,8 +82,8 @@ def pull_group() -> None:
                    "comma list; default: pdf).")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Directory: DIR/<case>/<type>-<id>.<ext>, DIR/cases.xlsx and DIR/cases.csv.")
-@click.option("--page-size", type=click.IntRange(1, 100), default=100, show_default=True,
-              help="Cases per listing page.")
+@click.option("--page-size", type=Number(1, 100, integer=True), default=100,
+              show_default=True, help="Cases per listing page.")
 @click.option("--report-id", "report_ids", multiple=True, metavar="CASE:TYPE:ID",
               help="A report to download, for tenants that do not list report ids "
                    "(repeatable); the case is pulled even when not listed.")
@@ -107,7 +107,7 @@ def finalized(since: str, statuses: Sequence[str], reports: Sequence[str], out: 
     setup_logging(verbose)
     try:
         options = FinalizedOptions(
-            out=out, since=parse_since(since), statuses=tuple(statuses) or (FINALIZED,),
+            out=out, since=_since(since), statuses=tuple(statuses) or (FINALIZED,),
             report_types=parse_report_types(reports or ("pdf",)), concurrency=concurrency,
             page_size=page_size, report_ids=parse_report_ids(report_ids, report_id_files))
     except UsageError as exc:
@@ -117,6 +117,14 @@ def finalized(since: str, statuses: Sequence[str], reports: Sequence[str], out: 
     result = call(jobs.finalized_job, where, connection, options)
     _print_pull(result, as_json=as_json)
     sys.exit(result.exit_code)
+
+
+def _since(value: str) -> str:
+    try:
+        return parse_since(value)
+    except OverflowError:  # a duration beyond the calendar (99999999999d)
+        raise click.BadParameter(f"{truncate(value, 100)!r} reaches back before the year 1",
+                                 param_hint="'--since'") from None
 
 
 def _print_pull(result: PullResult, *, as_json: bool) -> None:
@@ -265,7 +273,7 @@ def _show_events(ledger_path: Path) -> NoReturn:
 
 
 @click.command("listen")
-@click.option("--port", type=click.IntRange(0, 65535), default=None,
+@click.option("--port", type=Number(0, 65535, integer=True), default=None,
               help="Port to listen on (0: any free one). Required unless --show-events.")
 @click.option("--bind", default="127.0.0.1", show_default=True,
               help="Address to listen on.")

@@ -1,11 +1,11 @@
 """An in-memory emulator of the Emedgene API, for tests, benchmarks and first runs.
 
 ``create_app`` builds the aiohttp application; ``run_sandbox`` serves it inside async code;
-``SandboxThread`` serves it from a background thread; ``sandbox_command`` is ``emg-batch sandbox``.
+``SandboxThread`` serves it from a background thread; ``emg-batch sandbox`` (``batch.cli.sandbox``)
+serves it from the command line.
 """
 
 from batch.sandbox.app import create_app
-from batch.sandbox.cli import sandbox_command
 from batch.sandbox.config import DEFAULT_PASSWORD, DEFAULT_USER, SandboxConfig
 from batch.sandbox.fixture import demo_fixture_path
 from batch.sandbox.server import RunningSandbox, SandboxThread, run_sandbox
@@ -21,5 +21,4 @@ __all__ = [
     "create_app",
     "demo_fixture_path",
     "run_sandbox",
-    "sandbox_command",
 ]

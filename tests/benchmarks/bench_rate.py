@@ -32,7 +32,7 @@ from batch.sandbox import DEFAULT_PASSWORD, DEFAULT_USER
 
 RESULTS = Path(__file__).parent / "results" / "bench_rate.json"
 SANDBOX = (
-    "from batch.sandbox import sandbox_command; sandbox_command(prog_name='emg-batch sandbox')"
+    "from batch.cli.sandbox import sandbox_command; sandbox_command(prog_name='emg-batch sandbox')"
 )
 
 

@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 CORPUS = REPO / "tests" / "data" / "conformance" / "official-cli-36"
 RESULTS = HERE / "results" / "bench_sandbox.json"
-START_SERVER = "from batch.sandbox.cli import sandbox_command; sandbox_command()"
+START_SERVER = "from batch.cli.sandbox import sandbox_command; sandbox_command()"
 
 
 def cpu_seconds(pid: int) -> float:

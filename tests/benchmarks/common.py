@@ -60,7 +60,7 @@ __all__ = [
 CREATE_ROUTE = "POST /api/cases/v2/cases"
 LOGIN_PATH = "/api/auth/v2/api_login/"
 CREATE_PATH = "/api/cases/v2/cases/"
-_SERVE = "from batch.sandbox.cli import sandbox_command; sandbox_command()"
+_SERVE = "from batch.cli.sandbox import sandbox_command; sandbox_command()"
 
 
 # -- the sandbox process -------------------------------------------------------------------------

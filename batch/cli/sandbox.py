@@ -1,10 +1,10 @@
-"""``emg-batch sandbox``: serve the emulator from the command line until Ctrl-C."""
+"""``emg-batch sandbox``: serve the emulator (:mod:`batch.sandbox`) from the command line until
+Ctrl-C. Its data on stdout is the one line saying where it serves."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import signal
 from pathlib import Path
 from typing import Any
@@ -12,23 +12,14 @@ from typing import Any
 import click
 
 from batch.api.net import is_loopback
-from batch.sandbox.config import DEFAULT_PASSWORD, DEFAULT_TOKEN_TTL, DEFAULT_USER, SandboxConfig
-from batch.sandbox.server import run_sandbox
+from batch.cli.common import QUIET_HELP, Number, say
+from batch.sandbox import DEFAULT_PASSWORD, DEFAULT_USER, SandboxConfig, run_sandbox
+from batch.sandbox.config import DEFAULT_TOKEN_TTL
 from batch.serving import CannotListen
 
 DEFAULT_BIND = "127.0.0.1"
 HOST_DEPRECATED = ("warning: sandbox --host is deprecated (elsewhere --host is the tenant URL); "
                    "use --bind for the address to listen on")
-
-
-class Finite(click.FloatRange):
-    """A float range that refuses nan and inf."""
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        number = super().convert(value, param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        return number
 
 
 async def _serve(config: SandboxConfig, host: str, port: int) -> None:
@@ -42,9 +33,9 @@ async def _serve(config: SandboxConfig, host: str, port: int) -> None:
         await stop.wait()
 
 
-def _bind_address(bind: str | None, host: str | None, allow_remote: bool) -> str:
+def _bind_address(bind: str | None, host: str | None, allow_remote: bool, quiet: bool) -> str:
     if host is not None:
-        click.echo(HOST_DEPRECATED, err=True)
+        say(HOST_DEPRECATED, quiet=quiet)
     address = bind or host or DEFAULT_BIND
     if not allow_remote and not is_loopback(address):
         raise click.BadParameter(
@@ -61,39 +52,42 @@ Examples:
 """)
 @click.option("--bind", help=f"Address to listen on.  [default: {DEFAULT_BIND}]")
 @click.option("--host", hidden=True, help="Deprecated name of --bind.")
-@click.option("--port", default=8000, show_default=True, type=int, help="Port (0: any free one).")
+@click.option("--port", default=8000, show_default=True, type=Number(0, 65535, integer=True),
+              help="Port (0: any free one).")
 @click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --bind address.")
 @click.option("--fixture", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Conformance-format fixture (storages, samples, users, gene lists, HPO terms).")
 @click.option("--record", type=click.Path(dir_okay=False, path_type=Path),
               help="Append one JSON line per request to this file, as it happens (mode 0600).")
-@click.option("--rate-limit", type=Finite(min=0, min_open=True),
+@click.option("--rate-limit", type=Number(min=0, min_open=True),
               help="Requests per second before answering 429.")
-@click.option("--latency-ms", type=Finite(min=0), default=0.0, help="Added latency.")
-@click.option("--error-rate", type=Finite(0, 1), default=0.0,
+@click.option("--latency-ms", type=Number(min=0), default=0.0, help="Added latency.")
+@click.option("--error-rate", type=Number(0, 1), default=0.0,
               help="Probability of a 500/502/503.")
-@click.option("--drop-after-commit", type=Finite(0, 1), default=0.0,
+@click.option("--drop-after-commit", type=Number(0, 1), default=0.0,
               help="Probability of closing the connection after storing a created case.")
-@click.option("--token-ttl", type=Finite(min=0), default=DEFAULT_TOKEN_TTL,
+@click.option("--token-ttl", type=Number(min=0), default=DEFAULT_TOKEN_TTL,
               show_default=True, help="Token lifetime in seconds.")
 @click.option("--expired-status", type=click.Choice(["401", "403"]), default="403",
               show_default=True, help="What an expired token answers.")
-@click.option("--advance-after", type=Finite(min=0),
+@click.option("--advance-after", type=Number(min=0),
               help="Seconds per automatic status step (0: delivered at once).")
 @click.option("--webhook", help="URL that receives a JSON POST on every status change.")
 @click.option("--case-extras", is_flag=True,
               help="Add reports and preset_groups to the case object (not on the real one).")
 @click.option("--report-listing/--no-report-listing", default=True, show_default=True,
               help="Serve GET /api/test/v2/{case}/reports (inferred; off: 404).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice.")
+@click.option("--seed", type=Number(integer=True), default=0, show_default=True,
+              help="Seed of every random choice.")
+@click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
 def sandbox_command(*, bind: str | None, host: str | None, port: int, allow_remote: bool,
-                    **options: Any) -> None:
+                    quiet: bool, **options: Any) -> None:
     """Serve an in-memory emulator of the Emedgene API on loopback until Ctrl-C.
 
     It answers in the shapes of a real tenant; the default account is sandbox@example.com
     with password sandbox. GET /_sandbox/cases and /_sandbox/stats show what it holds.
     """
-    address = _bind_address(bind, host, allow_remote)
+    address = _bind_address(bind, host, allow_remote, quiet)
     options["expired_status"] = int(options["expired_status"])
     config = SandboxConfig(**options)
     try:
