@@ -21,4 +21,8 @@ CASES: list[Hostile] = [
             "Invalid value for '--rate': 'nan' is not a finite number", _OK),
     Hostile("sandbox latency -inf", ("sandbox", "--port", "0", "--latency-ms", "-inf"), 2,
             "Invalid value for '--latency-ms': '-inf' is not a finite number"),
+    Hostile("loopback host without a scheme", ("run", "m.csv", "--host", "127.0.0.1:8791"), 2,
+            "the host has no scheme: use https://127.0.0.1:8791 or, on loopback only, "
+            "http://127.0.0.1:8791", _OK, env={"EMG_TOKEN": "t"}),
+
 ]

@@ -26,7 +26,7 @@ def normalise_host(host: str) -> str:
     """Return the base URL for *host*: HTTPS, or HTTP on a loopback host only; no trailing /."""
     host = host.strip()
     if "://" not in host:
-        host = "https://" + host
+        host = _with_https(host)
     parts = urlsplit(host)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.hostname:
@@ -47,14 +47,19 @@ def normalise_host(host: str) -> str:
     return f"{scheme}://{parts.netloc}{parts.path}".rstrip("/")
 
 
+def _with_https(host: str) -> str:
+    """*host* given without a scheme: https:// where only HTTPS is allowed; on loopback, where
+    plain HTTP is allowed too, which one is meant cannot be guessed."""
+    name = urlsplit("https://" + host).hostname
+    if name is not None and is_loopback(name):
+        raise UsageError(f"the host has no scheme: use https://{host} or, on loopback only, "
+                         f"http://{host}")
+    return "https://" + host
+
+
 def tls_hint(given: str, base: str) -> str | None:
     """What to add to a TLS failure when the host *given* had no scheme (*base* is the URL it
-    became): that https:// was assumed, and the http:// URL to use on loopback."""
+    became): that https:// was assumed."""
     if "://" in given:
         return None
-    hint = f"--host has no scheme, so {base} was assumed"
-    host = urlsplit(base).hostname
-    if host is not None and is_loopback(host):
-        plain = "http" + base.removeprefix("https")
-        return f"{hint}; for a plain-HTTP server on loopback (the sandbox) use --host {plain}"
-    return f"{hint}; check that the host serves HTTPS"
+    return f"--host has no scheme, so {base} was assumed; check that the host serves HTTPS"
