@@ -245,7 +245,7 @@ def test_listen_command_until_interrupted(tmp_path: Path) -> None:
             anyio.run(finalize)
             wait_sync(lambda: len(reports(out)) == 1)
             proc.send_signal(signal.SIGINT)
-            _, err = proc.communicate(timeout=15)
+            said, err = proc.communicate(timeout=15)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -253,9 +253,9 @@ def test_listen_command_until_interrupted(tmp_path: Path) -> None:
         assert proc.returncode == 0, err
         assert "stopped: " in err and "1 reports downloaded" in err
         assert err.count("listening") == 1
-        assert f"webhook URL for the sender: http://127.0.0.1:{port}/hooks/$EMG_WEBHOOK_TOKEN" \
-            in err
-        assert TOKEN not in err  # the operator set it: never echoed
+        assert said == (  # the data: where the sender posts
+            f"webhook URL for the sender: http://127.0.0.1:{port}/hooks/$EMG_WEBHOOK_TOKEN\n")
+        assert TOKEN not in err + said  # the operator set it: never echoed
         with Ledger.open(ledger_path, create=False) as ledger:
             assert any(e["status"] == "finalized" for e in ledger.events())
 
@@ -286,11 +286,11 @@ def test_a_generated_url_is_printed_once_and_takes_events(tmp_path: Path) -> Non
             [sys.executable, "-c", script, "--", "--port", "0", "--ledger", str(ledger_path)],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            assert proc.stderr is not None
-            lines = [proc.stderr.readline() for _ in range(3)]
-            url = lines[1].split("webhook URL for the sender: ", 1)[1].strip()
+            assert proc.stderr is not None and proc.stdout is not None
+            lines = [proc.stderr.readline() for _ in range(2)]
+            url = proc.stdout.readline().split("webhook URL for the sender: ", 1)[1].strip()
             assert lines[0].startswith("listening for webhooks at http://127.0.0.1:")
-            assert "/hooks/" in url and "EMG_WEBHOOK_TOKEN" in lines[2]
+            assert "/hooks/" in url and "EMG_WEBHOOK_TOKEN" in lines[1]
 
             async def send() -> list[int]:
                 body = {"case_name": "EMG100000001", "status": "finalized"}
@@ -309,7 +309,7 @@ def test_a_generated_url_is_printed_once_and_takes_events(tmp_path: Path) -> Non
         assert proc.returncode == 0, rest
         token = url.rsplit("/", 1)[1]
         assert token not in rest and "listening" not in rest  # printed once, at start
-        assert "1 events" in rest and "1 refused" in rest
+        assert "1 event (" in rest and "1 refused" in rest
         with Ledger.open(ledger_path, create=False) as ledger:
             assert [e["case_name"] for e in ledger.events()] == ["EMG100000001"]
             assert token.encode() not in ledger_path.read_bytes()

@@ -23,6 +23,9 @@ def doctor_command(host: str | None, sandbox: bool, as_json: bool, verbose: int,
     and checks its fields, tries report discovery and the sample, user and storage look-ups.
     Sends only GET requests and the login. Exit 0 when compatible, 1 when not.
 
+    On stdout: the report (text, or JSON with --json), with or without --quiet; on stderr,
+    logs and errors (--quiet: errors only).
+
     \b
     Examples:
       emg-batch doctor --host https://lab.emg.illumina.com

@@ -2,8 +2,9 @@
 
 Exit codes: 0 all done; 1 finished, some families failed or unknown; 2 usage, configuration or
 manifest error, nothing sent; 3 stopped early (--max-failures, auth refused); 130 Ctrl-C.
-Data goes to stdout, progress and messages to stderr. Expected errors are one line plus a hint,
-never a traceback.
+Data (``--json``, the status report) goes to stdout; progress, summaries, the paths of written
+files, warnings and errors go to stderr, and ``--quiet`` keeps only the errors (and the summary
+of a command that did not succeed). Expected errors are one line plus a hint, never a traceback.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from batch.cli.common import (
     call_sync,
     host_options,
     output_options,
+    say,
     setup_logging,
     target,
 )
@@ -29,6 +31,7 @@ from batch.cli.doctor import doctor_command
 from batch.cli.pull import listen_command, pull_group
 from batch.cli.sandbox import sandbox_command
 from batch.manifest import Problem
+from batch.outputs.words import plural
 from batch.run import RunOptions
 from batch.run.progress import for_terminal
 from batch.run.summary import DEFAULT_CONCURRENCY, IfExists
@@ -86,7 +89,8 @@ sheet_option = click.option(
               type=click.Choice(["preset_group"]),
               help="Send again a preset group whose answer was lost, after checking in "
                    "Emedgene that it is not on the case.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the summary as JSON on stdout instead of lines on stderr.")
 @sheet_option
 @output_options
 def run(manifest: Path, host: str | None, sandbox: bool, ledger_path: Path | None,
@@ -95,6 +99,10 @@ def run(manifest: Path, host: str | None, sandbox: bool, ledger_path: Path | Non
         resend_unknown: tuple[str, ...], as_json: bool, sheet: str | None, verbose: int,
         quiet: bool) -> None:
     """Create (and update) the cases of MANIFEST; rerun the same command to resume.
+
+    On stdout: only the --json summary. On stderr: progress, the manifest's errors and
+    warnings (a count and the first 5), the summary and the files written (results, review,
+    ledger). With --quiet, the errors only, and the summary when the run did not succeed.
 
     \b
     Examples:
@@ -109,10 +117,11 @@ def run(manifest: Path, host: str | None, sandbox: bool, ledger_path: Path | Non
                          skip_invalid=skip_invalid, if_exists=if_exists,
                          resend_unknown=frozenset(resend_unknown), handle_signals=True)
     connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
-    progress = for_terminal(quiet=quiet or as_json)
+    progress = for_terminal(quiet=quiet)
     result = call(jobs.run_job, manifest, target=where, connection=connection, options=options,
                   ledger_path=ledger_path, out_dir=out_dir, progress=progress, sheet=sheet)
     summary = result.summary
+    _print_problems(summary.problems, quiet=quiet, warnings_shown=RUN_WARNINGS_SHOWN)
     if as_json:
         data = summary.as_dict()
         data.update(host=result.host, ledger=str(result.ledger),
@@ -120,16 +129,20 @@ def run(manifest: Path, host: str | None, sandbox: bool, ledger_path: Path | Non
                     review=str(result.review) if result.review else None)
         click.echo(json.dumps(data, indent=2))
     else:
-        _print_problems(summary.problems, quiet=quiet)
         files = {"results": result.results, "review": result.review, "ledger": result.ledger}
-        click.echo(outputs.render_summary(summary, files=files))
+        say(outputs.render_summary(summary, files=files),
+            quiet=quiet and summary.exit_code == 0)
     sys.exit(summary.exit_code)
 
 
-def _print_problems(problems: list[Problem], *, quiet: bool) -> None:
-    for problem in problems:
-        if problem.severity == "error" or not quiet:
-            click.echo(str(problem), err=True)
+#: Warnings ``run`` shows (after a count); ``validate`` shows them all.
+RUN_WARNINGS_SHOWN = 5
+
+
+def _print_problems(problems: list[Problem], *, quiet: bool,
+                    warnings_shown: int | None = None) -> None:
+    for line in outputs.render_problems(problems, quiet=quiet, warnings_shown=warnings_shown):
+        click.echo(line, err=True)
 
 
 # -- validate --------------------------------------------------------------------------------
@@ -146,14 +159,20 @@ def _print_problems(problems: list[Problem], *, quiet: bool) -> None:
               help="Families checked at once (look-ups, dry runs).")
 @click.option("--rate", type=Number(min=0.01), default=None,
               help="At most R requests per second (default: adapt).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the counts and every problem as JSON on stdout.")
 @sheet_option
 @output_options
 def validate(manifest: Path, server: bool, host: str | None, sandbox: bool,
-             out_dir: Path | None, concurrency: int, rate: float | None, sheet: str | None,
-             verbose: int, quiet: bool) -> None:
+             out_dir: Path | None, concurrency: int, rate: float | None, as_json: bool,
+             sheet: str | None, verbose: int, quiet: bool) -> None:
     """Check MANIFEST and print every problem; send nothing.
 
     Without --host or --sandbox, look-ups (storages, BaseSpace, `existing`) are skipped.
+
+    On stdout: only the --json report. On stderr: every error and warning, the counts and the
+    results file written for errors. With --quiet, the errors only, and the counts when there
+    are errors.
 
     \b
     Examples:
@@ -168,12 +187,21 @@ def validate(manifest: Path, server: bool, host: str | None, sandbox: bool,
     _print_problems(result.problems, quiet=quiet)
     errors = len(result.errors)
     warnings = len(result.problems) - errors
-    line = f"{manifest.name}: {result.families} families, {errors} errors, {warnings} warnings"
+    if as_json:
+        click.echo(json.dumps({
+            "manifest": str(manifest), "families": result.families, "errors": errors,
+            "warnings": warnings, "checked_on_server": result.checked_on_server,
+            "problems": [str(p) for p in result.problems],
+            "results": str(result.results) if result.results else None,
+            "exit_code": result.exit_code}, indent=2))
+        sys.exit(result.exit_code)
+    line = (f"{manifest.name}: {plural(result.families, 'family')}, "
+            f"{plural(errors, 'error')}, {plural(warnings, 'warning')}")
     if result.checked_on_server:
         line += f", {result.checked_on_server} checked by the server"
-    click.echo(line)
     if result.results:
-        click.echo(f"results: {result.results}")
+        line += f"\nresults: {result.results}"
+    say(line, quiet=quiet and result.exit_code == 0)
     sys.exit(result.exit_code)
 
 
@@ -184,15 +212,21 @@ def validate(manifest: Path, server: bool, host: str | None, sandbox: bool,
 @click.argument("manifest", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--ledger", "ledger_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Ledger file (default: the manifest's).")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def status(manifest: Path | None, ledger_path: Path | None, as_json: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@output_options
+def status(manifest: Path | None, ledger_path: Path | None, as_json: bool, verbose: int,
+           quiet: bool) -> None:
     """Where a run stands: counts by step and state, failures by reason, the last run.
+
+    On stdout: the report (text, or JSON with --json), with or without --quiet; on stderr,
+    only errors.
 
     \b
     Examples:
       emg-batch status inputs/example.csv
       emg-batch status --ledger runs/cases.sqlite --json
     """
+    setup_logging(verbose, quiet)
     report = call_sync(jobs.status_job, manifest, ledger_path)
     click.echo(json.dumps(report, indent=2, default=str) if as_json
                else outputs.render_status(report))
@@ -204,27 +238,38 @@ def status(manifest: Path | None, ledger_path: Path | None, as_json: bool) -> No
               help="Ledger file (default: the manifest's).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="FILE.xlsx (review workbook), FILE.csv or FILE.parquet.")
-def export(manifest: Path | None, ledger_path: Path | None, out: Path) -> None:
+@output_options
+def export(manifest: Path | None, ledger_path: Path | None, out: Path, verbose: int,
+           quiet: bool) -> None:
     """Write the per-family results of a ledger to a spreadsheet or Parquet file.
+
+    Nothing on stdout (the data is the file); on stderr, the file written, or with --quiet
+    only errors.
 
     \b
     Examples:
       emg-batch export inputs/example.csv --out review.xlsx
       emg-batch export --ledger runs/cases.sqlite --out cases.parquet
     """
+    setup_logging(verbose, quiet)
     written = call_sync(jobs.export_job, manifest, ledger_path, out)
-    click.echo(f"wrote {written}")
+    say(f"wrote {written}", quiet=quiet)
 
 
 @main.command()
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Where the templates go.")
-def template(out_dir: Path) -> None:
+@output_options
+def template(out_dir: Path, verbose: int, quiet: bool) -> None:
     """Write empty manifests to start from: an official batch CSV and an update manifest.
+
+    Nothing on stdout (the data is the files); on stderr, the files written, or with --quiet
+    only errors.
 
     \b
     Example:
       emg-batch template --out-dir manifests/
     """
+    setup_logging(verbose, quiet)
     for path in call_sync(outputs.write_template, out_dir):
-        click.echo(f"wrote {path}")
+        say(f"wrote {path}", quiet=quiet)

@@ -3,6 +3,11 @@ over :mod:`batch.pull` and :mod:`batch.listen`, on the same client options as ``
 
 Exit codes: 0 all done; 1 some cases failed; 2 usage or configuration error; 3 auth refused;
 130 interrupted.
+
+Streams: the data is the files written (and ``--json``, ``listen``'s webhook URL and
+``--show-events``) on stdout; the per-case errors, the summary, the paths written and the
+listener's messages on stderr; ``--quiet`` keeps the errors only (and the summary when some
+case failed).
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ import click
 
 from batch import jobs
 from batch.api import is_loopback
-from batch.cli.common import Number, call, call_sync, fail, setup_logging, target
+from batch.cli.common import QUIET_HELP, Number, call, call_sync, fail, say, setup_logging, target
 from batch.errors import UsageError, truncate
 from batch.jobs.pull import Puller, cases_ledger, events_view
+from batch.outputs.words import plural
 from batch.pull import (
     FINALIZED,
     SIGNATURE_HEADER,
@@ -44,7 +50,7 @@ __all__ = ["listen_command", "pull_group"]
 T = TypeVar("T")
 
 def _client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--host/--sandbox, --concurrency, --rate, --timeout, -v."""
+    """--host/--sandbox, --concurrency, --rate, --timeout, -v, -q."""
     for option in reversed((
         click.option("--host", metavar="URL",
                      help="Tenant URL (https://<tenant>.emg.illumina.com); default $EMG_HOST."),
@@ -59,6 +65,7 @@ def _client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                           "its answer; a report download longer while data keeps coming "
                           "(128 KB/s or more)."),
         click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv: debug)."),
+        click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP),
     )):
         fn = option(fn)
     return fn
@@ -90,13 +97,18 @@ def pull_group() -> None:
 @click.option("--report-ids", "report_id_files", multiple=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A CSV of reports to download: columns Case Id, Report Type, Report Id.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the summary as JSON on stdout instead of lines on stderr.")
 @_client_options
 def finalized(since: str, statuses: Sequence[str], reports: Sequence[str], out: Path,
               page_size: int, report_ids: Sequence[str], report_id_files: Sequence[Path],
               as_json: bool, host: str | None, sandbox: bool, concurrency: int,
-              rate: float | None, timeout: float, verbose: int) -> None:
+              rate: float | None, timeout: float, verbose: int, quiet: bool) -> None:
     """Download the reports of the cases finalized since --since; rerun to resume.
+
+    On stdout: only the --json summary. On stderr: each case that failed, the counts and the
+    two tables written (--out/cases.xlsx, cases.csv); with --quiet, the failed cases only,
+    and the counts when some case failed.
 
     \b
     Examples:
@@ -104,7 +116,7 @@ def finalized(since: str, statuses: Sequence[str], reports: Sequence[str], out: 
       emg-batch pull finalized --since 2024-02-01 --reports pdf,json --out reports/
       emg-batch pull finalized --report-id EMG100000001:pdf:700001 --out reports/
     """
-    setup_logging(verbose)
+    setup_logging(verbose, quiet)
     try:
         options = FinalizedOptions(
             out=out, since=_since(since), statuses=tuple(statuses) or (FINALIZED,),
@@ -115,7 +127,7 @@ def finalized(since: str, statuses: Sequence[str], reports: Sequence[str], out: 
     where = target(host, sandbox)
     connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
     result = call(jobs.finalized_job, where, connection, options)
-    _print_pull(result, as_json=as_json)
+    _print_pull(result, as_json=as_json, quiet=quiet)
     sys.exit(result.exit_code)
 
 
@@ -127,7 +139,10 @@ def _since(value: str) -> str:
                                  param_hint="'--since'") from None
 
 
-def _print_pull(result: PullResult, *, as_json: bool) -> None:
+def _print_pull(result: PullResult, *, as_json: bool, quiet: bool) -> None:
+    for case in result.cases:
+        if case.error:
+            click.echo(f"{case.case}: {case.error}", err=True)
     if as_json:
         click.echo(json.dumps({
             "cases": len(result.cases), "downloaded": result.downloaded,
@@ -135,12 +150,10 @@ def _print_pull(result: PullResult, *, as_json: bool) -> None:
             "errors": {c.case: c.error for c in result.cases if c.error},
             "xlsx": str(result.xlsx), "csv": str(result.csv)}, indent=2))
         return
-    for case in result.cases:
-        if case.error:
-            click.echo(f"{case.case}: {case.error}", err=True)
-    click.echo(f"done: {len(result.cases)} cases: downloaded {result.downloaded} reports, "
-               f"already present {result.present}, failed {result.failed}")
-    click.echo(f"table: {result.xlsx}\ntable: {result.csv}")
+    say(f"done: {plural(len(result.cases), 'case')}: downloaded "
+        f"{plural(result.downloaded, 'report')}, already present {result.present}, failed "
+        f"{result.failed}\ntable: {result.xlsx}\ntable: {result.csv}",
+        quiet=quiet and result.exit_code == 0)
 
 
 def _case_names(manifest: Path | None, cases: Sequence[str], ledger: Path | None) -> list[str]:
@@ -177,8 +190,9 @@ def _table_source(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _run_table(puller: Puller, manifest: Path | None, cases: Sequence[str],
                ledger_path: Path | None, out: Path, host: str | None, sandbox: bool,
-               concurrency: int, rate: float | None, timeout: float, verbose: int) -> NoReturn:
-    setup_logging(verbose)
+               concurrency: int, rate: float | None, timeout: float, verbose: int,
+               quiet: bool) -> NoReturn:
+    setup_logging(verbose, quiet)
     if out.suffix.lower() not in (".xlsx", ".csv", ".parquet"):
         raise click.UsageError("--out must end in .xlsx, .csv or .parquet")
     names = _case_names(manifest, cases, ledger_path)
@@ -189,8 +203,8 @@ def _run_table(puller: Puller, manifest: Path | None, cases: Sequence[str],
     for row in result.rows:
         if row.get("error"):
             click.echo(f"{row['case']}: {row['error']}", err=True)
-    click.echo(f"done: {len(names)} cases, {len(result.rows)} rows, failed {len(result.failed)}")
-    click.echo(f"wrote {result.out}")
+    say(f"done: {plural(len(names), 'case')}, {plural(len(result.rows), 'row')}, failed "
+        f"{len(result.failed)}\nwrote {result.out}", quiet=quiet and result.exit_code == 0)
     sys.exit(result.exit_code)
 
 
@@ -198,8 +212,12 @@ def _run_table(puller: Puller, manifest: Path | None, cases: Sequence[str],
 @_table_source
 def candidates(manifest: Path | None, cases: Sequence[str], ledger_path: Path | None, out: Path,
                host: str | None, sandbox: bool, concurrency: int, rate: float | None,
-               timeout: float, verbose: int) -> None:
+               timeout: float, verbose: int, quiet: bool) -> None:
     """The tagged variants of many cases in one table, with each case's info alongside.
+
+    Nothing on stdout (the data is the --out file). On stderr: each case that failed, the
+    counts and the file written; with --quiet, the failed cases only, and the counts when
+    some case failed.
 
     \b
     Examples:
@@ -208,15 +226,19 @@ def candidates(manifest: Path | None, cases: Sequence[str], ledger_path: Path | 
       emg-batch pull candidates --ledger cases.ledger.sqlite --out variants.csv
     """
     _run_table(pull_candidates, manifest, cases, ledger_path, out, host, sandbox, concurrency,
-               rate, timeout, verbose)
+               rate, timeout, verbose, quiet)
 
 
 @pull_group.command("info")
 @_table_source
 def info(manifest: Path | None, cases: Sequence[str], ledger_path: Path | None, out: Path,
          host: str | None, sandbox: bool, concurrency: int, rate: float | None, timeout: float,
-         verbose: int) -> None:
+         verbose: int, quiet: bool) -> None:
     """Case info (status, creation time, creator, last update) of many cases in one table.
+
+    Nothing on stdout (the data is the --out file). On stderr: each case that failed, the
+    counts and the file written; with --quiet, the failed cases only, and the counts when
+    some case failed.
 
     \b
     Examples:
@@ -224,41 +246,42 @@ def info(manifest: Path | None, cases: Sequence[str], ledger_path: Path | None, 
       emg-batch pull info --cases EMG100000001,EMG100000002 --out info.csv
     """
     _run_table(pull_info, manifest, cases, ledger_path, out, host, sandbox, concurrency, rate,
-               timeout, verbose)
+               timeout, verbose, quiet)
 
 
 # -- listen ------------------------------------------------------------------------------------
 
 
-def _ready(auth: HookAuth, stats: ListenerStats) -> Callable[[str], None]:
-    """What the listener says once, on stderr, when it is bound: where, and the URL to give."""
+def _ready(auth: HookAuth, stats: ListenerStats, quiet: bool) -> Callable[[str], None]:
+    """What the listener says once when it is bound: where (stderr), and the URL to give the
+    sender (its data, on stdout)."""
 
     def ready(url: str) -> None:
         base = url[: -len(auth.path)]
-        click.echo(f"listening for webhooks at {base} (Ctrl-C to stop)", err=True)
+        say(f"listening for webhooks at {base} (Ctrl-C to stop)", quiet=quiet)
+        click.echo(f"webhook URL for the sender: "
+                   f"{url if auth.generated else f'{base}/hooks/${TOKEN_ENV}'}")
         if auth.generated:
-            click.echo(f"webhook URL for the sender: {url}\n  (a new token on every start: "
-                       f"set {TOKEN_ENV} to keep the URL)", err=True)
-        else:
-            click.echo(f"webhook URL for the sender: {base}/hooks/${TOKEN_ENV}", err=True)
+            say(f"  (a new token on every start: set {TOKEN_ENV} to keep the URL)", quiet=quiet)
         if auth.secret is not None:
-            click.echo(f"bodies must be signed: {SIGNATURE_HEADER}: sha256=<HMAC-SHA256 of "
-                       f"the body with ${SECRET_ENV}, hex>", err=True)
-        _say_ledger(stats)
+            say(f"bodies must be signed: {SIGNATURE_HEADER}: sha256=<HMAC-SHA256 of the body "
+                f"with ${SECRET_ENV}, hex>", quiet=quiet)
+        _say_ledger(stats, quiet)
 
     return ready
 
 
-def _say_ledger(stats: ListenerStats) -> None:
+def _say_ledger(stats: ListenerStats, quiet: bool) -> None:
     counts = stats.at_start
     if stats.retried:
-        click.echo(f"{stats.retried} failed events get a fresh set of attempts", err=True)
+        say(f"a fresh set of attempts for {plural(stats.retried, 'failed event')}",
+            quiet=quiet)
     if counts.get("pending"):
-        click.echo(f"resuming {counts['pending']} events recorded but not yet handled",
-                   err=True)
+        say(f"resuming {plural(counts['pending'], 'event')} recorded but not yet handled",
+            quiet=quiet)
     if counts.get("failed"):
-        click.echo(f"{counts['failed']} events failed earlier (--show-events lists them, "
-                   "--retry-failed tries them again)", err=True)
+        say(f"{plural(counts['failed'], 'event')} failed earlier (--show-events lists them, "
+            "--retry-failed tries them again)", quiet=quiet)
 
 
 def _show_events(ledger_path: Path) -> NoReturn:
@@ -295,9 +318,14 @@ def _show_events(ledger_path: Path) -> NoReturn:
 def listen_command(port: int | None, bind: str, allow_remote: bool, ledger_path: Path,
                    on_finalized: str | None, out: Path | None, reports: Sequence[str],
                    retry_failed: bool, show_events: bool, host: str | None, sandbox: bool,
-                   concurrency: int, rate: float | None, timeout: float, verbose: int) -> None:
+                   concurrency: int, rate: float | None, timeout: float, verbose: int,
+                   quiet: bool) -> None:
     """Receive case-status-change webhooks at a secret URL; record each one, re-read the
     case, and optionally download the reports of cases that are finalized. Runs until Ctrl-C.
+
+    On stdout: the webhook URL for the sender, once bound (with --show-events: the events).
+    On stderr: where it listens, what the ledger holds, and at the end what it did; with
+    --quiet, only errors.
 
     \b
     Example:
@@ -312,7 +340,7 @@ def listen_command(port: int | None, bind: str, allow_remote: bool, ledger_path:
       EMG_WEBHOOK_SECRET  when set, every body must carry X-Emg-Signature: sha256=<hex>,
                           the HMAC-SHA256 of the body with this secret
     """
-    setup_logging(verbose)
+    setup_logging(verbose, quiet)
     if show_events:
         _show_events(ledger_path)
     if port is None:
@@ -325,20 +353,20 @@ def listen_command(port: int | None, bind: str, allow_remote: bool, ledger_path:
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
     if allow_remote and not is_loopback(bind):
-        click.echo("warning: the listener speaks plain HTTP; off this machine, put a "
-                   "TLS-terminating proxy in front of it", err=True)
+        say("warning: the listener speaks plain HTTP; off this machine, put a TLS-terminating "
+            "proxy in front of it", quiet=quiet)
     where = target(host, sandbox)
     connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
     stats = ListenerStats()
     call(jobs.listen_job, where, connection, ledger_path, host=bind, port=port, auth=auth,
-         on_finalized_out=out, report_types=types, ready=_ready(auth, stats),
+         on_finalized_out=out, report_types=types, ready=_ready(auth, stats, quiet),
          allow_remote=allow_remote, workers=concurrency, retry_failed=retry_failed, stats=stats)
-    _say_stopped(stats)
+    _say_stopped(stats, quiet)
 
 
-def _say_stopped(stats: ListenerStats) -> None:
+def _say_stopped(stats: ListenerStats, quiet: bool) -> None:
     refused = sum(stats.refused.values())
-    click.echo(f"stopped: {stats.received} events ({stats.duplicates} duplicates), "
-               f"{stats.handled} handled, {stats.reports_downloaded} reports downloaded, "
-               f"{stats.failures} failures ({stats.gave_up} left failed), {refused} refused, "
-               f"{stats.busy} answered busy", err=True)
+    say(f"stopped: {plural(stats.received, 'event')} ({stats.duplicates} duplicates), "
+        f"{stats.handled} handled, {stats.reports_downloaded} reports downloaded, "
+        f"{plural(stats.failures, 'failure')} ({stats.gave_up} left failed), {refused} "
+        f"refused, {stats.busy} answered busy", quiet=quiet)

@@ -86,6 +86,9 @@ def sandbox_command(*, bind: str | None, host: str | None, port: int, allow_remo
 
     It answers in the shapes of a real tenant; the default account is sandbox@example.com
     with password sandbox. GET /_sandbox/cases and /_sandbox/stats show what it holds.
+
+    On stdout: one line once it serves, with its URL and account (with --quiet too); on
+    stderr, warnings and errors (--quiet: errors only).
     """
     address = _bind_address(bind, host, allow_remote, quiet)
     options["expired_status"] = int(options["expired_status"])

@@ -23,7 +23,7 @@ from batch.outputs.files import atomic_path, check_writable, make_dir
 from batch.outputs.results import results_header, write_results, write_results_csv
 from batch.outputs.review import NOT_IN_LEDGER, write_review
 from batch.outputs.safe import csv_safe, formula_safe
-from batch.outputs.status import render_status, render_summary, status_report
+from batch.outputs.status import render_problems, render_status, render_summary, status_report
 from batch.outputs.table import write_table
 from batch.outputs.templates import (
     OFFICIAL_TEMPLATE_COLUMNS,
@@ -45,6 +45,7 @@ __all__ = [
     "formula_safe",
     "make_dir",
     "problem_message",
+    "render_problems",
     "render_status",
     "render_summary",
     "results_header",

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from batch.ledger import Binding, Ledger
+from batch.manifest import Problem
 from batch.outputs.facts import STATE_ORDER, label, sorted_counts
 from batch.outputs.summary_sheet import COUNT_KEYS
 from batch.outputs.words import describe, plural
@@ -100,6 +101,23 @@ def _render_run(run: Mapping[str, Any] | None) -> list[str]:
     if shown:
         lines.append("  counts: " + ", ".join(shown))
     return lines
+
+
+def render_problems(problems: Sequence[Problem], *, quiet: bool = False,
+                    warnings_shown: int | None = None) -> list[str]:
+    """The problems of a manifest as lines: every error; the warnings unless *quiet*, all of
+    them in their place (``validate``), or after the errors, counted, the first
+    *warnings_shown* of them (``run``)."""
+    if warnings_shown is None:
+        return [str(p) for p in problems if p.severity == "error" or not quiet]
+    lines = [str(p) for p in problems if p.severity == "error"]
+    warnings = [p for p in problems if p.severity != "error"]
+    if quiet or not warnings:
+        return lines
+    head = plural(len(warnings), "warning")
+    if len(warnings) > warnings_shown:
+        head += f", the first {warnings_shown} (see `emg-batch validate` for all)"
+    return [*lines, f"{head}:", *(str(p) for p in warnings[:warnings_shown])]
 
 
 def render_summary(summary: RunSummary, *, files: Mapping[str, Path | None]) -> str:
