@@ -129,17 +129,27 @@ def render_summary(summary: RunSummary, *, files: Mapping[str, Path | None]) -> 
         lines = [f"invalid: {which} errors; nothing was sent"]
     else:
         lines = _summary_lines(summary)
-    if summary.stop_reason:
+    if summary.stop_reason and summary.stopped != "interrupted":  # said by the first line
         lines.append(f"stopped: {summary.stop_reason}")
     lines += [f"{label}: {path}" for label, path in files.items() if path is not None]
-    if summary.exit_code in (1, 3, 130):
-        lines.append("hint: fix what failed and rerun the same command; "
-                     "created cases are never created again")
+    hint = _hint(summary)
+    if hint:
+        lines.append(f"hint: {hint}; created cases are never created again")
     return "\n".join(lines)
 
 
+def _hint(summary: RunSummary) -> str | None:
+    """What to do next: fix what failed, or (nothing failed, the run stopped) just resume."""
+    if summary.exit_code not in (1, 3, 130):
+        return None
+    if summary.failed or summary.unknown or summary.invalid:
+        return "fix what failed and rerun the same command"
+    return "rerun the same command to resume"
+
+
 def _summary_lines(summary: RunSummary) -> list[str]:
-    verb = "plan" if summary.dry_run else "done"
+    verb = ("plan" if summary.dry_run else
+            "interrupted" if summary.stopped == "interrupted" else "done")
     lines = [
         f"{verb}: {plural(summary.families, 'family')}: created {summary.created}, "
         f"adopted {summary.adopted}, updated {summary.updated}, skipped {summary.skipped}, "

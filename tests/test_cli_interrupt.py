@@ -1,0 +1,128 @@
+"""Ctrl-C in the middle of a run, as a user presses it: a real ``emg-batch run`` process
+against a slow sandbox process (``--latency-ms``) gets SIGINT. The summary says
+``interrupted:``, not ``done:``, and with nothing failed it does not ask to fix anything."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from batch.sandbox import DEFAULT_PASSWORD, DEFAULT_USER
+from tests.manifests import write_manifest
+
+pytestmark = pytest.mark.slow
+
+FAMILIES = 40
+PROGRESS = re.compile(r"^(validating|running): \d+/\d+ families, ")
+
+
+@pytest.fixture
+def slow_sandbox() -> Iterator[str]:
+    """``emg-batch sandbox --latency-ms 150`` in its own process; its URL."""
+    proc = subprocess.Popen([sys.executable, "-m", "batch", "sandbox", "--port", "0",
+                             "--latency-ms", "150"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        yield next(w for w in line.split() if w.startswith("http://127.0.0.1:"))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def cases_on(url: str) -> int:
+    with urllib.request.urlopen(f"{url}/_sandbox/cases", timeout=10) as answer:
+        return int(json.load(answer)["total"])
+
+
+def interrupted_run(tmp_path: Path, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    """Start a run, wait until two cases exist, press Ctrl-C; what the run printed."""
+    manifest = write_manifest(tmp_path / "slow.csv", FAMILIES, prefix="SLOW")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EMG_")}
+    env.update(EMG_USERNAME=DEFAULT_USER, EMG_PASSWORD=DEFAULT_PASSWORD, EMG_HOST=url)
+    proc = subprocess.Popen([sys.executable, "-m", "batch", "run", str(manifest),
+                             "--concurrency", "2", *extra], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while cases_on(url) < 2:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no case was created"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def masked(text: str, tmp: Path) -> list[str]:
+    text = re.sub(r"elapsed \d+\.\ds", "elapsed Xs", text.replace(str(tmp), "TMP"))
+    text = re.sub(r"(created|requests) \d+", r"\1 N", text)
+    return [line for line in text.splitlines() if not PROGRESS.match(line)]
+
+
+SUMMARY = [
+    f"interrupted: {FAMILIES} families: created N, adopted 0, updated 0, skipped 0, failed 0, "
+    "unknown 0",
+    "requests N, retries 0, 429s 0, elapsed Xs",
+    "results: TMP/slow_results.csv",
+    "review: TMP/slow_review.xlsx",
+    "ledger: TMP/slow.ledger.sqlite",
+    "hint: rerun the same command to resume; created cases are never created again",
+]
+
+
+def test_ctrl_c_says_interrupted(tmp_path: Path, slow_sandbox: str) -> None:
+    done = interrupted_run(tmp_path, slow_sandbox)
+    assert done.returncode == 130, done.stderr
+    assert done.stdout == ""
+    assert masked(done.stderr, tmp_path) == [
+        "interrupted: finishing requests in flight (Ctrl-C again to cancel them)", *SUMMARY]
+    assert "done:" not in done.stderr and "fix what failed" not in done.stderr
+
+
+def test_ctrl_c_with_quiet_still_gives_the_summary(tmp_path: Path, slow_sandbox: str) -> None:
+    done = interrupted_run(tmp_path, slow_sandbox, "-q")
+    assert done.returncode == 130, done.stderr
+    assert (done.stdout, masked(done.stderr, tmp_path)) == ("", SUMMARY)
+
+
+def test_ctrl_c_with_json(tmp_path: Path, slow_sandbox: str) -> None:
+    done = interrupted_run(tmp_path, slow_sandbox, "--json", "-q")
+    assert done.returncode == 130, done.stderr
+    data = json.loads(done.stdout)
+    assert (data["stopped"], data["exit_code"], data["failed"]) == ("interrupted", 130, 0)
+    assert done.stderr == ""
+
+
+def test_the_hint_fits_what_happened() -> None:
+    from batch.outputs import render_summary
+    from batch.run import RunSummary
+
+    def last(**fields: object) -> str:
+        return render_summary(RunSummary(families=3, ran=True, **fields),  # type: ignore[arg-type]
+                              files={}).splitlines()[-1]
+
+    assert last(stopped="interrupted", stop_reason="x") == SUMMARY[-1]
+    assert last(stopped="interrupted", unknown=1).startswith("hint: fix what failed")
+    assert last(stopped="max-failures", failed=2).startswith("hint: fix what failed")
+    assert last(stopped="auth", stop_reason="authentication refused: no") == SUMMARY[-1]
+    assert last(failed=1).startswith("hint: fix what failed")
+    assert last().startswith("requests 0")  # all done: no hint
+    text = render_summary(RunSummary(families=3, ran=True, stopped="max-failures", failed=2,
+                                     stop_reason="stopped after 2 failed families"), files={})
+    assert text.splitlines()[0].startswith("done: 3 families: ")
+    assert "stopped: stopped after 2 failed families" in text
