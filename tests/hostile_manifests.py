@@ -78,4 +78,8 @@ CASES: list[Hostile] = [
     Hostile("duplicated BioSample Name column", ("validate", "m.csv"), 0,
             "the rightmost one (column J) is used",
             csv_file("m.csv", f"{HEADER},BioSample Name\n{GOOD},S1\n")),
+    Hostile("duplicated BioSample Name column in run", ("run", "m.csv", "--sandbox"), 0,
+            "2 warnings:\nm.csv:1: warning: no \"[Data]\" row: the first row is read as the "
+            "header\nm.csv:1: BioSample Name: warning: the column appears 2 times",
+            csv_file("m.csv", f"{HEADER},BioSample Name\n{GOOD},S1\n")),
 ]

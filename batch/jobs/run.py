@@ -105,6 +105,7 @@ async def run_job(
                 host = client.host
         finally:
             progress.close()
+        summary.problems[:0] = manifest.warnings  # the file's own (as validate shows them)
         result = RunResult(summary, host, ledger.path)
         try:
             _write_outputs(result, ledger, manifest, options, out_dir)
