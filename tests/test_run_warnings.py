@@ -10,6 +10,7 @@ import json
 import re
 from pathlib import Path
 
+import openpyxl
 from click.testing import CliRunner, Result
 
 from batch.cli import main
@@ -84,6 +85,10 @@ def test_a_duplicated_official_column_is_a_warning_and_the_payloads_are_the_same
     assert ran.exit_code == 0, ran.stderr
     assert ran.stdout == ""
     assert ran.stderr.splitlines()[:summary_start(ran.stderr)] == ["1 warning:", DUPLICATED]
+
+    book = openpyxl.load_workbook(tmp_path / "dup" / "m_review.xlsx")
+    assert [row[0] for row in book["Problems"].iter_rows(values_only=True)] == [
+        "Problem", DUPLICATED]
 
     ran_plain, sent_plain = run_recorded(plain, tmp_path / "plain.jsonl")
     assert ran_plain.exit_code == 0
