@@ -251,7 +251,7 @@ def test_listen_command_until_interrupted(tmp_path: Path) -> None:
                 proc.kill()
                 proc.wait()
         assert proc.returncode == 0, err
-        assert "stopped: " in err and "1 reports downloaded" in err
+        assert "stopped: " in err and "1 report downloaded" in err
         assert err.count("listening") == 1
         assert said == (  # the data: where the sender posts
             f"webhook URL for the sender: http://127.0.0.1:{port}/hooks/$EMG_WEBHOOK_TOKEN\n")

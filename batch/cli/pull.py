@@ -290,8 +290,9 @@ def _show_events(ledger_path: Path) -> NoReturn:
                f"{counts['failed']} failed")
     for event in failed:
         click.echo(f"failed: {event['case_name']} {event['status'] or '-'} "
-                   f"({event['status_change_date'] or 'no date'}) after {event['attempts']} "
-                   f"attempts: {truncate(str(event['error']), 200)}")
+                   f"({event['status_change_date'] or 'no date'}) after "
+                   f"{plural(int(event['attempts']), 'attempt')}: "
+                   f"{truncate(str(event['error']), 200)}")
     sys.exit(0)
 
 
@@ -367,6 +368,6 @@ def listen_command(port: int | None, bind: str, allow_remote: bool, ledger_path:
 def _say_stopped(stats: ListenerStats, quiet: bool) -> None:
     refused = sum(stats.refused.values())
     say(f"stopped: {plural(stats.received, 'event')} ({stats.duplicates} duplicates), "
-        f"{stats.handled} handled, {stats.reports_downloaded} reports downloaded, "
+        f"{stats.handled} handled, {plural(stats.reports_downloaded, 'report')} downloaded, "
         f"{plural(stats.failures, 'failure')} ({stats.gave_up} left failed), {refused} "
         f"refused, {stats.busy} answered busy", quiet=quiet)
