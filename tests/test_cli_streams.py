@@ -294,3 +294,12 @@ def test_sandbox_says_where_on_stdout_and_warnings_on_stderr(quiet: bool) -> Non
     assert err == ("" if quiet else
                    "warning: sandbox --host is deprecated (elsewhere --host is the tenant URL); "
                    "use --bind for the address to listen on\n")
+
+
+def test_every_command_says_what_goes_where_and_takes_quiet() -> None:
+    from tests.test_cli_numbers import commands
+
+    for path, command in commands(main):
+        text = invoke(*path, "--help").stdout
+        assert re.search(r"(On|Nothing on) stdout", text), path
+        assert any("--quiet" in p.opts for p in command.params), path
