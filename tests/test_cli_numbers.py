@@ -110,3 +110,9 @@ def test_a_duration_beyond_the_calendar_is_a_usage_error() -> None:
     assert result.exit_code == 2
     assert result.stderr.splitlines()[-1] == (
         "Error: Invalid value for '--since': '99999999999d' reaches back before the year 1")
+
+
+def test_a_large_whole_number_keeps_every_digit() -> None:
+    assert Number(integer=True).convert("12345678901234567891", None, None) == (
+        12345678901234567891)
+    assert Number(integer=True).convert("1e3", None, None) == 1000

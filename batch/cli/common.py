@@ -61,14 +61,16 @@ class Number(click.FloatRange):
         self.name = "integer" if integer else "float"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        number = self._finite(value, param, ctx)
-        if self.integer and not number.is_integer():
-            self.fail(f"{value!r} is not a whole number.", param, ctx)
+        number: float | int = self._finite(value, param, ctx)
+        if self.integer:
+            if not float(number).is_integer():
+                self.fail(f"{value!r} is not a whole number.", param, ctx)
+            number = _exact_int(value, int(number))
         low = self.min is not None and (number <= self.min if self.min_open
                                         else number < self.min)
         if low or (self.max is not None and number > self.max):
             self.fail(f"{value} is not in the range {self._describe_range()}.", param, ctx)
-        return int(number) if self.integer else number
+        return number
 
     def _finite(self, value: Any, param: click.Parameter | None,
                 ctx: click.Context | None) -> float:
@@ -79,6 +81,14 @@ class Number(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return number
+
+
+def _exact_int(value: Any, rounded: int) -> int:
+    """*value* as an int without a detour through float (a large seed keeps every digit)."""
+    try:
+        return int(str(value).strip())
+    except ValueError:  # "1e3", "2.0"
+        return rounded
 
 
 def say(text: str, *, quiet: bool = False) -> None:
