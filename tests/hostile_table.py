@@ -13,12 +13,11 @@ from tests import hostile_cli, hostile_manifests
 from tests.hostile import Hostile, run_case
 
 
-def _message(text: str) -> str:
-    """The first line that says something, cut for the table."""
+def _message(text: str, phrase: str) -> str:
+    """The line that holds the phrase the test checks (else the first line), cut for the table."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    first = next((line for line in lines if "error" in line.lower()
-                  and "0 errors" not in line), None)
-    line = first or (lines[0] if lines else "")
+    line = next((line for line in lines if phrase.lower() in line.lower()),
+                lines[0] if lines else "")
     line = line.replace("|", "\\|")
     return line if len(line) <= 110 else line[:107] + "..."
 
@@ -28,7 +27,7 @@ def _row(case: Hostile) -> str:
         outcome = run_case(case, Path(tmp))
     command = " ".join(arg.replace("{dir}/", "").replace("{dir}", ".") for arg in case.args)
     return (f"| {case.name} | `{command[:60]}` | {outcome.code} | "
-            f"{_message(outcome.stderr + outcome.stdout)} |")
+            f"{_message(outcome.stderr + outcome.stdout, case.phrase)} |")
 
 
 def main() -> None:
