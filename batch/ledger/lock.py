@@ -10,8 +10,10 @@ it does not. The holder removes the file while it still holds the lock.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
+import stat
 from pathlib import Path
 
 from batch.errors import LedgerError
@@ -47,10 +49,19 @@ def acquire(ledger: Path) -> int:
 
 
 def _open(path: Path, ledger: Path) -> int:
+    # never through a link: a planted lock "file" would have another file truncated
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NOCTTY
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        fd = os.open(path, flags, FILE_MODE)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LedgerError(f"cannot lock ledger {ledger}: {path} is a symbolic link; "
+                              "remove it and rerun") from None
         raise LedgerError(f"cannot lock ledger {ledger}: {path}: {reason(exc)}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise LedgerError(f"cannot lock ledger {ledger}: {path} is not a regular file; "
+                          "remove it and rerun")
     with contextlib.suppress(PermissionError):  # another user's file: it holds only a pid
         if os.fstat(fd).st_mode & 0o777 != FILE_MODE:
             os.fchmod(fd, FILE_MODE)
