@@ -32,7 +32,7 @@ def reason(exc: OSError) -> str:
 
 def prepare(path: Path, *, create: bool) -> None:
     """Make *path* ready to open as a ledger: created (0600) when missing and *create*, else
-    refused when missing; refused when not a file or not SQLite; made 0600 when it is not."""
+    refused when missing; refused when not a file or not SQLite."""
     try:
         found = os.stat(path)
     except FileNotFoundError:
@@ -45,8 +45,7 @@ def prepare(path: Path, *, create: bool) -> None:
         raise LedgerError(f"cannot open ledger {path}: {reason(exc)}") from None
     if not stat.S_ISREG(found.st_mode):
         raise LedgerError(f"ledger {path} is not a file: pass --ledger with a file name")
-    _check_header(path, found.st_size)
-    private(path)
+    _check_header(path, found.st_size)  # made 0600 once accepted as a ledger (schema.connect)
 
 
 def _create(path: Path) -> None:
@@ -125,7 +124,8 @@ def _not_private(file: Path, exc: OSError) -> LedgerError:
 
 
 def remove(path: Path) -> None:
-    """Remove the closed ledger at *path* with its companions and lock (those that are left)."""
-    for suffix in ("", *COMPANIONS, ".lock"):
+    """Remove the closed ledger at *path* with its companions (those that are left); never its
+    lock file, which only the lock's holder removes (see ``lock.release``)."""
+    for suffix in ("", *COMPANIONS):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path.with_name(path.name + suffix))

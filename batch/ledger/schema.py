@@ -126,7 +126,9 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
             raise
     except sqlite3.Error as exc:
         raise LedgerError(f"cannot open ledger {path}: {exc}") from exc
-    private(path, itself=False)  # the -wal and -shm files SQLite has just made
+    # only now, once it is known to be a ledger (another program's database keeps its mode);
+    # the -wal and -shm files SQLite has just made, and the file a link may have led SQLite to
+    private(path)
     return conn
 
 
