@@ -26,7 +26,7 @@ from batch.jobs.connect import (
     open_ledger,
     output_path,
 )
-from batch.ledger import Ledger, remove_ledger
+from batch.ledger import Ledger
 from batch.manifest import Family, Manifest, Problem, read_manifest
 from batch.outputs import (
     check_writable,
@@ -112,9 +112,8 @@ async def run_job(
         except OutputError:
             ledger.amend_exit(began, exit_code=3)  # never "done" with its outputs missing
             raise
-        unused = made and not summary.ran and not ledger.holds_work()
-    if unused:  # a manifest refused before anything was sent leaves no new ledger behind
-        remove_ledger(path)
+        if made and not summary.ran and not ledger.holds_work():
+            ledger.discard()  # a manifest refused before anything was sent leaves no ledger
     return result
 
 

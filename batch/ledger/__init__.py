@@ -9,7 +9,6 @@ files. Nothing here imports the stages above it.
 """
 
 from batch.ledger.binding import SANDBOX_HOST, Binding, canonical_host
-from batch.ledger.disk import remove as remove_ledger
 from batch.ledger.records import (
     FamilyRecord,
     NewFamily,
@@ -37,5 +36,4 @@ __all__ = [
     "StepRecord",
     "canonical_host",
     "default_path",
-    "remove_ledger",
 ]

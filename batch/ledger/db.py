@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from batch.errors import LedgerError
+from batch.ledger.disk import remove
 from batch.ledger.lock import acquire, release
 from batch.ledger.schema import connect
 
@@ -92,6 +93,15 @@ class Database:
         if self._lock_fd is not None:
             fd, self._lock_fd = self._lock_fd, None
             release(fd, self.path)
+
+    def discard(self) -> None:
+        """Close, and remove the ledger's files while its lock is still held, so no process
+        that takes the lock next can lose a ledger it has just opened (the lock file goes
+        last, with the lock). For a ledger that recorded nothing."""
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
+        remove(self.path)
+        self.close()
 
     def __enter__(self) -> Self:
         return self
