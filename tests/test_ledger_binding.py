@@ -11,17 +11,24 @@ import pytest
 from batch.errors import LedgerError
 from batch.ledger import SANDBOX_HOST, Binding, Ledger, canonical_host
 from batch.ledger.schema import SCHEMA_VERSION
+from batch.ledger.states import State
 from tests.ledgers import family
 
 A = "https://lab-a.emg.illumina.com"
 B = "https://lab-b.emg.illumina.com"
 
 
+def with_a_case(ledger: Ledger, family_id: str = "F1") -> None:
+    """Record a family whose case was created: work the server holds."""
+    ledger.add_families([family(family_id)])
+    ledger.set_step(family_id, "create", State.SUCCEEDED, case_name="EMG100000001")
+
+
 def make_version_1(path: Path, *, host: str | None) -> None:
     """A ledger as emg-batch wrote it before servers were bound: no binding table, version 1,
     one run against *host*."""
     with Ledger.open(path) as ledger:
-        ledger.add_families([family("F1")])
+        with_a_case(ledger)
         if host is not None:
             ledger.end_run(ledger.begin_run("run", host=host), exit_code=0, counts={})
     with sqlite3.connect(path) as conn:
@@ -59,7 +66,7 @@ def test_a_ledger_with_work_refuses_another_host_and_stays_bound(tmp_path: Path)
     path = tmp_path / "l.sqlite"
     with Ledger.open(path) as ledger:
         ledger.bind(A, "me@example.com")
-        ledger.add_families([family("F1")])
+        with_a_case(ledger)
         with pytest.raises(LedgerError) as raised:
             ledger.bind(B, "me@example.com")
         assert str(raised.value) == (
@@ -75,7 +82,7 @@ def test_the_sandbox_is_named_in_words(tmp_path: Path) -> None:
     path = tmp_path / "l.sqlite"
     with Ledger.open(path) as ledger:
         ledger.bind(SANDBOX_HOST, "sandbox@example.com")
-        ledger.add_families([family("F1")])
+        with_a_case(ledger)
         with pytest.raises(LedgerError, match=(
                 r"belongs to the built-in sandbox \(--sandbox\) \(account sandbox@example.com\), "
                 f"not to {A}: nothing was sent")):
@@ -88,6 +95,24 @@ def test_a_ledger_that_holds_nothing_takes_the_next_host(tmp_path: Path) -> None
         ledger.bind(A, "me@example.com")
         assert ledger.bind(B, "you@example.com") == Binding(B, "you@example.com")
         assert ledger.binding() == Binding(B, "you@example.com")
+
+
+@pytest.mark.parametrize("state", [State.PENDING, State.FAILED])
+def test_a_ledger_whose_families_reached_no_server_takes_the_next_host(
+        tmp_path: Path, state: State) -> None:
+    """A dry run (families pending), or a run whose every create was refused (failed), made
+    nothing on the server: the ledger is not tied to it."""
+    with Ledger.open(tmp_path / "l.sqlite") as ledger:
+        ledger.bind(A, "me@example.com")
+        ledger.begin_run("run", host=A)
+        ledger.add_families([family("F1")])
+        if state is State.FAILED:
+            ledger.set_step("F1", "create", state, error_class="Refused", error_message="400")
+        assert ledger.bind(B, "me@example.com") == Binding(B, "me@example.com")
+        ledger.set_step("F1", "create", State.UNKNOWN, error_class="Unknown",
+                        error_message="the answer was lost")
+        with pytest.raises(LedgerError, match="belongs to"):
+            ledger.check_host(A)
 
 
 def test_webhook_events_are_work_too(tmp_path: Path) -> None:
@@ -122,6 +147,7 @@ def test_runs_recorded_without_a_binding_still_bind_the_ledger(tmp_path: Path) -
     """A ledger driven from Python (``run_manifest`` with no binding) is tied by its runs."""
     with Ledger.open(tmp_path / "l.sqlite") as ledger:
         ledger.begin_run("run", host=A + "/")
+        with_a_case(ledger)
         assert ledger.binding() == Binding(A)
         with pytest.raises(LedgerError, match="belongs to"):
             ledger.check_host(B)

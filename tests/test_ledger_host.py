@@ -100,6 +100,21 @@ def test_a_ledger_of_host_a_used_against_host_b_exits_2_and_sends_nothing(
     assert len(b.state.cases) == 2
 
 
+def test_a_dry_run_ties_the_ledger_to_no_host(
+        tmp_path: Path, sandboxes: tuple[SandboxThread, SandboxThread]) -> None:
+    """A dry run against a test tenant created nothing there: the real run may go elsewhere."""
+    a, b = sandboxes
+    manifest = write_manifest(tmp_path / "m.csv", 2, prefix="DR")
+    assert invoke("run", str(manifest), "--dry-run", "--quiet", url=a.url).exit_code == 0
+    assert a.state.cases == {}
+    result = invoke("run", str(manifest), "--quiet", url=b.url)
+    assert result.exit_code == 0, result.output
+    assert len(b.state.cases) == 2
+    again = invoke("run", str(manifest), url=a.url)  # now the cases are on b
+    assert again.exit_code == 2
+    assert again.stderr == refusal(tmp_path / "m.ledger.sqlite", b.url, a.url)
+
+
 def test_validate_server_and_pull_against_another_host_exit_2_and_send_nothing(
         tmp_path: Path, sandboxes: tuple[SandboxThread, SandboxThread]) -> None:
     a, b = sandboxes

@@ -84,10 +84,20 @@ class Bindings(Database):
             " OR EXISTS (SELECT 1 FROM events)").fetchone()
         return bool(found[0])
 
+    def holds_server_work(self) -> bool:
+        """Whether the server may hold something this ledger records: a step that succeeded
+        or may have reached it (sending, unknown), or a webhook event it sent. A dry run, or
+        a run whose every request was refused, created nothing anywhere."""
+        found = self._execute(
+            "SELECT EXISTS (SELECT 1 FROM steps WHERE state IN ('sending', 'succeeded',"
+            " 'unknown')) OR EXISTS (SELECT 1 FROM events)").fetchone()
+        return bool(found[0])
+
     def check_host(self, host: str) -> None:
-        """``LedgerError`` when this ledger holds work for a server other than *host*."""
+        """``LedgerError`` when this ledger holds work done on a server other than *host*."""
         bound = self.binding()
-        if bound is not None and bound.host != canonical_host(host) and self.holds_work():
+        if (bound is not None and bound.host != canonical_host(host)
+                and self.holds_server_work()):
             raise foreign_host(self.path, bound, canonical_host(host))
 
     def bind(self, host: str, account: str | None) -> Binding:
