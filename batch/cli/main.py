@@ -65,7 +65,8 @@ sheet_option = click.option(
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @host_options
 @click.option("--ledger", "ledger_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Ledger file (default: <manifest stem>.ledger.sqlite next to the manifest).")
+              help="Ledger file (default: <manifest stem>.ledger.sqlite next to the manifest; "
+                   "with --sandbox, <manifest stem>.sandbox.ledger.sqlite).")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where results and review files go (default: next to the manifest).")
 @click.option("--concurrency", type=Number(1, 256, integer=True),

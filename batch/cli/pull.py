@@ -156,13 +156,14 @@ def _print_pull(result: PullResult, *, as_json: bool, quiet: bool) -> None:
         quiet=quiet and result.exit_code == 0)
 
 
-def _case_names(manifest: Path | None, cases: Sequence[str], ledger: Path | None) -> list[str]:
+def _case_names(manifest: Path | None, cases: Sequence[str], ledger: Path | None,
+                source: Path | None) -> list[str]:
     given = [manifest is not None, bool(cases), ledger is not None]
     if sum(given) != 1:
         raise click.UsageError("name the cases one way: MANIFEST, --cases EMG1,EMG2 or "
                                "--ledger PATH")
     if manifest is not None:
-        names = call_sync(cases_from_manifest, manifest)
+        names = call_sync(cases_from_manifest, manifest, source)
     elif ledger is not None:
         names = call_sync(cases_from_ledger, ledger)
     else:
@@ -195,11 +196,11 @@ def _run_table(puller: Puller, manifest: Path | None, cases: Sequence[str],
     setup_logging(verbose, quiet)
     if out.suffix.lower() not in (".xlsx", ".csv", ".parquet"):
         raise click.UsageError("--out must end in .xlsx, .csv or .parquet")
-    names = _case_names(manifest, cases, ledger_path)
     where = target(host, sandbox)
+    source = cases_ledger(manifest, ledger_path, where)
+    names = _case_names(manifest, cases, ledger_path, source)
     connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
-    result = call(jobs.table_job, puller, where, connection, names, out,
-                  ledger=cases_ledger(manifest, ledger_path))
+    result = call(jobs.table_job, puller, where, connection, names, out, ledger=source)
     for row in result.rows:
         if row.get("error"):
             click.echo(f"{row['case']}: {row['error']}", err=True)

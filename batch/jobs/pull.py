@@ -10,8 +10,15 @@ from typing import Any
 
 import anyio
 
-from batch.jobs.connect import Connection, Target, check_ledger, open_bound, open_client
-from batch.ledger import Ledger, default_path
+from batch.jobs.connect import (
+    Connection,
+    Target,
+    check_ledger,
+    ledger_file,
+    open_bound,
+    open_client,
+)
+from batch.ledger import Ledger
 from batch.outputs import check_writable, make_dir
 from batch.pull import (
     FinalizedOptions,
@@ -32,9 +39,11 @@ async def finalized_job(target: Target, connection: Connection,
         return await pull_finalized(client, options)
 
 
-def cases_ledger(manifest: Path | None, ledger: Path | None) -> Path | None:
-    """The ledger whose cases a pull reads: ``--ledger``, else the manifest's, if any."""
-    return ledger or (default_path(manifest) if manifest is not None else None)
+def cases_ledger(manifest: Path | None, ledger: Path | None,
+                 target: Target | None) -> Path | None:
+    """The ledger whose cases a pull reads: ``--ledger``, else the manifest's for *target*
+    (as ``run`` names it), if any."""
+    return ledger or (ledger_file(manifest, None, target) if manifest is not None else None)
 
 
 async def table_job(puller: Puller, target: Target, connection: Connection,

@@ -10,14 +10,15 @@ from batch.ledger import Ledger, default_path
 from batch.manifest import read_manifest
 
 
-def cases_from_manifest(path: Path) -> list[str]:
-    """Case names of a manifest: each family's ``Case Id``, else the case its ledger recorded.
+def cases_from_manifest(path: Path, ledger_path: Path | None = None) -> list[str]:
+    """Case names of a manifest: each family's ``Case Id``, else the case its ledger (default
+    ``<stem>.ledger.sqlite``) recorded.
 
     Families with neither are left out (they have no case yet).
     """
     manifest = read_manifest(path)
     recorded: dict[str, str] = {}
-    ledger_path = default_path(path)
+    ledger_path = ledger_path or default_path(path)
     if ledger_path.exists():
         with Ledger.open(ledger_path, create=False) as ledger:
             recorded = {f.family_id: f.case_name for f in ledger.iter_families() if f.case_name}
