@@ -105,11 +105,36 @@ def test_a_lock_file_removed_by_its_holder_is_never_shared(tmp_path: Path) -> No
     lock.release(first, path)
     second = lock.acquire(path)  # makes a new file
     try:
-        assert os.fstat(second).st_ino != os.fstat(stale).st_ino
+        # the late process locks its descriptor, then finds its file is no longer the lock file
+        assert lock._take(stale, lock.lock_path(path), path) is False
         assert os.stat(lock.lock_path(path)).st_ino == os.fstat(second).st_ino
     finally:
         os.close(stale)
         lock.release(second, path)
+
+
+def test_a_lock_file_that_is_a_link_is_refused_and_its_target_untouched(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious data\n")
+    victim.chmod(0o644)
+    (tmp_path / "l.sqlite.lock").symlink_to(victim)
+    with Ledger.open(tmp_path / "l.sqlite") as ledger, pytest.raises(LedgerError) as raised:
+        ledger.lock()
+    assert str(raised.value) == (
+        f"cannot lock ledger {tmp_path / 'l.sqlite'}: {tmp_path / 'l.sqlite.lock'} is a "
+        "symbolic link; remove it and rerun")
+    assert victim.read_text() == "precious data\n"
+    assert mode(victim) == 0o644
+
+
+def test_a_ledger_reached_through_a_dangling_link_is_made_private(tmp_path: Path,
+                                                                  umask_000: None) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    target = tmp_path / "elsewhere" / "led.sqlite"
+    (tmp_path / "l.sqlite").symlink_to(target)
+    with Ledger.open(tmp_path / "l.sqlite") as ledger:
+        assert ledger.family_count() == 0
+    assert mode(target) == 0o600
 
 
 def test_a_pre_created_empty_file_is_a_new_ledger(tmp_path: Path) -> None:
@@ -142,6 +167,7 @@ def test_a_sqlite_database_of_another_program_is_refused_untouched(tmp_path: Pat
         conn.execute("CREATE TABLE meta (key TEXT, value TEXT)")
         conn.execute("CREATE TABLE samples (name TEXT)")
     conn.close()
+    path.chmod(0o644)
     before = path.read_bytes()
     with pytest.raises(LedgerError) as raised:
         Ledger.open(path)
@@ -149,6 +175,7 @@ def test_a_sqlite_database_of_another_program_is_refused_untouched(tmp_path: Pat
         f"{path} is a SQLite database but not an emg-batch ledger; it was left as it is. "
         "Pass another --ledger PATH, or move that file away.")
     assert path.read_bytes() == before
+    assert mode(path) == 0o644
     with sqlite3.connect(path) as conn:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     conn.close()
