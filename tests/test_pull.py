@@ -8,12 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import openpyxl
 import polars as pl
 import pytest
 
-from batch.api import Client, Credentials
 from batch.errors import UsageError
 from batch.ledger import Ledger, State, default_path
 from batch.outputs import write_table
@@ -30,50 +28,17 @@ from batch.pull import (
     report_path,
     split_cases,
 )
-from batch.sandbox import DEFAULT_PASSWORD, DEFAULT_USER, SandboxConfig, run_sandbox
-from tests.cases import create_minimal
 from tests.ledgers import family
+from tests.pull_env import Env, sandbox_env
 
 REPORT_ROUTE = "GET /api/test/v2/{case}/reports/{type}/{id}"
 LIST_ROUTE = "GET /api/test"
 
 
-async def create(client: Client, n: int) -> str:
-    """Create one case; its name."""
-    return await create_minimal(client, f"PULL-{n:04d}")
-
-
-class Env:
-    """A running sandbox and a client logged in to it."""
-
-    def __init__(self, url: str, client: Client) -> None:
-        self.url = url
-        self.client = client
-
-    async def create(self, count: int, *, finalize: int = 0) -> list[str]:
-        names = [await create(self.client, n) for n in range(count)]
-        for name in names[:finalize]:
-            await self.client.set_status(name, "finalized")
-        return names
-
-    async def advance(self, case: str, status: str) -> None:
-        async with aiohttp.ClientSession() as s, s.post(
-            f"{self.url}/_sandbox/advance", json={"case": case, "status": status}
-        ) as resp:
-            assert resp.status == 200
-
-    async def count(self, route: str, code: str = "200") -> int:
-        async with aiohttp.ClientSession() as s, s.get(f"{self.url}/_sandbox/stats") as resp:
-            stats = await resp.json()
-        return int(stats["requests"].get(route, {}).get(code, 0))
-
-
 @pytest.fixture
 async def env() -> AsyncIterator[Env]:
-    async with run_sandbox(SandboxConfig(advance_after=0)) as sandbox:
-        creds = Credentials(username=DEFAULT_USER, password=DEFAULT_PASSWORD)
-        async with Client(sandbox.url, credentials=creds, concurrency=4, rate=500) as client:
-            yield Env(sandbox.url, client)
+    async with sandbox_env() as running:
+        yield running
 
 
 def files(root: Path, pattern: str) -> list[Path]:

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import anyio
 import openpyxl
 import polars as pl
@@ -23,8 +22,9 @@ from batch.errors import OutputError, UnsafePath
 from batch.pull import FinalizedOptions, parse_since, pull_finalized
 from batch.pull.finalized import in_words
 from batch.pull.paths import files_on_disk
-from batch.sandbox import DEFAULT_PASSWORD, DEFAULT_USER, SandboxConfig, SandboxThread, run_sandbox
+from batch.sandbox import DEFAULT_PASSWORD, DEFAULT_USER, SandboxConfig, SandboxThread
 from tests.cases import create_minimal
+from tests.pull_env import Env, sandbox_env
 
 ENV = {"EMG_USERNAME": DEFAULT_USER, "EMG_PASSWORD": DEFAULT_PASSWORD, "EMG_TOKEN": "",
        "EMG_HOST": ""}
@@ -112,30 +112,10 @@ def test_a_rerun_lists_the_same_files_as_the_pull_that_downloaded_them(
 # -- the library: what the folder holds is the truth ------------------------------------------
 
 
-class Env:
-    def __init__(self, url: str, client: Client) -> None:
-        self.url = url
-        self.client = client
-
-    async def finalized(self, count: int) -> list[str]:
-        names = [await create_minimal(self.client, f"DISK-{n:04d}") for n in range(count)]
-        for name in names:
-            await self.client.set_status(name, "finalized")
-        return names
-
-    async def advance(self, case: str, status: str) -> None:
-        async with aiohttp.ClientSession() as s, s.post(
-            f"{self.url}/_sandbox/advance", json={"case": case, "status": status}
-        ) as resp:
-            assert resp.status == 200
-
-
 @pytest.fixture
 async def env() -> AsyncIterator[Env]:
-    async with run_sandbox(SandboxConfig(advance_after=0)) as sandbox:
-        creds = Credentials(username=DEFAULT_USER, password=DEFAULT_PASSWORD)
-        async with Client(sandbox.url, credentials=creds, concurrency=4, rate=500) as client:
-            yield Env(sandbox.url, client)
+    async with sandbox_env() as running:
+        yield running
 
 
 def options(out: Path, **kw: Any) -> FinalizedOptions:
@@ -143,7 +123,7 @@ def options(out: Path, **kw: Any) -> FinalizedOptions:
 
 
 async def test_a_narrower_rerun_still_lists_every_file_on_disk(env: Env, tmp_path: Path) -> None:
-    names = await env.finalized(1)
+    names = await env.create(1, finalize=1, prefix="DISK")
     await pull_finalized(env.client, options(tmp_path, report_types=("all",)))
     again = await pull_finalized(env.client, options(tmp_path, report_types=("pdf",)))
     case = again.cases[0]
@@ -155,7 +135,7 @@ async def test_a_narrower_rerun_still_lists_every_file_on_disk(env: Env, tmp_pat
 
 
 async def test_a_case_that_fails_now_still_lists_its_files(env: Env, tmp_path: Path) -> None:
-    names = await env.finalized(2)
+    names = await env.create(2, finalize=2, prefix="DISK")
     await pull_finalized(env.client, options(tmp_path))
     await env.advance(names[1], "reanalysis")  # reopened: the listing no longer has it
     again = await pull_finalized(env.client, FinalizedOptions(
@@ -169,7 +149,7 @@ async def test_a_case_that_fails_now_still_lists_its_files(env: Env, tmp_path: P
 
 
 async def test_a_removed_report_is_downloaded_and_said_so(env: Env, tmp_path: Path) -> None:
-    names = await env.finalized(1)
+    names = await env.create(1, finalize=1, prefix="DISK")
     await pull_finalized(env.client, options(tmp_path, report_types=("all",)))
     (tmp_path / names[0] / "pdf-700001.pdf").unlink()
     again = await pull_finalized(env.client, options(tmp_path, report_types=("all",)))
@@ -179,7 +159,7 @@ async def test_a_removed_report_is_downloaded_and_said_so(env: Env, tmp_path: Pa
 
 
 async def test_a_case_with_nothing_on_disk(env: Env, tmp_path: Path) -> None:
-    names = await env.finalized(1)
+    names = await env.create(1, finalize=1, prefix="DISK")
     await env.advance(names[0], "reanalysis")
     result = await pull_finalized(env.client, FinalizedOptions(
         out=tmp_path, statuses=("reanalysis",), since=parse_since("1h")))
@@ -228,7 +208,7 @@ def test_files_on_disk_follows_no_link_and_names_what_it_cannot_read(tmp_path: P
 
 
 async def test_a_linked_case_folder_is_that_cases_error(env: Env, tmp_path: Path) -> None:
-    names = await env.finalized(1)
+    names = await env.create(1, finalize=1, prefix="DISK")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     out = tmp_path / "out"
