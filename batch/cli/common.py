@@ -176,8 +176,7 @@ def target(host: str | None, sandbox: bool, *, needed: bool = True) -> jobs.Targ
         return jobs.Target(sandbox=True)
     if not host:
         if needed:
-            raise click.UsageError(
-                "no host: pass --host URL (or set EMG_HOST), or --sandbox to try locally")
+            raise click.UsageError(jobs.NO_HOST)
         return None
     _check_host(host, given=given)
     found = credentials()

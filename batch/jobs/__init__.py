@@ -8,6 +8,7 @@ validate), ``pull`` (pulls and the listener), ``views`` (status and export), ``d
 """
 
 from batch.jobs.connect import (
+    NO_HOST,
     Connection,
     Target,
     check_ledger,
@@ -23,6 +24,7 @@ from batch.jobs.run import RunResult, ValidationResult, check_outputs, run_job, 
 from batch.jobs.views import export_job, ledger_for, status_job
 
 __all__ = [
+    "NO_HOST",
     "Connection",
     "DoctorReport",
     "RunResult",

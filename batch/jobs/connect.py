@@ -13,7 +13,9 @@ from batch.api import Client, Credentials, RetryPolicy, normalise_host
 from batch.errors import UsageError
 from batch.ledger import SANDBOX_HOST, Ledger, default_path
 from batch.run.summary import DEFAULT_CONCURRENCY
-from batch.sandbox.config import DEFAULT_USER
+
+#: What a command that needs a server says when none is given.
+NO_HOST = "no host: pass --host URL (or set EMG_HOST), or --sandbox to try locally"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,10 +61,8 @@ async def open_client(target: Target, connection: Connection) -> AsyncIterator[C
             async with _client(sandbox.url, credentials, connection) as client:
                 yield client
         return
-    if not target.host:
-        raise UsageError("no host: pass --host URL (or set EMG_HOST), or --sandbox to try locally")
     credentials = target.credentials or Credentials.from_env(os.environ)
-    async with _client(target.host, credentials, connection) as client:
+    async with _client(tenant_host(target), credentials, connection) as client:
         yield client
 
 
@@ -73,18 +73,23 @@ async def _client(host: str, credentials: Credentials, c: Connection) -> AsyncIt
         yield client
 
 
+def tenant_host(target: Target) -> str:
+    """The host *target* names, as given; ``UsageError`` when it names none."""
+    if not target.host:
+        raise UsageError(NO_HOST)
+    return target.host
+
+
 def ledger_host(target: Target) -> str:
     """The server a ledger used with *target* belongs to: its base URL, or ``sandbox``."""
-    if target.sandbox:
-        return SANDBOX_HOST
-    if not target.host:
-        raise UsageError("no host: pass --host URL (or set EMG_HOST), or --sandbox to try locally")
-    return normalise_host(target.host)
+    return SANDBOX_HOST if target.sandbox else normalise_host(tenant_host(target))
 
 
 def account_of(target: Target) -> str:
     """Who works with *target*, as a ledger records it: the username, or ``token``."""
     if target.sandbox:
+        from batch.sandbox import DEFAULT_USER  # the sandbox is imported only when it is used
+
         return DEFAULT_USER
     credentials = target.credentials or Credentials.from_env(os.environ)
     return credentials.username or "token"

@@ -22,8 +22,8 @@ from batch.jobs.connect import (
     Target,
     check_ledger,
     ledger_file,
+    open_bound,
     open_client,
-    open_ledger,
     output_path,
 )
 from batch.ledger import Ledger
@@ -96,7 +96,7 @@ async def run_job(
     path = ledger_file(manifest_path, ledger_path, target)
     check_outputs(manifest_path, path, out_dir)
     made = not path.exists()
-    with open_ledger(manifest_path, ledger_path, target) as ledger:
+    with open_bound(path, target) as ledger:
         began = time.time()
         try:
             async with open_client(target, connection) as client:
