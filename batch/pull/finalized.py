@@ -15,6 +15,7 @@ from pathlib import Path
 from batch.api import Client
 from batch.outputs import make_dir, write_table
 from batch.outputs.table import Table
+from batch.outputs.words import plural
 from batch.pull.discover import Discovery, GivenIds
 from batch.pull.paths import ReportFile
 from batch.pull.reports import FINALIZED, CaseReports, pull_case_reports
@@ -130,7 +131,7 @@ def in_words(on_disk: int, downloaded: int) -> str:
     """How many reports a case has on disk and how many this pull downloaded, in words."""
     if on_disk == 0:
         return "no report on disk"
-    have = f"{on_disk} report{'s' if on_disk != 1 else ''} on disk"
+    have = f"{plural(on_disk, 'report')} on disk"
     if downloaded == 0:
         return f"{have}, {'all ' if on_disk > 1 else ''}there before this pull"
     if downloaded >= on_disk:
