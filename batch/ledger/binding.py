@@ -1,9 +1,10 @@
 """Which server a ledger belongs to: the ``binding`` table (one row: host and account).
 
 The cases a ledger records exist on one server only. Used against another, a run would skip
-every family as done and create nothing there, so a ledger that holds anything refuses any
-other host. A ledger that holds nothing yet takes the host it is first used with; an older
-ledger without the table takes the host of its last run. The account (a username, or
+every family as done and create nothing there, so a ledger that records work done on its
+server refuses any other host. A ledger whose work reached no server (a dry run, refused
+creates) takes the host it is next used with; an older ledger without the table takes the
+host of its last run. The account (a username, or
 ``token``) is kept to be shown; secrets never are.
 """
 
@@ -16,10 +17,13 @@ from urllib.parse import urlsplit
 
 from batch.errors import LedgerError
 from batch.ledger.db import Database
+from batch.ledger.states import State
 
 #: The host of a ledger made with ``--sandbox`` (an in-process sandbox on a new port each time).
 SANDBOX_HOST = "sandbox"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Step states that mean a request may have reached the server (or did, and succeeded).
+REACHED = (State.SENDING.value, State.SUCCEEDED.value, State.UNKNOWN.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +93,8 @@ class Bindings(Database):
         or may have reached it (sending, unknown), or a webhook event it sent. A dry run, or
         a run whose every request was refused, created nothing anywhere."""
         found = self._execute(
-            "SELECT EXISTS (SELECT 1 FROM steps WHERE state IN ('sending', 'succeeded',"
-            " 'unknown')) OR EXISTS (SELECT 1 FROM events)").fetchone()
+            "SELECT EXISTS (SELECT 1 FROM steps WHERE state IN (?, ?, ?))"
+            " OR EXISTS (SELECT 1 FROM events)", REACHED).fetchone()
         return bool(found[0])
 
     def check_host(self, host: str) -> None:
