@@ -23,7 +23,17 @@ import click
 
 from batch import jobs
 from batch.api import is_loopback
-from batch.cli.common import QUIET_HELP, Number, call, call_sync, fail, say, setup_logging, target
+from batch.cli.common import (
+    Number,
+    call,
+    call_sync,
+    fail,
+    host_options,
+    output_options,
+    say,
+    setup_logging,
+    target,
+)
 from batch.errors import UsageError, truncate
 from batch.jobs.pull import Puller, cases_ledger, events_view
 from batch.outputs.words import plural
@@ -51,11 +61,8 @@ T = TypeVar("T")
 
 def _client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """--host/--sandbox, --concurrency, --rate, --timeout, -v, -q."""
+    fn = output_options(fn)
     for option in reversed((
-        click.option("--host", metavar="URL",
-                     help="Tenant URL (https://<tenant>.emg.illumina.com); default $EMG_HOST."),
-        click.option("--sandbox", is_flag=True,
-                     help="Start the built-in Emedgene sandbox on loopback and use it."),
         click.option("--concurrency", type=Number(1, 256, integer=True), default=8,
                      show_default=True, help="Cases in flight at once."),
         click.option("--rate", type=Number(min=0.01), default=None,
@@ -64,11 +71,9 @@ def _client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Seconds one request may take, from sending to the last byte of "
                           "its answer; a report download longer while data keeps coming "
                           "(128 KB/s or more)."),
-        click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv: debug)."),
-        click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP),
     )):
         fn = option(fn)
-    return fn
+    return host_options(fn)
 
 
 # -- pull --------------------------------------------------------------------------------------
