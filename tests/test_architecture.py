@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "batch"
-MAX_LINES = 400
+MAX_LINES = 800
 MAX_MEDIAN_FUNCTION = 10
 
 #: What each stage may import (besides itself). ``batch`` itself (the package's front door)
@@ -65,7 +65,7 @@ def stage(module: str) -> str:
     return parts[1] if len(parts) > 1 else "batch"
 
 
-def test_no_module_is_over_400_lines() -> None:
+def test_no_module_is_over_800_lines() -> None:
     long = {str(p.relative_to(PACKAGE.parent)): n for _, p in modules()
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert long == {}
