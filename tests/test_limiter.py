@@ -1,4 +1,5 @@
-"""The rate limiters: even spacing, the shared pause, and AIMD on 429s."""
+"""The rate limiters: even spacing, the shared pause, the rate found from 429s, and the
+server's rate-limit headers."""
 
 from __future__ import annotations
 
@@ -7,8 +8,13 @@ import itertools
 import time
 
 import pytest
+from multidict import CIMultiDict
 
+from batch.api import Client, Credentials
 from batch.api.limiter import AdaptiveLimiter, FixedRateLimiter
+from batch.api.quota import Quota, read_quota
+from batch.sandbox import DEFAULT_PASSWORD, DEFAULT_USER, SandboxConfig, run_sandbox
+from tests.limiter_sim import TokenBucket, simulate_run
 
 
 class FakeClock:
@@ -81,48 +87,31 @@ def test_rejects_bad_settings() -> None:
         AdaptiveLimiter(initial=0.1, minimum=1.0)
 
 
-async def test_adaptive_slow_start_then_halving_then_aimd(clock: FakeClock) -> None:
-    limiter = AdaptiveLimiter(initial=10.0, interval=0.5, slow_start_factor=1.5, clock=clock,
-                              sleep=clock.sleep)
+async def test_adaptive_slow_start_grows_gently_until_the_first_429(clock: FakeClock) -> None:
+    limiter = AdaptiveLimiter(initial=10.0, clock=clock, sleep=clock.sleep)
     await busy_interval(limiter, clock, 0.5)
     limiter.on_success()
-    assert limiter.rate == pytest.approx(15.0)  # slow start: x1.5
-    await busy_interval(limiter, clock, 0.5)
-    limiter.on_success()
-    assert limiter.rate == pytest.approx(22.5)
-    limiter.on_throttle(clock.now)
-    assert limiter.rate == pytest.approx(11.25)  # leaving slow start halves
+    assert limiter.rate == pytest.approx(12.5)  # slow start: x1.25 a window
+    await busy_interval(limiter, clock, 0.1)
+    limiter.on_success()  # still inside the quarter-second window: no growth
+    assert limiter.rate == pytest.approx(12.5)
+    limiter.on_throttle(clock.now)  # nothing answered yet to measure from: halve
+    assert limiter.rate == pytest.approx(6.25)
     clock.now += 0.01
-    await busy_interval(limiter, clock, 0.5)
-    limiter.on_success()  # the interval saw a 429: no growth yet
-    assert limiter.rate == pytest.approx(11.25)
-    await busy_interval(limiter, clock, 0.5)
-    limiter.on_success()
-    assert limiter.rate == pytest.approx(12.25)  # additive increase
-    limiter.on_throttle(clock.now)
-    assert limiter.rate == pytest.approx(12.25 * 0.85)
+    await busy_interval(limiter, clock, 1.0)
+    limiter.on_success()  # the window saw the 429: no growth
+    assert limiter.rate == pytest.approx(6.25)
 
 
-async def test_slow_start_grows_every_two_round_trips(clock: FakeClock) -> None:
-    """A fast server is found quickly; a slow one waits for the answers at the current rate."""
-    fast = AdaptiveLimiter(initial=20.0, interval=0.5, min_window=0.05, clock=clock,
+async def test_slow_start_waits_two_round_trips(clock: FakeClock) -> None:
+    """A slow server is not asked for more before the answers at the current rate are in."""
+    slow = AdaptiveLimiter(initial=20.0, slow_start_factor=2.0, interval=2.0, clock=clock,
                            sleep=clock.sleep)
-    sent = await fast.acquire()
-    clock.now += 0.001
-    fast.on_answer(sent)  # 1 ms round trips: the window shrinks to min_window (50 ms)
-    await busy_interval(fast, clock, 0.05)
-    fast.on_success()
-    assert fast.rate == pytest.approx(40.0)
-    await busy_interval(fast, clock, 0.04)
-    fast.on_success()  # still inside the 50 ms window: no growth
-    assert fast.rate == pytest.approx(40.0)
-
-    slow = AdaptiveLimiter(initial=20.0, interval=0.5, clock=clock, sleep=clock.sleep)
-    slow.on_answer(clock.now - 0.15)  # 150 ms round trips: two exceed the half-interval cap
-    await busy_interval(slow, clock, 0.2)
+    slow.on_answer(clock.now - 0.3)  # 300 ms round trips: a window of 600 ms
+    await busy_interval(slow, clock, 0.5)
     slow.on_success()
     assert slow.rate == pytest.approx(20.0)
-    await busy_interval(slow, clock, 0.05)
+    await busy_interval(slow, clock, 0.1)
     slow.on_success()
     assert slow.rate == pytest.approx(40.0)
 
@@ -160,37 +149,145 @@ async def test_rate_stays_within_bounds(clock: FakeClock) -> None:
     assert limiter.rate == 1.0
 
 
-async def test_adaptive_probes_gently_near_the_last_ceiling(clock: FakeClock) -> None:
-    """Within 5% of where the server pushed back, growth slows to increase * probe."""
-    limiter = AdaptiveLimiter(initial=20.0, interval=0.5, slow_start_factor=1.5, clock=clock,
-                              sleep=clock.sleep)
-    await busy_interval(limiter, clock, 0.5)
-    limiter.on_success()  # slow start: 30
-    limiter.on_throttle(clock.now)  # ceiling 30, rate 15
+def test_the_first_429_sets_the_rate_just_under_the_buckets() -> None:
+    """Slow start spends the bucket's burst; the answers up to the first 429 show its rate."""
+    for limit in (5.0, 20.0, 50.0):
+        run = simulate_run(limit, families=100)
+        assert run.estimates, limit
+        assert 0.9 * limit <= run.estimates[0] <= 1.01 * limit
+        assert run.final_rate <= limit
+
+
+def test_few_429s_against_a_token_bucket_without_headers() -> None:
+    """200 families (two requests each) at 20 requests a second: the first 429 is almost the
+    only one, and the run keeps to the server's rate."""
+    run = simulate_run(20.0, families=200)
+    assert run.refused <= 4  # under 1 % of about 400 requests
+    assert run.accepted / run.seconds >= 0.95 * 20.0
+
+
+def test_rate_limit_headers_avoid_every_429() -> None:
+    run = simulate_run(20.0, families=200, headers=True)
+    assert run.refused == 0
+    assert run.final_rate == pytest.approx(20.0 * 0.98)
+    assert run.accepted / run.seconds >= 0.95 * 20.0
+
+
+def test_a_later_429_measures_the_rate_from_empty_to_empty(clock: FakeClock) -> None:
+    """Between two 429s the bucket went from empty to empty: what it took in between shows
+    its rate (here a second's pause refills it without overflowing)."""
+    limiter = AdaptiveLimiter(initial=50.0, clock=clock, sleep=clock.sleep)
+    bucket = TokenBucket(30.0, now=clock.now)
+    bucket.tokens = 0.0  # it ran dry: the first 429, with nothing to measure from yet
+    limiter.on_throttle(clock.now)
+    sent = clock.now + 1.0  # Retry-After: 1
+    while bucket.take(sent):  # then 40 a second until the bucket is dry again
+        limiter.on_answer(sent)
+        sent += 1 / 40
+    clock.now = sent + 0.05
+    limiter.on_throttle(sent)
+    assert limiter.estimate is not None
+    assert 0.97 * 30.0 <= limiter.estimate <= 30.0
+    assert limiter.rate == pytest.approx(limiter.estimate * 0.98)
+
+
+async def test_probing_after_an_estimate_doubles_at_each_clean_step(clock: FakeClock) -> None:
+    limiter = AdaptiveLimiter(initial=10.0, probe_every=10, clock=clock, sleep=clock.sleep)
+    limiter.on_throttle(clock.now)  # nothing to measure from: halve, and hold at 5
     clock.now += 0.01
-    await busy_interval(limiter, clock, 0.5)
-    limiter.on_success()  # the interval saw the 429
-    rates = []
-    for _ in range(16):
-        await busy_interval(limiter, clock, 0.5)
+    await busy_interval(limiter, clock, 2.0)
+    limiter.on_success()  # the window of the 429
+    rates = [limiter.rate]
+    for _ in range(4):
+        await busy_interval(limiter, clock, 2.0)  # ten requests at full pace, no 429
         limiter.on_success()
         rates.append(limiter.rate)
-    assert rates[0] == pytest.approx(16.0)  # additive far below the ceiling
-    steps = [b - a for a, b in itertools.pairwise(rates)]
-    assert steps[0] == pytest.approx(1.0)
-    near = [b - a for a, b in itertools.pairwise(rates) if a >= 0.95 * 30]
-    assert near and all(s == pytest.approx(0.25) for s in near)
-
-
-async def test_adaptive_cuts_from_the_rate_really_sent(clock: FakeClock) -> None:
-    """After slow start a 429 cuts from the measured sending rate when it is lower."""
-    limiter = AdaptiveLimiter(initial=10.0, interval=0.5, window=2.0, clock=clock,
-                              sleep=clock.sleep)
-    limiter.on_throttle(clock.now)  # leave slow start: 5 req/s
-    clock.now += 0.01
-    limiter._set_rate(40.0)  # an allowance far above what is sent
-    for _ in range(30):  # 10 req/s really sent for 3 s
-        await limiter.acquire()
-        clock.now += 0.1
+    steps = [b / a - 1 for a, b in itertools.pairwise(rates)]
+    assert steps == pytest.approx([0.01, 0.02, 0.04, 0.08])
     limiter.on_throttle(clock.now)
-    assert limiter.rate == pytest.approx(10.0 * 0.85, rel=0.05)
+    await busy_interval(limiter, clock, 2.0)
+    limiter.on_success()  # the window saw the 429
+    before = limiter.rate
+    await busy_interval(limiter, clock, 2.0)
+    limiter.on_success()
+    assert limiter.rate == pytest.approx(before * 1.01)  # back to the smallest step
+
+
+# -- rate-limit headers ----------------------------------------------------------------------
+
+
+def quota(**headers: str) -> Quota | None:
+    """What *headers* (names with ``_`` for ``-``) say, read as aiohttp would give them."""
+    return read_quota(CIMultiDict({k.replace("_", "-"): v for k, v in headers.items()}),
+                      wall=lambda: 1_700_000_000.0)
+
+
+def test_reads_the_ietf_fields() -> None:
+    assert quota(RateLimit_Policy="20;w=1", RateLimit_Remaining="7",
+                 RateLimit_Reset="1") == Quota(rate=20.0, remaining=7, reset=1.0)
+    # the later structured form, and the one field holding what is left
+    assert quota(RateLimit_Policy='"default";q=100;w=10',
+                 RateLimit='"default";r=50;t=30') == Quota(rate=10.0, remaining=50, reset=30.0)
+    # a draft put the policies in the limit; several policies: the slowest rate counts
+    assert quota(ratelimit_limit="10, 10;w=1, 600;w=3600").rate == pytest.approx(600 / 3600)
+
+
+def test_reads_the_x_ratelimit_fields() -> None:
+    got = quota(X_RateLimit_Limit="60", X_RateLimit_Remaining="0", X_RateLimit_Reset="12")
+    assert got == Quota(rate=None, remaining=0, reset=12.0)  # no window: no rate
+    epoch = quota(X_RateLimit_Remaining="3", X_RateLimit_Reset="1700000030")
+    assert epoch is not None and epoch.reset == pytest.approx(30.0)  # a Unix time
+
+
+def test_unreadable_or_absent_headers_say_nothing() -> None:
+    assert quota(Content_Type="application/json") is None
+    assert quota(RateLimit_Policy="lots", RateLimit_Remaining="-3",
+                 RateLimit_Reset="soon") == Quota()
+    assert quota(RateLimit_Policy="10;w=0").rate is None  # type: ignore[union-attr]
+
+
+def test_a_policy_sets_the_rate_at_once(clock: FakeClock) -> None:
+    limiter = AdaptiveLimiter(initial=20.0, clock=clock, sleep=clock.sleep)
+    limiter.on_answer(clock.now, 200, CIMultiDict({"RateLimit-Policy": "50;w=1"}))
+    assert limiter.rate == pytest.approx(49.0)  # less the 2 % margin, no slow start
+    limiter.on_throttle(clock.now)
+    assert limiter.rate < 49.0  # a 429 still cuts
+
+
+async def test_nothing_left_pauses_until_the_reset(clock: FakeClock) -> None:
+    limiter = AdaptiveLimiter(initial=20.0, clock=clock, sleep=clock.sleep)
+    start = clock.now
+    limiter.on_answer(start, 200, CIMultiDict({"X-RateLimit-Remaining": "0",
+                                               "X-RateLimit-Reset": "3"}))
+    assert await limiter.acquire() >= start + 3.0
+
+
+async def test_what_is_left_spreads_over_the_time_to_the_reset(clock: FakeClock) -> None:
+    """Without a policy, 10 requests left for 5 s allow 2 a second until then."""
+    limiter = AdaptiveLimiter(initial=20.0, clock=clock, sleep=clock.sleep)
+    limiter.on_answer(clock.now, 200, CIMultiDict({"RateLimit-Remaining": "10",
+                                                   "RateLimit-Reset": "5"}))
+    starts = [await limiter.acquire() for _ in range(3)]
+    assert starts[2] - starts[0] == pytest.approx(1.0)
+    clock.now += 5.0
+    later = [await limiter.acquire() for _ in range(3)]
+    assert later[2] - later[0] == pytest.approx(0.1)  # the reset passed: 20 a second
+
+
+def test_fixed_rate_ignores_headers() -> None:
+    limiter = FixedRateLimiter(5.0)
+    limiter.on_answer(0.0, 200, CIMultiDict({"RateLimit-Policy": "100;w=1"}))
+    limiter.on_answer(0.0, 429, CIMultiDict({"RateLimit-Policy": "1;w=1"}))
+    assert limiter.rate == 5.0
+
+
+async def test_the_client_follows_the_sandboxs_headers() -> None:
+    """Over real HTTP: the login's answer carries the policy, and the rate follows it."""
+    config = SandboxConfig(rate_limit=40, rate_limit_headers=True)
+    async with run_sandbox(config) as sb:
+        credentials = Credentials(username=DEFAULT_USER, password=DEFAULT_PASSWORD)
+        async with Client(sb.url, credentials=credentials) as client:
+            await client.login()
+            assert client.limiter.rate == pytest.approx(40 * 0.98)
+            await client.find_samples("NOBODY")
+            assert client.stats.rate_limited == 0

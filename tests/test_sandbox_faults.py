@@ -131,3 +131,21 @@ async def test_outage_and_runtime_fault_settings() -> None:
         for bad in ({"error_rate": 2}, {"nope": 1}, {"latency_ms": "x"}, [1]):
             async with s.post(sb.url + "/_sandbox/faults", json=bad) as resp:
                 assert resp.status == 400, bad
+
+
+async def test_rate_limit_headers_show_the_bucket_when_asked() -> None:
+    config = SandboxConfig(rate_limit=4, rate_limit_headers=True)
+    async with run_sandbox(config) as sb, aiohttp.ClientSession() as s:
+        async with s.post(sb.url + "/api/auth/v2/api_login/", json=LOGIN) as resp:
+            assert resp.status == 200
+            assert resp.headers["RateLimit-Policy"] == "4;w=1"
+            assert resp.headers["RateLimit-Limit"] == resp.headers["X-RateLimit-Limit"] == "4"
+            assert resp.headers["RateLimit-Remaining"] == "3"  # one of the 4 taken
+            assert resp.headers["X-RateLimit-Reset"] == "1"
+        for _ in range(4):
+            async with s.post(sb.url + "/api/auth/v2/api_login/", json=LOGIN) as resp:
+                await resp.read()
+        assert resp.status == 429 and resp.headers["RateLimit-Remaining"] == "0"
+    async with (run_sandbox(SandboxConfig(rate_limit=4)) as sb, aiohttp.ClientSession() as s,
+                s.post(sb.url + "/api/auth/v2/api_login/", json=LOGIN) as resp):
+        assert not any(k.lower().startswith(("ratelimit", "x-ratelimit")) for k in resp.headers)

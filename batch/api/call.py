@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -152,7 +153,8 @@ class Caller:
         self.limits = limits or Limits()
         self.auth = Auth(credentials, self._login, host=self.host)
         self.retry = retry or RetryPolicy()
-        self.limiter: Limiter = FixedRateLimiter(rate) if rate is not None else AdaptiveLimiter()
+        self.limiter: Limiter = (FixedRateLimiter(rate) if rate is not None else
+                                 AdaptiveLimiter(max_pause=self.retry.retry_after(math.inf)))
         self._outage = Outage(self.limiter, enabled=not self.retry.testing)
         self._concurrency = concurrency
         self._timeout = timeout
@@ -340,7 +342,7 @@ class Caller:
                 async with session.request(request.method, url, data=request.data,
                                            headers=headers, allow_redirects=False,
                                            timeout=timeout) as resp:
-                    self.limiter.on_answer(sent_at)
+                    self.limiter.on_answer(sent_at, resp.status, resp.headers)
                     self.stats.count_response(resp.status)
                     log.debug("%s %s -> %s", request.method, request.path, resp.status)
                     if is_redirect(resp.status):

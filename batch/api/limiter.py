@@ -6,9 +6,9 @@ also hold a shared *not-before* time, so a server's ``Retry-After`` pauses every
 request, not just the one that received it.
 
 * :class:`FixedRateLimiter` -- ``--rate R``: never more than R starts in any window.
-* :class:`AdaptiveLimiter` -- no ``--rate``: AIMD on the allowed rate. It grows quickly
-  while it has never been throttled (slow start), then additively; a 429 cuts it
-  multiplicatively, once per reaction window (the 429s of one burst count once).
+* :class:`AdaptiveLimiter` -- no ``--rate``: the rate a server's rate-limit headers give, or
+  else the one its 429s show: slow start up to the first 429, then just under the rate of the
+  token bucket that the answers so far imply (``bucket``), probed gently upwards.
 """
 
 from __future__ import annotations
@@ -16,8 +16,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
+
+from batch.api.bucket import slowest_rate
+from batch.api.quota import Quota, read_quota
 
 __all__ = ["AdaptiveLimiter", "FixedRateLimiter", "Limiter"]
 
@@ -41,8 +44,9 @@ class Limiter(Protocol):
         """Hold every request until the monotonic time *when*."""
         ...
 
-    def on_answer(self, sent_at: float) -> None:
-        """An answer (of any status) arrived for a request started at *sent_at*."""
+    def on_answer(self, sent_at: float, status: int = 200,
+                  headers: Mapping[str, str] | None = None) -> None:
+        """An answer of *status* (any) with *headers* came for a request started at *sent_at*."""
         ...
 
     def on_success(self) -> None:
@@ -96,7 +100,7 @@ class _Gcra:
                 if now < self._not_before:
                     await self._sleep(self._not_before - now)
                     continue
-                interval = 1.0 / self._rate
+                interval = 1.0 / self._pace()
                 if now < self._tat - self._tolerance:
                     await self._sleep(self._tat - now)
                     continue  # the rate or a pause may have changed while we slept
@@ -107,11 +111,16 @@ class _Gcra:
                 self._note_start()
                 return now
 
+    def _pace(self) -> float:
+        """The rate requests are spaced at now."""
+        return self._rate
+
     def _note_start(self) -> None:
         """Hook for subclasses that measure the sending rate."""
 
-    def on_answer(self, sent_at: float) -> None:
-        """Nothing to learn from round trips by default."""
+    def on_answer(self, sent_at: float, status: int = 200,
+                  headers: Mapping[str, str] | None = None) -> None:
+        """Nothing to learn from answers by default (``--rate`` is the user's to set)."""
 
 
 class FixedRateLimiter(_Gcra):
@@ -128,15 +137,31 @@ class FixedRateLimiter(_Gcra):
 
 
 class AdaptiveLimiter(_Gcra):
-    """AIMD on the request rate (no ``--rate``).
+    """The rate found from the server's answers (no ``--rate``).
 
-    Every ``interval`` seconds in which the client really used most of its allowance and saw
-    no 429, the rate grows: by ``slow_start_factor`` until the first 429 (slow start, looking
-    every two round trips, between ``min_window`` and half an ``interval``), then by
-    ``increase`` requests per second, and by ``increase * probe`` once within 5% of the rate
-    at which the server last pushed back. The first 429 halves the rate; later ones multiply it
-    by ``decrease``, but only for requests sent after the last decrease: 429s of requests
-    sent before it were caused by the old rate, so one burst counts once.
+    A server's rate-limit headers, when it sends them (``quota``), give the rate at once: a
+    policy's rate is used as it is (less ``margin``); what is left and when it comes back bound
+    the pace until then. Without them the rate is probed:
+
+    * *slow start*: from ``initial``, the rate grows by ``slow_start_factor`` every window
+      (two round trips, between ``min_window`` and half an ``interval``) while the client
+      really uses it, until the first 429. A server's bucket hides its rate until its burst
+      is spent, so growth is gentle: the faster it grows, the further past the rate the
+      client is when the first 429 comes, and every request then in flight is refused too;
+    * at a 429, the rate becomes that of the slowest token bucket that could have accepted
+      every request answered since the last 429 (or since the start, when the bucket held
+      ``burst`` seconds of its rate: ``bucket``), less ``margin``: just under the server's.
+      While every request waits out the ``Retry-After``, the bucket fills up again: half of
+      that is spent in the second after the pause (``refill_share``), evenly spaced;
+    * then it holds and probes: ``probe`` more after ``probe_every`` requests (or
+      ``probe_windows`` windows) at full pace without a 429, twice as far at each clean step
+      up to ``probe_max``. A right estimate is passed only slowly, so 429s stay a small share
+      of the requests whatever the rate; a cautious one (a server with less burst than
+      assumed) is left soon enough.
+
+    The 429s of requests sent before the last cut were caused by the old rate: one burst
+    counts once. A 429 with nothing answered since the last one to measure from halves the
+    rate in slow start, and cuts it by ``decrease`` after.
     """
 
     def __init__(
@@ -145,15 +170,22 @@ class AdaptiveLimiter(_Gcra):
         initial: float = 20.0,
         minimum: float = 0.5,
         maximum: float = 5000.0,
-        increase: float = 1.0,
         decrease: float = 0.85,
-        slow_start_factor: float = 2.0,
-        interval: float = 0.5,
-        probe: float = 0.25,
-        window: float = 5.0,
-        min_window: float = 0.005,
+        slow_start_factor: float = 1.25,
+        interval: float = 1.0,
+        min_window: float = 0.25,
+        margin: float = 0.02,
+        probe: float = 0.01,
+        probe_max: float = 0.25,
+        probe_every: int = 200,
+        probe_windows: int = 30,
+        burst: float = 1.0,
+        history: int = 4096,
+        refill_share: float = 0.5,
+        max_pause: float = 120.0,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        wall: Clock = time.time,
     ) -> None:
         if not 0 < decrease < 1:
             raise ValueError("decrease must lie in (0, 1)")
@@ -161,104 +193,173 @@ class AdaptiveLimiter(_Gcra):
             raise ValueError("need 0 < minimum <= initial <= maximum")
         # Up to 2 ms early: at high rates a sleep per request would cost more than it spaces.
         super().__init__(initial, tolerance=0.002, clock=clock, sleep=sleep)
-        self.minimum = minimum
-        self.maximum = maximum
-        self.increase = increase
-        self.decrease = decrease
-        self.slow_start_factor = slow_start_factor
-        self.interval = interval
+        self.minimum, self.maximum, self.decrease = minimum, maximum, decrease
+        self.slow_start_factor, self.interval, self.min_window = (
+            slow_start_factor, interval, min_window)
+        self.margin, self.probe, self.probe_every = margin, probe, probe_every
+        self.probe_max, self.probe_windows = probe_max, probe_windows
+        self._step = probe
+        self.burst, self.history, self.max_pause = burst, history, max_pause
+        self.refill_share = refill_share
+        self._wall = wall
         self._slow_start = True
         self._last_decrease = -1.0e18
         self._window_start = clock()
         self._window_starts = 0
         self._window_throttled = False
-        self._ceiling: float | None = None
-        self._recent: deque[float] = deque()
-        self.window = window
-        self.min_window = min_window
-        self.probe = probe
-        self.decreases = 0
+        self._clean = 0  # requests sent at full pace since the last change of rate
+        self._clean_windows = 0  # and the busy windows they took
+        self._accepted: deque[float] = deque()  # send times answered without a 429
+        self._anchor: float | None = None  # the bucket was full (start) or empty (a 429) here
+        self._anchor_full = True
         self._round_trip: float | None = None  # smoothed, seconds
+        self._advertised: float | None = None  # a rate-limit policy's rate
+        self._cap = (float("inf"), 0.0)  # (rate, until): what is left until it comes back
+        self._boost = 0.0  # added to the rate for a second after a pause (the bucket refilled)
+        self.decreases = 0
+        self.estimate: float | None = None  # the server's rate, as the last 429 showed it
+
+    # -- pacing ---------------------------------------------------------------------------
+
+    def _pace(self) -> float:
+        now, rate = self._clock(), self._rate
+        if self._boost:
+            if now < self._not_before + self.burst:
+                rate += self._boost
+            else:
+                self._boost = 0.0
+        cap, until = self._cap
+        if cap < rate and now < until:
+            return max(cap, self.minimum)
+        return rate
 
     def _note_start(self) -> None:
         self._window_starts += 1
-        now = self._clock()
-        self._recent.append(now)
-        while self._recent and self._recent[0] < now - self.window:
-            self._recent.popleft()
 
-    def measured_rate(self) -> float | None:
-        """Requests actually started per second over the last ``window`` seconds."""
-        if len(self._recent) < 2:
-            return None
-        span = self._clock() - self._recent[0]
-        if span < self.window / 2:
-            return None  # too little history to tell
-        return len(self._recent) / span
+    # -- answers --------------------------------------------------------------------------
 
-    def on_answer(self, sent_at: float) -> None:
-        """Keep a smoothed round-trip time (it sets how often slow start may grow)."""
+    def on_answer(self, sent_at: float, status: int = 200,
+                  headers: Mapping[str, str] | None = None) -> None:
+        """Learn from one answer: its round trip, whether it was accepted, its quota headers."""
         sample = max(0.0, self._clock() - sent_at)
         previous = self._round_trip
         self._round_trip = sample if previous is None else 0.8 * previous + 0.2 * sample
+        if status != 429:
+            self._accept(sent_at)
+        if headers:
+            quota = read_quota(headers, wall=self._wall)
+            if quota is not None:
+                self._follow(quota)
+
+    def _accept(self, sent_at: float) -> None:
+        if self._anchor is None:
+            self._anchor, self._anchor_full = sent_at, True
+        self._accepted.append(sent_at)
+        if len(self._accepted) > self.history:
+            # Forget the oldest; assuming the bucket full there can only slow the estimate.
+            self._anchor, self._anchor_full = self._accepted.popleft(), True
+
+    def _follow(self, quota: Quota) -> None:
+        """Use what a server's rate-limit headers say."""
+        now = self._clock()
+        if quota.rate is not None:
+            changed, self._advertised = quota.rate != self._advertised, quota.rate
+            pace = quota.rate * (1 - self.margin)
+            if changed or self._slow_start or self._rate > pace:
+                self._slow_start = False
+                self._set_rate(pace)
+        reset = min(quota.reset or 0.0, self.max_pause)
+        if quota.remaining is None or reset <= 0:
+            return
+        if quota.remaining <= 0:
+            self.pause_until(now + reset)
+        elif self._advertised is None:
+            self._cap = (quota.remaining / reset, now + reset)
+
+    # -- growth ---------------------------------------------------------------------------
 
     def _slow_start_window(self) -> float:
-        """Two round trips (every answer to the last step is in), within set bounds.
-
-        A fast server's pace is found in a fraction of a second; a slow one is never asked
-        to take a doubled rate before the answers at the current one have come back.
-        """
+        """Two round trips (every answer to the last step is in), within set bounds: a slow
+        server is never asked for more before the answers at the current rate are back."""
         cap = self.interval / 2
         if self._round_trip is None:
             return cap
         return min(cap, max(self.min_window, 2 * self._round_trip))
 
     def on_success(self) -> None:
-        """Grow the rate at the end of an interval that used its allowance without a 429."""
+        """Grow the rate at the end of a window that used its allowance without a 429."""
         now = self._clock()
         elapsed = now - self._window_start
-        # Slow start looks more often: doubling per couple of round trips finds a fast
-        # server's pace quickly, while the additive phase keeps its calmer step.
         if elapsed < (self._slow_start_window() if self._slow_start else self.interval):
             return
         # Only a client that is actually limited by its rate has learned anything about
         # the server; an idle one must not grow its allowance without bound.
-        busy = self._window_starts >= 0.5 * self._rate * elapsed
+        busy = self._window_starts >= 0.5 * self._pace() * elapsed
         if busy and not self._window_throttled:
-            self._set_rate(self._grown())
+            self._grow()
         self._window_start = now
         self._window_starts = 0
         self._window_throttled = False
 
-    def _grown(self) -> float:
-        """The next rate: fast in slow start, then additive, slowly near the last ceiling."""
+    def _grow(self) -> None:
         if self._slow_start:
-            return self._rate * self.slow_start_factor
-        if self._ceiling is not None and self._rate >= 0.95 * self._ceiling:
-            # Close to where the server pushed back last time: probe gently, so 429s stay rare.
-            return self._rate + self.increase * self.probe
-        return self._rate + self.increase
+            self._set_rate(self._rate * self.slow_start_factor)
+            return
+        self._clean += self._window_starts
+        self._clean_windows += 1
+        if self._clean >= self.probe_every or self._clean_windows >= self.probe_windows:
+            # Each clean step probes twice as far as the last: a right estimate is passed only
+            # slowly, a cautious one (a server with less burst than assumed) is soon left.
+            self._clean = self._clean_windows = 0
+            self._set_rate(self._rate * (1 + self._step))
+            self._step = min(self.probe_max, 2 * self._step)
+
+    # -- 429s -----------------------------------------------------------------------------
 
     def on_throttle(self, sent_at: float) -> None:
-        """Cut the rate once per reaction window."""
+        """A 429 for a request sent at *sent_at*: hold just under the rate it shows."""
         self._window_throttled = True
         if sent_at < self._last_decrease:
-            return
-        # Leaving slow start, the rate has overshot by up to one growth step on top of
-        # whatever burst the server's bucket allowed: halve it, as TCP does.
-        factor = 0.5 if self._slow_start else self.decrease
-        # Past slow start, cut from what was really sent, not from the allowance: after
-        # Retry-After pauses the allowance can sit far above what the server accepts.
-        measured = None if self._slow_start else self.measured_rate()
-        base = self._rate if measured is None else min(self._rate, measured)
-        self._ceiling = base  # where the server pushed back
+            return  # caused by the old rate, already cut
+        fitted = self._fit(sent_at)
+        if fitted is None:
+            target = self._rate * (0.5 if self._slow_start else self.decrease)
+        else:
+            target = fitted * (1 - self.margin)
+        self.estimate = fitted
+        if fitted is not None:
+            self._plan_boost(fitted, sent_at)
         self._slow_start = False
-        self._set_rate(base * factor)
+        self._clean, self._clean_windows, self._step = 0, 0, self.probe
+        self._set_rate(target)
+        # The bucket is empty now: the next estimate counts from here.
+        self._anchor, self._anchor_full = sent_at, False
+        self._accepted = deque(t for t in self._accepted if t > sent_at)
         self._last_decrease = self._clock()
         self.decreases += 1
 
+    def _plan_boost(self, fitted: float, drained: float) -> None:
+        """While every request waits out a ``Retry-After``, the server's bucket fills up again:
+        spend half of it (as the estimate sees it) in the second after the pause."""
+        refill = fitted * min(self.burst, max(0.0, self._not_before - drained))
+        self._boost = self.refill_share * refill / self.burst
+
+    def _fit(self, drained: float) -> float | None:
+        """The slowest bucket that accepted what was answered before the bucket ran dry."""
+        anchor = self._anchor
+        if anchor is None:
+            return None
+        sends = sorted(t for t in self._accepted if anchor <= t < drained)
+        if not sends:
+            return None
+        return slowest_rate(sends, start=anchor, full=self._anchor_full,
+                            burst=self.burst, low=self.minimum, high=self.maximum)
+
     def _set_rate(self, rate: float) -> None:
-        self._rate = min(self.maximum, max(self.minimum, rate))
+        ceiling = self.maximum
+        if self._advertised is not None:
+            ceiling = min(ceiling, self._advertised * (1 - self.margin))
+        self._rate = min(ceiling, max(self.minimum, rate))
 
     def __repr__(self) -> str:
         return f"AdaptiveLimiter(rate={self._rate:.2f}, slow_start={self._slow_start})"

@@ -139,6 +139,17 @@ FIELDS: tuple[Field, ...] = (
        "absent: the listing ends"),
     _f("* (error answers)", "message", "confirmed", "cli36 (plain text or {\"message\"})",
        "no message: the body, else \"Request failed with status code N\""),
+    _f("* (429 answers)", "Retry-After header", "inferred", "ref §8 (none documented; the "
+       "usual HTTP answer)", "absent: the limiter's own cut and backoff with jitter"),
+    _f("* (any answer)", "RateLimit-Policy header (and RateLimit-Limit with w=)", "inferred",
+       "none (Emedgene documents no rate-limit headers; IETF httpapi draft)",
+       "absent: the rate is found by probing (slow start, then the 429s' token bucket)"),
+    _f("* (any answer)", "RateLimit-Remaining / RateLimit-Reset / RateLimit headers",
+       "inferred", "none (IETF httpapi draft)",
+       "absent: nothing bounds the next requests but the rate found by probing"),
+    _f("* (any answer)", "X-RateLimit-Remaining / X-RateLimit-Reset headers", "inferred",
+       "none (a common convention; the reset in seconds or as a Unix time)",
+       "absent: as RateLimit-Remaining; X-RateLimit-Limit names no window and gives no rate"),
 )
 
 def _b(what: str, known: Known, source: str) -> Behaviour:
@@ -226,4 +237,8 @@ SANDBOX: tuple[Behaviour, ...] = (
     _b("POST /_sandbox/faults: change fault settings (emulator only)", "inferred", "none"),
     _b("POST /_sandbox/advance: force a status (emulator only)", "inferred", "none"),
     _b("* status changes are POSTed to a webhook, in order, retried", "inferred", "ref §9"),
+    _b("* rate_limit: a token bucket of one second's requests; 429 {\"message\"} with "
+       "Retry-After (whole seconds, at least 1)", "inferred", "ref §8 (no limit is documented)"),
+    _b("* rate_limit_headers: RateLimit-Policy, RateLimit-* and X-RateLimit-* on every /api "
+       "answer (off by default)", "inferred", "none (Emedgene documents no such headers)"),
 )

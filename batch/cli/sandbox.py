@@ -61,6 +61,8 @@ Examples:
               help="Append one JSON line per request to this file, as it happens (mode 0600).")
 @click.option("--rate-limit", type=Number(min=0, min_open=True),
               help="Requests per second before answering 429.")
+@click.option("--rate-limit-headers", is_flag=True,
+              help="With --rate-limit: send the bucket as RateLimit-* and X-RateLimit-* headers.")
 @click.option("--latency-ms", type=Number(min=0), default=0.0, help="Added latency.")
 @click.option("--error-rate", type=Number(0, 1), default=0.0,
               help="Probability of a 500/502/503.")

@@ -59,6 +59,13 @@ async def _guarded(request: web.Request, handler: Handler, rt: Runtime) -> web.S
     path = request.path
     if not path.startswith("/api/"):
         return await handler(request)
+    answer = await _api(request, handler, rt)
+    rt.faults.stamp(answer)
+    return answer
+
+
+async def _api(request: web.Request, handler: Handler, rt: Runtime) -> web.StreamResponse:
+    path = request.path
     public = path.rstrip("/") in request.app[PUBLIC]
     if request.can_read_body:
         # The body is in before the injected latency, as on a slow server that has the

@@ -22,6 +22,9 @@ class SandboxConfig:
     * ``fixture``: a conformance-format fixture file (storages, samples, users, gene lists...).
     * ``rate_limit``: token bucket, requests per second per tenant (burst ``max(1, rate)``);
       an empty bucket answers 429 ``{"message": "Too many requests"}`` with ``Retry-After``.
+    * ``rate_limit_headers``: with ``rate_limit``, every ``/api`` answer carries the bucket as
+      rate-limit headers (``RateLimit-Policy``, ``RateLimit-*`` and ``X-RateLimit-*``); off by
+      default, as Emedgene documents none.
     * ``latency_ms``: added to every ``/api`` request.
     * ``error_rate``: probability of a 500/502/503 on ``/api`` requests other than login,
       answered before any state changes.
@@ -42,6 +45,7 @@ class SandboxConfig:
 
     fixture: Path | None = None
     rate_limit: float | None = None
+    rate_limit_headers: bool = False
     latency_ms: float = 0.0
     error_rate: float = 0.0
     drop_after_commit: float = 0.0

@@ -38,6 +38,18 @@ class TokenBucket:
             return 0.0
         return (1.0 - self.tokens) / self.rate
 
+    def headers(self) -> dict[str, str]:
+        """The bucket as rate-limit headers (IETF and ``X-``): its size per the window it
+        refills in, whole tokens left, whole seconds until it is full again."""
+        now = time.monotonic()
+        tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        limit, left = f"{self.capacity:g}", str(math.floor(tokens))
+        reset = str(math.ceil((self.capacity - tokens) / self.rate))
+        return {"RateLimit-Policy": f"{limit};w={self.capacity / self.rate:g}",
+                "RateLimit-Limit": limit, "RateLimit-Remaining": left, "RateLimit-Reset": reset,
+                "X-RateLimit-Limit": limit, "X-RateLimit-Remaining": left,
+                "X-RateLimit-Reset": reset}
+
 
 @dataclass(slots=True, kw_only=True)
 class Faults:
@@ -50,12 +62,19 @@ class Faults:
     token_ttl: float = DEFAULT_TOKEN_TTL
     outage_until: float = 0.0
     bucket: TokenBucket | None = None
+    rate_limit_headers: bool = False
+
+    def stamp(self, answer: web.StreamResponse) -> None:
+        """Add the bucket's rate-limit headers to an ``/api`` answer, when asked to."""
+        if self.rate_limit_headers and self.bucket is not None and not answer.prepared:
+            answer.headers.update(self.bucket.headers())
 
     @classmethod
     def from_config(cls, config: SandboxConfig) -> Faults:
         """The initial settings."""
         faults = cls(error_rate=config.error_rate, latency_ms=config.latency_ms,
-                     drop_after_commit=config.drop_after_commit, token_ttl=config.token_ttl)
+                     drop_after_commit=config.drop_after_commit, token_ttl=config.token_ttl,
+                     rate_limit_headers=config.rate_limit_headers)
         faults.set_rate_limit(config.rate_limit)
         return faults
 

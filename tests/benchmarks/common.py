@@ -70,8 +70,10 @@ class Sandbox:
     """``emg-batch sandbox`` in a child process on a free loopback port; use as a context."""
 
     def __init__(self, *, rate_limit: float | None = None, latency_ms: float = 0.0,
-                 fixture: Path | None = None, cpus: set[int] | None = None) -> None:
+                 fixture: Path | None = None, cpus: set[int] | None = None,
+                 rate_limit_headers: bool = False) -> None:
         self.rate_limit = rate_limit
+        self.rate_limit_headers = rate_limit_headers
         self.latency_ms = latency_ms
         self.fixture = fixture or demo_fixture_path()
         self.cpus = cpus
@@ -83,6 +85,8 @@ class Sandbox:
                "--fixture", str(self.fixture), "--latency-ms", str(self.latency_ms)]
         if self.rate_limit is not None:
             cmd += ["--rate-limit", str(self.rate_limit)]
+        if self.rate_limit_headers:
+            cmd += ["--rate-limit-headers"]
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO,
                                       preexec_fn=pinned(self.cpus))
         assert self._proc.stdout is not None
