@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["slowest_rate"]
+__all__ = ["fastest_rate", "slowest_rate"]
 
 #: Seconds a request may seem to have come early: the jitter between the client's reading of
 #: its clock at send time and the request's arrival at the server (the event loops of both).
@@ -24,10 +24,11 @@ JITTER = 0.01
 _STEPS = 40
 
 
-def accepts(rate: float, sends: Sequence[float], *, start: float, full: bool,
-            burst: float) -> bool:
-    """Whether a bucket of *rate* (holding ``max(1, rate * burst)``; full or empty at *start*)
-    accepts every request sent at the times *sends* (ascending, all after *start*)."""
+def level_at(rate: float, sends: Sequence[float], until: float, *, start: float, full: bool,
+             burst: float) -> float | None:
+    """Tokens a bucket of *rate* (holding ``max(1, rate * burst)``; full or empty at *start*)
+    holds at *until*, having accepted every request sent at *sends* (ascending, after *start*);
+    None when it could not have accepted them all."""
     capacity = max(1.0, rate * burst)
     # "Empty" at a 429: less than a token was left; assume the most, for the slowest rate.
     level, stamp = (capacity if full else 1.0), start
@@ -35,9 +36,16 @@ def accepts(rate: float, sends: Sequence[float], *, start: float, full: bool,
         level = min(capacity, level + (sent - stamp) * rate)
         stamp = sent
         if level < 1.0 - rate * JITTER:
-            return False
+            return None
         level -= 1.0
-    return True
+    return min(capacity, level + max(0.0, until - stamp) * rate)
+
+
+def accepts(rate: float, sends: Sequence[float], *, start: float, full: bool,
+            burst: float) -> bool:
+    """Whether a bucket of *rate* accepts every request sent at *sends* (see ``level_at``)."""
+    until = sends[-1] if sends else start
+    return level_at(rate, sends, until, start=start, full=full, burst=burst) is not None
 
 
 def slowest_rate(sends: Sequence[float], *, start: float, full: bool, burst: float = 1.0,
@@ -53,3 +61,21 @@ def slowest_rate(sends: Sequence[float], *, start: float, full: bool, burst: flo
         else:
             low = middle
     return high
+
+
+def fastest_rate(sends: Sequence[float], refused: float, *, start: float, full: bool,
+                 burst: float = 1.0, low: float = 0.1, high: float = 5000.0) -> float:
+    """The fastest rate in [*low*, *high*] at which a bucket that accepted *sends* would still
+    have had less than a token for the request sent at *refused*: a bound from above."""
+    def empty(rate: float) -> bool:
+        level = level_at(rate, sends, refused, start=start, full=full, burst=burst)
+        return level is None or level < 1.0 + rate * JITTER
+    if not empty(low):
+        return low
+    for _ in range(_STEPS):
+        middle = (low + high) / 2
+        if empty(middle):
+            low = middle
+        else:
+            high = middle
+    return low

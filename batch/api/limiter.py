@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
-from batch.api.bucket import slowest_rate
+from batch.api.bucket import fastest_rate, slowest_rate
 from batch.api.quota import Quota, read_quota
 
 __all__ = ["AdaptiveLimiter", "FixedRateLimiter", "Limiter"]
@@ -352,8 +352,13 @@ class AdaptiveLimiter(_Gcra):
         sends = sorted(t for t in self._accepted if anchor <= t < drained)
         if not sends:
             return None
-        return slowest_rate(sends, start=anchor, full=self._anchor_full,
-                            burst=self.burst, low=self.minimum, high=self.maximum)
+        full, burst, low, high = self._anchor_full, self.burst, self.minimum, self.maximum
+        slowest = slowest_rate(sends, start=anchor, full=full, burst=burst, low=low, high=high)
+        # Few answers leave a wide range between the slowest bucket that accepted them and
+        # the fastest one that would still have refused this request: take its middle.
+        fastest = fastest_rate(sends, drained, start=anchor, full=full, burst=burst, low=low,
+                               high=high)
+        return (slowest + fastest) / 2 if fastest > slowest else slowest
 
     def _set_rate(self, rate: float) -> None:
         ceiling = self.maximum

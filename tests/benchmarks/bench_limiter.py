@@ -5,7 +5,7 @@ families into a fresh sandbox (its own process) with ``--latency-ms 50`` and ``-
 for R in 5, 20, 50 and 100, once with the bucket advertised in rate-limit headers
 (``--rate-limit-headers``) and once without. Each new family costs two requests (the look-up
 of its case, then the create). Families per limit: 200 at R <= 20 (at R = 5 that is 80 s a
-run), and 10 s of requests at the limit above it (500 at R = 50, 1,000 at R = 100), so the
+run), and 20 s of requests at the limit above it (500 at R = 50, 1,000 at R = 100), so the
 start of a run does not dominate; ``--families N`` runs N at every limit.
 
 Reported per limit: requests the sandbox saw, 429s (count and share), and the achieved rate
@@ -31,14 +31,14 @@ from typing import Any
 from common import Sandbox, cli_env, emg_batch, make_manifest, print_table, run_measured, write_json
 
 LATENCY_MS = 50.0
-SECONDS_AT_LIMIT = 10.0
+SECONDS_AT_LIMIT = 20.0
 REQUESTS_PER_FAMILY = 2
 COLUMNS = ["limit", "headers", "families", "requests", "429s", "share_429", "pool_s",
            "achieved_over_R", "met"]
 
 
 def families_for(limit: float, forced: int | None) -> int:
-    """At least 200 families; more at high limits, so the run lasts about 10 s at the limit."""
+    """At least 200 families; more at high limits, so the run lasts about 20 s at the limit."""
     if forced is not None:
         return forced
     return max(200, int(limit * SECONDS_AT_LIMIT / REQUESTS_PER_FAMILY))
