@@ -41,7 +41,7 @@ def test_doctor_sandbox_passes() -> None:
     assert report["compatible"] is True
     names = {c["name"]: c["verdict"] for c in report["checks"]}
     assert names == dict.fromkeys(("login", "openapi", "recent case", "report discovery",
-                                   "sample look-up", "org users", "storage"), "ok")
+                                   "sample look-up", "org users", "storage", "rate limit"), "ok")
 
 
 async def test_doctor_writes_nothing_to_a_tenant(tmp_path: Path) -> None:
@@ -118,3 +118,11 @@ async def test_an_operation_missing_from_the_openapi_document_fails() -> None:
         await runner.cleanup()
     check = next(c for c in lacking.checks if c.name == "openapi")
     assert check.verdict == "failed" and "GET /api/sample" in check.found
+
+
+async def test_doctor_reports_an_advertised_rate_limit() -> None:
+    config = SandboxConfig(rate_limit=50, rate_limit_headers=True)
+    async with run_sandbox(config) as sb:
+        report = await doctor_job(Target(host=sb.url, credentials=CREDENTIALS))
+    found = {c.name: c.found for c in report.checks}
+    assert found["rate limit"] == "the answers advertise 50 requests a second"

@@ -219,6 +219,11 @@ class AdaptiveLimiter(_Gcra):
         self.decreases = 0
         self.estimate: float | None = None  # the server's rate, as the last 429 showed it
 
+    @property
+    def advertised(self) -> float | None:
+        """The rate of the server's rate-limit policy, when its answers carried one."""
+        return self._advertised
+
     # -- pacing ---------------------------------------------------------------------------
 
     def _pace(self) -> float:

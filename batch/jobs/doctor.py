@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
-from batch.api import Client, RetryPolicy
+from batch.api import AdaptiveLimiter, Client, RetryPolicy
 from batch.errors import ApiError, AuthError
 from batch.jobs.connect import Connection, Target, open_client
 
@@ -123,6 +123,7 @@ class Doctor:
                   ("org users", self.users), ("storage", self.storage))
         for name, check in checks:
             await self.guarded(name, check)
+        self.rate_limit()
 
     async def guarded(self, name: str, check: Callable[[], Awaitable[None]]) -> None:
         """Run one check; an API error is that check's failure, not the doctor's."""
@@ -227,6 +228,17 @@ class Doctor:
         ok = isinstance(details.get("scheme"), str)
         self.add("storage", "ok" if ok else "failed",
                  f"storage {ids[0]}: scheme {details.get('scheme')!r}", _MEANINGS["storage"])
+
+    def rate_limit(self) -> None:
+        """Whether the answers carried a rate-limit policy (Emedgene documents none)."""
+        limiter = self.client.limiter
+        rate = limiter.advertised if isinstance(limiter, AdaptiveLimiter) else None
+        if rate is None:
+            self.add("rate limit", "ok", "no rate-limit policy in the answers",
+                     "without --rate, run finds the rate from the server's 429s")
+            return
+        self.add("rate limit", "ok", f"the answers advertise {rate:g} requests a second",
+                 "without --rate, run keeps just under it")
 
 
 _MEANINGS = {
