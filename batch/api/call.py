@@ -331,6 +331,8 @@ class Caller:
         session = self._open_session()
         sent_at = await self.limiter.acquire()
         headers = await self._headers(request)
+        # A login may have gone first: the limiter learns from when this request really left.
+        sent_at = max(sent_at, time.monotonic())
         generation = self.auth.generation  # the token this request carries
         attempt = Attempt(request.method, request.path, self.limits)
         self.stats.requests += 1

@@ -257,8 +257,8 @@ class AdaptiveLimiter(_Gcra):
                 self._follow(quota)
 
     def _accept(self, sent_at: float) -> None:
-        if self._anchor is None:
-            self._anchor, self._anchor_full = sent_at, True
+        if self._anchor is None or (self._anchor_full and sent_at < self._anchor):
+            self._anchor, self._anchor_full = sent_at, True  # the start: answers may cross
         self._accepted.append(sent_at)
         if len(self._accepted) > self.history:
             # Forget the oldest; assuming the bucket full there can only slow the estimate.
