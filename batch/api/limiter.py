@@ -180,7 +180,7 @@ class AdaptiveLimiter(_Gcra):
         probe_every: int = 200,
         probe_windows: int = 30,
         burst: float = 1.0,
-        history: int = 4096,
+        history: int = 2048,
         refill_share: float = 0.5,
         max_pause: float = 120.0,
         clock: Clock = time.monotonic,
