@@ -104,17 +104,25 @@ async def test_adaptive_slow_start_grows_gently_until_the_first_429(clock: FakeC
     assert limiter.rate == pytest.approx(6.25)
 
 
-async def test_slow_start_waits_two_round_trips(clock: FakeClock) -> None:
-    """A slow server is not asked for more before the answers at the current rate are in."""
+async def test_slow_start_window_is_a_few_round_trips(clock: FakeClock) -> None:
+    """A far server is not asked for more before the answers at the current rate are in; a
+    near one is found quickly."""
     slow = AdaptiveLimiter(initial=20.0, slow_start_factor=2.0, interval=2.0, clock=clock,
                            sleep=clock.sleep)
-    slow.on_answer(clock.now - 0.3)  # 300 ms round trips: a window of 600 ms
-    await busy_interval(slow, clock, 0.5)
+    slow.on_answer(clock.now - 0.1)  # 100 ms round trips: a window of five, 500 ms
+    await busy_interval(slow, clock, 0.45)
     slow.on_success()
     assert slow.rate == pytest.approx(20.0)
     await busy_interval(slow, clock, 0.1)
     slow.on_success()
     assert slow.rate == pytest.approx(40.0)
+    near = AdaptiveLimiter(initial=20.0, slow_start_factor=2.0, clock=clock, sleep=clock.sleep)
+    near.on_answer(clock.now - 0.002)  # 2 ms round trips: a window of 10 ms
+    await busy_interval(near, clock, 0.5)  # (the first window began at creation)
+    near.on_success()
+    await busy_interval(near, clock, 0.05)
+    near.on_success()
+    assert near.rate == pytest.approx(80.0)
 
 
 async def test_one_burst_of_429s_decreases_once(clock: FakeClock) -> None:

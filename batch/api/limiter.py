@@ -144,10 +144,11 @@ class AdaptiveLimiter(_Gcra):
     the pace until then. Without them the rate is probed:
 
     * *slow start*: from ``initial``, the rate grows by ``slow_start_factor`` every window
-      (two round trips, between ``min_window`` and half an ``interval``) while the client
-      really uses it, until the first 429. A server's bucket hides its rate until its burst
-      is spent, so growth is gentle: the faster it grows, the further past the rate the
-      client is when the first 429 comes, and every request then in flight is refused too;
+      (``window_trips`` round trips, between ``min_window`` and half an ``interval``) while
+      the client really uses it, until the first 429. A server's bucket hides its rate
+      until its burst is spent, so growth is gentle: the faster it grows, the further past
+      the rate the client is when the first 429 comes, and every request then in flight is
+      refused too;
     * at a 429, the rate becomes that of the slowest token bucket that could have accepted
       every request answered since the last 429 (or since the start, when the bucket held
       ``burst`` seconds of its rate: ``bucket``), less ``margin``: just under the server's.
@@ -173,7 +174,8 @@ class AdaptiveLimiter(_Gcra):
         decrease: float = 0.85,
         slow_start_factor: float = 1.25,
         interval: float = 1.0,
-        min_window: float = 0.25,
+        min_window: float = 0.005,
+        window_trips: float = 5.0,
         margin: float = 0.02,
         probe: float = 0.01,
         probe_max: float = 0.25,
@@ -196,6 +198,7 @@ class AdaptiveLimiter(_Gcra):
         self.minimum, self.maximum, self.decrease = minimum, maximum, decrease
         self.slow_start_factor, self.interval, self.min_window = (
             slow_start_factor, interval, min_window)
+        self.window_trips = window_trips
         self.margin, self.probe, self.probe_every = margin, probe, probe_every
         self.probe_max, self.probe_windows = probe_max, probe_windows
         self._step = probe
@@ -284,12 +287,16 @@ class AdaptiveLimiter(_Gcra):
     # -- growth ---------------------------------------------------------------------------
 
     def _slow_start_window(self) -> float:
-        """Two round trips (every answer to the last step is in), within set bounds: a slow
-        server is never asked for more before the answers at the current rate are back."""
+        """``window_trips`` round trips, within set bounds.
+
+        The answers at the current rate are all back before it grows again, and the requests
+        in flight when the first 429 comes (all refused with it) stay few: growth per second
+        is slower the longer the round trip, and fast on a near server with no limit.
+        """
         cap = self.interval / 2
         if self._round_trip is None:
             return cap
-        return min(cap, max(self.min_window, 2 * self._round_trip))
+        return min(cap, max(self.min_window, self.window_trips * self._round_trip))
 
     def on_success(self) -> None:
         """Grow the rate at the end of a window that used its allowance without a 429."""
