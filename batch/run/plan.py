@@ -16,8 +16,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from batch.ledger import FamilyRecord, NewFamily, State
+from batch.ledger import FamilyRecord, NewFamily, State, StepRecord
 from batch.manifest import Family, Manifest
+
+#: The error class of a step stopped because its case was answered for two families of the
+#: ledger (a server that forgot its cases): never tried again by a rerun of this ledger.
+CONFLICT = "CaseConflict"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +36,14 @@ class FamilyPlan:
     case_name: str | None = None
     #: Look for the family's case on the server before its first create.
     look_up: bool = False
+    #: Its case was answered for another family too: nothing more is done.
+    conflict: bool = False
 
     @property
     def kind(self) -> str:
-        """One word for the plan table: create, reconcile, update, skip or changed."""
+        """One word for the plan table: create, reconcile, update, skip, changed or conflict."""
+        if self.conflict:
+            return "conflict"
         if self.reconcile:
             return "reconcile"
         if self.create:
@@ -60,6 +68,9 @@ def plan_family(family: Family, record: FamilyRecord | None, row_hash: str, *,
     """
     wanted = family_steps(family)
     actions = tuple(s for s in wanted if s != "create")
+    if record is not None and any(_conflicted(s) for s in record.steps.values()):
+        return FamilyPlan(family.family_id, False, False, (), False, record.case_name,
+                          conflict=True)
     if record is None:
         create_now = "create" in wanted
         return FamilyPlan(family.family_id, create_now, False, actions, False, family.case_id,
@@ -79,6 +90,10 @@ def plan_family(family: Family, record: FamilyRecord | None, row_hash: str, *,
     never_sent = create is None or (create.attempts == 0 and not reconcile)
     return FamilyPlan(family.family_id, True, reconcile, todo, False, case_name,
                       look_up=look_up and never_sent)
+
+
+def _conflicted(step: StepRecord) -> bool:
+    return step.state is State.FAILED and step.error_class == CONFLICT
 
 
 class Planner:
