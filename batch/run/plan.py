@@ -63,8 +63,8 @@ def plan_family(family: Family, record: FamilyRecord | None, row_hash: str, *,
                 look_up: bool = True) -> FamilyPlan:
     """Decide what *family* (whose rows hash to *row_hash*) needs, given its ledger record.
 
-    A create never sent before is preceded by a look-up of the family's case on the server
-    (*look_up*; off with ``--if-exists create``).
+    A create not yet done is preceded by a look-up of the family's case on the server
+    (*look_up*; off with ``--if-exists create``); an uncertain one is reconciled instead.
     """
     wanted = family_steps(family)
     actions = tuple(s for s in wanted if s != "create")
@@ -87,9 +87,9 @@ def plan_family(family: Family, record: FamilyRecord | None, row_hash: str, *,
     if "create" not in wanted or (create is not None and create.state is State.SUCCEEDED):
         return FamilyPlan(family.family_id, False, False, todo, changed, case_name)
     reconcile = create is not None and create.state in (State.SENDING, State.UNKNOWN)
-    never_sent = create is None or (create.attempts == 0 and not reconcile)
+    # a create that failed may follow one whose answer was lost: looked up again too
     return FamilyPlan(family.family_id, True, reconcile, todo, False, case_name,
-                      look_up=look_up and never_sent)
+                      look_up=look_up and not reconcile)
 
 
 def _conflicted(step: StepRecord) -> bool:
