@@ -7,7 +7,6 @@ sandbox keeps the true time, as a workstation with a wrong clock would see a rea
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -18,23 +17,17 @@ import pytest
 from batch.ledger import Ledger, State, default_path
 from batch.sandbox import SandboxConfig, SandboxThread, demo_fixture_path
 from tests.cli_sandbox import invoke
+from tests.clocks import clock_env, needs_faketime
 from tests.ledgers import force_state
 from tests.manifests import write_manifest
 from tests.test_crash import assert_one_case_per_family, cli_env, sandbox_cases
-
-FAKETIME = shutil.which("faketime")
-needs_faketime = pytest.mark.skipif(
-    FAKETIME is None, reason="faketime is not installed (Debian package faketime; .ci/run "
-    "installs it)")
 
 
 def run_at(offset: str, manifest: Path, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
     """``emg-batch run`` as a process whose clock is *offset* (``+600s``) from the true time."""
     command = [sys.executable, "-m", "batch", "run", str(manifest), "--host", url, *extra]
-    if offset:
-        command = [str(FAKETIME), "-f", offset, *command]
-    return subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=180,
-                          check=False)
+    return subprocess.run(command, env=clock_env(cli_env(), offset), capture_output=True,
+                          text=True, timeout=180, check=False)
 
 
 def forget_answers(ledger_path: Path) -> None:
