@@ -5,7 +5,8 @@ In WAL mode with ``synchronous=NORMAL`` a commit survives the process being kill
 cut, which a bulk import can rerun from). Tokens, passwords and headers are never stored.
 
 Versions: 1, the first; 2 adds ``binding`` (the server a ledger belongs to), filled from the
-host of the last run.
+host of the last run; 3 adds ``origins`` (whether each case was created by a run or found on
+the server and adopted; a case recorded before version 3 has no origin: not known).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from batch.errors import LedgerError
 from batch.ledger.disk import prepare, private
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -90,6 +91,13 @@ CREATE TABLE IF NOT EXISTS events (
     failed_at REAL
 );
 CREATE INDEX IF NOT EXISTS events_case ON events (case_name, handled_at);
+-- How a family's case came to the ledger: created by a run (0) or adopted (1). A table of its
+-- own, so that making it is idempotent (no ALTER TABLE on a half-made ledger).
+CREATE TABLE IF NOT EXISTS origins (
+    family_id TEXT PRIMARY KEY,
+    case_name TEXT NOT NULL,
+    adopted INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS binding (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     host TEXT NOT NULL,
@@ -104,6 +112,7 @@ MIGRATIONS = {
 INSERT OR IGNORE INTO binding (id, host, account, bound_at)
     SELECT 1, host, NULL, started_at FROM runs WHERE host IS NOT NULL ORDER BY id DESC LIMIT 1;
 """,
+    2: "",  # origins: made by SCHEMA; the cases recorded before have no origin (not known)
 }
 #: The tables every ledger has had since version 1.
 TABLES = frozenset({"meta", "runs", "families", "steps"})

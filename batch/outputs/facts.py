@@ -18,7 +18,7 @@ from batch.outputs.workbook import Column, Fill
 
 # Headers are Title Case in every table for people, as the manifest's own columns are.
 STEP_TITLES = {"create": "Create", "assign": "Assign", "preset_group": "Preset Group",
-               "set_status": "Set Status"}
+               "set_status": "Set Status", "revert": "Revert"}
 STATE_ORDER = tuple(str(s) for s in State)
 
 

@@ -86,7 +86,7 @@ async def _look_up(ctx: RunContext, family: Family) -> str | Absent | None:
         return "absent"
     ctx.unreserve(family.family_id)
     if ctx.options.if_exists == "adopt":
-        return await _created(ctx, family, case, adopted=True)
+        return await _created(ctx, family, case, adopted=True, ours=False)
     await ctx.fail(family, "create", Outcome(kind="CaseExists", message=(
         f"the family's case already exists on the server: {case}; rerun with --if-exists "
         "adopt to take it over (and run the family's other steps on it), or --if-exists "
@@ -154,9 +154,12 @@ async def _after_ambiguous(ctx: RunContext, family: Family) -> str | None:
 
 
 async def _created(ctx: RunContext, family: Family, case: str, *, adopted: bool,
-                   status: int = 201, final: bool = False) -> str:
+                   status: int = 201, final: bool = False, ours: bool = True) -> str:
+    """Record the family's case. *adopted*: found rather than answered; *ours*: made by a
+    create of this ledger (a lost answer's case is ours; one found before any create is not,
+    and ``revert`` leaves it alone unless asked)."""
     await ctx.ledger.record_created(family.family_id, case, http_status=status,
-                                    run_id=ctx.run_id, final=final)
+                                    run_id=ctx.run_id, final=final, adopted=not ours)
     ctx.claimed[case] = family.family_id
     if adopted:
         ctx.summary.adopted += 1
