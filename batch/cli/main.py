@@ -29,6 +29,7 @@ from batch.cli.common import (
 )
 from batch.cli.doctor import doctor_command
 from batch.cli.pull import listen_command, pull_group
+from batch.cli.revert import revert_command
 from batch.cli.sandbox import sandbox_command
 from batch.manifest import Problem
 from batch.outputs.words import plural
@@ -52,6 +53,7 @@ main.add_command(sandbox_command, "sandbox")
 main.add_command(pull_group, "pull")
 main.add_command(listen_command, "listen")
 main.add_command(doctor_command, "doctor")
+main.add_command(revert_command, "revert")
 
 
 # -- run ---------------------------------------------------------------------------------------

@@ -99,4 +99,5 @@ class Reads(Database):
 def _family(row: Any) -> FamilyRecord:
     """A family record from the first eight columns of ``_FAMILY``."""
     adopted = None if row[7] is None else bool(row[7])
-    return FamilyRecord(*row[:7], adopted=adopted)
+    fid, seq, sample, row_hash, created_hash, case, note = row[:7]
+    return FamilyRecord(fid, seq, sample, row_hash, created_hash, case, note, adopted)
