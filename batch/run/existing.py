@@ -36,8 +36,8 @@ async def existing_case(ctx: RunContext, family: Family) -> str | None:
             data = await ctx.client.get_case(case)
         except NotFound:
             continue  # the sample names a case that is gone (or not ours to read)
-        if is_this_family(family, data):
-            found.append(case)
+        if data.get("status") != "trash" and is_this_family(family, data):
+            found.append(case)  # a case in the trash (reverted) is never the family's
     if len(found) > 1:
         raise Undecided(f"cases {', '.join(found)} all match this family")
     return found[0] if found else None
