@@ -9,11 +9,23 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
-from click.testing import Result
+from click.testing import CliRunner, Result
 
+from batch.api import Client, Credentials
+from batch.api.provenance import SANDBOX
+from batch.cli import main
 from batch.cli import revert as revert_cli
-from batch.sandbox import SandboxConfig, SandboxThread, demo_fixture_path
+from batch.ledger import Ledger, Outcome, State
+from batch.sandbox import (
+    DEFAULT_PASSWORD,
+    DEFAULT_USER,
+    SandboxConfig,
+    SandboxThread,
+    demo_fixture_path,
+)
+from batch.sandbox import api as sandbox_api
 from tests.cli_sandbox import api_requests, invoke
 from tests.manifests import write_manifest
 
@@ -38,10 +50,6 @@ def delivering() -> Iterator[SandboxThread]:
 def cli(sandbox: SandboxThread, *args: str, answer: str | None = None) -> Result:
     if answer is None:
         return invoke(*args, url=sandbox.url)
-    from click.testing import CliRunner
-
-    from batch.cli import main
-    from batch.sandbox import DEFAULT_PASSWORD, DEFAULT_USER
     env = {"EMG_USERNAME": DEFAULT_USER, "EMG_PASSWORD": DEFAULT_PASSWORD, "EMG_TOKEN": "",
            "EMG_HOST": sandbox.url}
     return CliRunner().invoke(main, list(args), env=env, input=answer, catch_exceptions=False)
@@ -290,3 +298,64 @@ def test_status_shows_the_revert_step(sandbox: SandboxThread, tmp_path: Path) ->
     assert cli(sandbox, "revert", str(manifest), "--only", "FAM-000001", "--yes").exit_code == 0
     report = cli(sandbox, "status", str(manifest), "--json")
     assert json.loads(report.stdout)["steps"]["revert"] == {"succeeded": 1}
+
+
+def test_the_sandbox_s_trash_keeps_cases_out_of_listings_and_look_ups(
+        sandbox: SandboxThread, tmp_path: Path) -> None:
+    manifest = imported(sandbox, tmp_path, 2)
+    assert cli(sandbox, "revert", str(manifest), "--only", "FAM-000000", "--yes").exit_code == 0
+    anyio.run(trash_seen_through_the_api, sandbox.url)
+    inferred = [b.what for b in SANDBOX if "trash" in b.what]
+    assert len(inferred) == 4
+    assert {b.known for b in SANDBOX if "trash" in b.what} == {"inferred"}
+
+
+async def trash_seen_through_the_api(url: str) -> None:
+    credentials = Credentials(username=DEFAULT_USER, password=DEFAULT_PASSWORD)
+    async with Client(url, credentials=credentials) as client:
+        listed = [hit["name"] async for hit in client.list_cases()]
+        trashed = [hit["name"] async for hit in client.list_cases(status=["trash"])]
+        assert (listed, trashed) == (["EMG100000002"], ["EMG100000001"])
+        assert await client.find_samples("FAM-000000-S0") == []
+        assert [h["note"] for h in await client.find_samples("FAM-000001-S0")] == [
+            "EMG100000002"]
+        assert (await client.get_case("EMG100000001"))["status"] == "trash"
+        assert (await client.case_info("EMG100000001"))["status"] == "trash"
+
+
+def test_a_lost_answer_is_reconciled_by_reading_the_status(sandbox: SandboxThread,
+                                                           tmp_path: Path) -> None:
+    manifest = imported(sandbox, tmp_path, 2)
+    lost = Outcome(kind="RequestTimeout", message="no answer")
+    with Ledger.open(ledger_of(manifest)) as ledger:
+        for family_id in ("FAM-000000", "FAM-000001"):
+            ledger.set_step(family_id, "revert", State.SENDING, attempt=True)
+            ledger.record_unknown(family_id, "revert", lost)
+    force(sandbox, "EMG100000001", "trash")  # that one reached the server; the other did not
+    result = cli(sandbox, "revert", str(manifest), "--yes")
+    assert result.exit_code == 0
+    assert result.stderr.splitlines() == [
+        "revert: 2 cases created by every run of this ledger (run 1)",
+        "to the trash: 1 case",
+        "  FAM-000001  EMG100000002  uploading",
+        "already in the trash, recorded (nothing sent): 1 case",
+        "  FAM-000000  EMG100000001  trash",
+        "moved 1 case to the trash, 1 already there recorded"]
+    assert count(sandbox, PUT) == 1
+    assert revert_steps(manifest) == {"FAM-000000": "succeeded", "FAM-000001": "succeeded"}
+
+
+def test_a_refused_move_is_a_failed_family_and_exit_1(sandbox: SandboxThread,
+                                                      tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    manifest = imported(sandbox, tmp_path, 1)
+    monkeypatch.setattr(sandbox_api, "USER_STATUSES", frozenset({"finalized"}))
+    result = cli(sandbox, "revert", str(manifest), "--yes")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-2:] == [
+        "moved 0 cases to the trash, 1 failed",
+        "  FAM-000000  EMG100000001  failed: Unknown status: trash"]
+    assert revert_steps(manifest) == {"FAM-000000": "failed"}
+    status = cli(sandbox, "status", str(manifest))
+    assert ("  1 x the move to the trash failed: Unknown status: trash (e.g. family FAM-000000)"
+            in status.stdout.splitlines())

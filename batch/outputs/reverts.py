@@ -18,7 +18,8 @@ def render_plan(plan: RevertPlan) -> str:
     for title, items in groups:
         if items:
             lines.append(f"{title}: {plural(len(items), 'case')}")
-            lines += [_line(item) for item in items[:SHOWN]]
+            width = max(len(item.family_id) for item in items[:SHOWN])
+            lines += [_line(item, width) for item in items[:SHOWN]]
             if len(items) > SHOWN:
                 lines.append(f"  ... and {len(items) - SHOWN} more (emg-batch status lists them)")
     done = plan.of("done")
@@ -27,8 +28,9 @@ def render_plan(plan: RevertPlan) -> str:
     return "\n".join(lines)
 
 
-def _line(item: Item) -> str:
-    cells = [item.family_id, item.case, item.status or "-"]
+def _line(item: Item, width: int) -> str:
+    """One case of the plan: family (padded to *width*), case, status, why it is left alone."""
+    cells = [item.family_id.ljust(width), item.case, item.status or "-"]
     if item.why and item.kind != "in_trash":
         cells.append(item.why)
     return "  " + "  ".join(cells)
