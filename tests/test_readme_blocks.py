@@ -66,9 +66,9 @@ class Block:
     marker: str
 
 
-def readme_blocks() -> list[Block]:
-    """Every fenced block of the README in document order."""
-    lines = README.read_text(encoding="utf-8").splitlines()
+def readme_blocks(path: Path = README) -> list[Block]:
+    """Every fenced block of the README (or of another page, *path*) in document order."""
+    lines = path.read_text(encoding="utf-8").splitlines()
     blocks: list[Block] = []
     index = 0
     while index < len(lines):
@@ -84,12 +84,12 @@ def readme_blocks() -> list[Block]:
     return blocks
 
 
-def sh_blocks() -> list[Block]:
-    return [block for block in readme_blocks() if block.language == "sh"]
+def sh_blocks(path: Path = README) -> list[Block]:
+    return [block for block in readme_blocks(path) if block.language == "sh"]
 
 
-def session_blocks() -> list[Block]:
-    return [block for block in sh_blocks() if block.marker not in MARKERS]
+def session_blocks(path: Path = README) -> list[Block]:
+    return [block for block in sh_blocks(path) if block.marker not in MARKERS]
 
 
 def free_port() -> int:
@@ -219,7 +219,11 @@ def test_strict_exits_rewrites_only_the_stated_form() -> None:
 
 
 def test_readme_shell_blocks_run_in_order(tmp_path: Path) -> None:
-    blocks = session_blocks()
+    run_session(session_blocks(), tmp_path)
+
+
+def run_session(blocks: list[Block], tmp_path: Path) -> str:
+    """Run *blocks* in one bash session as the README's are; the transcript, once it passed."""
     work = tmp_path / "readme"
     shutil.copytree(REPO / "inputs", work / "inputs")
     env = session_env(work)
@@ -240,3 +244,4 @@ def test_readme_shell_blocks_run_in_order(tmp_path: Path) -> None:
     assert code == 0, transcript[-6000:]
     assert "Traceback" not in transcript, transcript[-6000:]
     assert sorted(path.name for path in (REPO / "inputs").iterdir()) == inputs_before
+    return transcript
