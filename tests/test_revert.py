@@ -359,3 +359,31 @@ def test_a_refused_move_is_a_failed_family_and_exit_1(sandbox: SandboxThread,
     status = cli(sandbox, "status", str(manifest))
     assert ("  1 x the move to the trash failed: Unknown status: trash (e.g. family FAM-000000)"
             in status.stdout.splitlines())
+
+
+def test_a_ledger_older_than_origins_takes_its_cases_as_adopted(sandbox: SandboxThread,
+                                                                tmp_path: Path) -> None:
+    manifest = imported(sandbox, tmp_path, 1)
+    with sqlite3.connect(ledger_of(manifest)) as conn:  # as schema 2 left it
+        conn.execute("DROP TABLE origins")
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    conn.close()
+    result = cli(sandbox, "revert", str(manifest), "--dry-run")
+    assert result.exit_code == 0
+    assert result.stderr.splitlines()[1:3] == [
+        "left alone: 1 case",
+        "  FAM-000000  EMG100000001  uploading  origin not recorded (written before this "
+        "ledger kept it): taken as adopted (--include-adopted)"]
+    with Ledger.open(ledger_of(manifest), create=False) as ledger:
+        assert ledger.meta("schema_version") == "3"
+    asked = cli(sandbox, "revert", str(manifest), "--include-adopted", "--yes")
+    assert asked.stderr.splitlines()[-1] == "moved 1 case to the trash"
+
+
+def test_a_ledger_of_another_server_is_refused(sandbox: SandboxThread, tmp_path: Path) -> None:
+    manifest = imported(sandbox, tmp_path, 1)
+    with SandboxThread(SandboxConfig(fixture=demo_fixture_path())) as other:
+        result = cli(other, "revert", str(manifest), "--yes")
+        assert result.exit_code == 2
+        assert "belongs to" in result.stderr
+        assert count(other, PUT) == 0 and count(other, INFO) == 0
