@@ -364,9 +364,9 @@ def test_a_refused_move_is_a_failed_family_and_exit_1(sandbox: SandboxThread,
 def test_a_ledger_older_than_origins_takes_its_cases_as_adopted(sandbox: SandboxThread,
                                                                 tmp_path: Path) -> None:
     manifest = imported(sandbox, tmp_path, 1)
-    with sqlite3.connect(ledger_of(manifest)) as conn:  # as schema 2 left it
+    with sqlite3.connect(ledger_of(manifest)) as conn:  # as schema 3 left it
         conn.execute("DROP TABLE origins")
-        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     conn.close()
     result = cli(sandbox, "revert", str(manifest), "--dry-run")
     assert result.exit_code == 0
@@ -375,7 +375,7 @@ def test_a_ledger_older_than_origins_takes_its_cases_as_adopted(sandbox: Sandbox
         "  FAM-000000  EMG100000001  uploading  origin not recorded (written before this "
         "ledger kept it): taken as adopted (--include-adopted)"]
     with Ledger.open(ledger_of(manifest), create=False) as ledger:
-        assert ledger.meta("schema_version") == "3"
+        assert ledger.meta("schema_version") == "4"
     asked = cli(sandbox, "revert", str(manifest), "--include-adopted", "--yes")
     assert asked.stderr.splitlines()[-1] == "moved 1 case to the trash"
 

@@ -15,7 +15,7 @@ _FAMILY = ("SELECT f.family_id, f.seq, f.proband_sample, f.row_hash, f.created_h
            " f.case_name, f.note, o.adopted FROM families f LEFT JOIN origins o"
            " ON o.family_id = f.family_id AND o.case_name = f.case_name")
 _STEP = ("SELECT step, state, attempts, http_status, error_class, error_message, case_name,"
-         " started_at, updated_at, run_id FROM steps")
+         " started_at, updated_at, server_started_at, run_id FROM steps")
 
 
 class Reads(Database):
@@ -81,7 +81,7 @@ class Reads(Database):
         cur.execute(
             _FAMILY.replace(" FROM", ", s.step, s.state, s.attempts, s.http_status,"
                             " s.error_class, s.error_message, s.case_name, s.started_at,"
-                            " s.updated_at, s.run_id FROM", 1)
+                            " s.updated_at, s.server_started_at, s.run_id FROM", 1)
             + " LEFT JOIN steps s ON s.family_id = f.family_id ORDER BY f.seq, f.family_id"
         )
         current: FamilyRecord | None = None
