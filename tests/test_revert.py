@@ -387,3 +387,14 @@ def test_a_ledger_of_another_server_is_refused(sandbox: SandboxThread, tmp_path:
         assert result.exit_code == 2
         assert "belongs to" in result.stderr
         assert count(other, PUT) == 0 and count(other, INFO) == 0
+
+
+def test_a_case_found_after_a_lost_answer_is_one_the_run_created(tmp_path: Path) -> None:
+    config = SandboxConfig(fixture=demo_fixture_path(), drop_after_commit=1.0)
+    with SandboxThread(config) as lossy:
+        manifest = write_manifest(tmp_path / "cases.csv", 2)
+        run = cli(lossy, "run", str(manifest))
+        assert run.exit_code == 0, run.stderr
+        assert "created 0, adopted 2" in run.stderr  # every answer lost, every case found
+        result = cli(lossy, "revert", str(manifest), "--dry-run")
+        assert result.stderr.splitlines()[1] == "to the trash: 2 cases"
