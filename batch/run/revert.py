@@ -120,9 +120,8 @@ def created_cases(ledger: Ledger, options: RevertOptions) -> tuple[str, list[Fam
 
     ``UsageError`` for a ``--run`` that created nothing and for ``--only`` families the ledger
     does not hold."""
-    records = [r for r in ledger.iter_families()
-               if r.case_name and r.create is not None and r.create.state is State.SUCCEEDED]
-    unknown = sorted(options.only - {r.family_id for r in ledger.iter_families()})
+    held, records = _with_cases(ledger)
+    unknown = sorted(options.only - held)
     if unknown:
         raise UsageError(f"--only: not in ledger {ledger.path}: {', '.join(unknown)}")
     runs = sorted({r.create.run_id for r in records if r.create and r.create.run_id})
@@ -139,6 +138,18 @@ def created_cases(ledger: Ledger, options: RevertOptions) -> tuple[str, list[Fam
     if options.only:
         records = [r for r in records if r.family_id in options.only]
     return scope, records
+
+
+def _with_cases(ledger: Ledger) -> tuple[set[str], list[FamilyRecord]]:
+    """Every family id of *ledger*, and the families whose create succeeded, in one pass."""
+    held: set[str] = set()
+    records: list[FamilyRecord] = []
+    for record in ledger.iter_families():  # streamed, however large the ledger
+        held.add(record.family_id)
+        create = record.create
+        if record.case_name and create is not None and create.state is State.SUCCEEDED:
+            records.append(record)
+    return held, records
 
 
 # -- the plan -------------------------------------------------------------------------------
