@@ -152,7 +152,8 @@ class CaseIdentity:
         if verdict.case is None:
             return "absent"
         if verdict.kind == "ours" or ctx.options.if_exists == "adopt":
-            return await self.record(family, verdict.case, adopted=True)
+            return await self.record(family, verdict.case, adopted=True,
+                                     ours=verdict.kind == "ours")
         await self._fail(family, Outcome(kind="CaseExists", message=(
             f"the family's case already exists on the server: {verdict.case}; rerun with "
             "--if-exists adopt to take it over (and run the family's other steps on it), or "
@@ -233,9 +234,11 @@ class CaseIdentity:
     # -- recording ----------------------------------------------------------------------------
 
     async def record(self, family: Family, case: str, *, adopted: bool, status: int = 201,
-                     final: bool = False) -> str | None:
+                     final: bool = False, ours: bool = True) -> str | None:
         """The family's case is *case*: recorded, unless another family holds it (a conflict,
-        recorded as the family's failure); None then."""
+        recorded as the family's failure); None then. *adopted*: found rather than answered;
+        *ours*: made by a create of this ledger (a lost answer's case is; an existing case
+        taken over is not, and ``revert`` leaves it alone unless asked)."""
         ctx, fid = self.ctx, family.family_id
         self.reserved.discard(fid)
         holder = self.claimed.setdefault(case, fid)
@@ -243,7 +246,7 @@ class CaseIdentity:
             await self._conflict(family, case, holder)
             return None
         await ctx.ledger.record_created(fid, case, http_status=status, run_id=ctx.run_id,
-                                        final=final)
+                                        final=final, adopted=not ours)
         if adopted:
             ctx.summary.adopted += 1
         else:
@@ -335,6 +338,8 @@ class CaseIdentity:
                     data = await self.ctx.client.get_case(case)
                 except NotFound:
                     continue  # the sample names a case that is gone (or not ours to read)
+                if data.get("status") == "trash":
+                    continue  # in the trash (reverted): no family's case any more
                 if sample in _samples_of(_proband_of(data)):
                     matches = key is not None and key == case_key(data, key[0])
                     found.append(_Candidate(case, matches, _created(data), holder))
