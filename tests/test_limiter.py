@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from typing import Any
 
 import pytest
-from multidict import CIMultiDict
 
 from batch.api import Client, Credentials
 from batch.api.bucket import fastest_rate, slowest_rate
@@ -225,9 +225,22 @@ async def test_probing_after_an_estimate_doubles_at_each_clean_step(clock: FakeC
 # -- rate-limit headers ----------------------------------------------------------------------
 
 
+class Headers(dict[str, str]):
+    """Headers looked up whatever the case of their names, as aiohttp's are."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        super().__init__({k.lower(): v for k, v in headers.items()})
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and super().__contains__(name.lower())
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(name.lower(), default)
+
+
 def quota(**headers: str) -> Quota | None:
     """What *headers* (names with ``_`` for ``-``) say, read as aiohttp would give them."""
-    return read_quota(CIMultiDict({k.replace("_", "-"): v for k, v in headers.items()}),
+    return read_quota(Headers({k.replace("_", "-"): v for k, v in headers.items()}),
                       wall=lambda: 1_700_000_000.0)
 
 
@@ -257,7 +270,7 @@ def test_unreadable_or_absent_headers_say_nothing() -> None:
 
 def test_a_policy_sets_the_rate_at_once(clock: FakeClock) -> None:
     limiter = AdaptiveLimiter(initial=20.0, clock=clock, sleep=clock.sleep)
-    limiter.on_answer(clock.now, 200, CIMultiDict({"RateLimit-Policy": "50;w=1"}))
+    limiter.on_answer(clock.now, 200, Headers({"RateLimit-Policy": "50;w=1"}))
     assert limiter.rate == pytest.approx(49.0)  # less the 2 % margin, no slow start
     limiter.on_throttle(clock.now)
     assert limiter.rate < 49.0  # a 429 still cuts
@@ -266,7 +279,7 @@ def test_a_policy_sets_the_rate_at_once(clock: FakeClock) -> None:
 async def test_nothing_left_pauses_until_the_reset(clock: FakeClock) -> None:
     limiter = AdaptiveLimiter(initial=20.0, clock=clock, sleep=clock.sleep)
     start = clock.now
-    limiter.on_answer(start, 200, CIMultiDict({"X-RateLimit-Remaining": "0",
+    limiter.on_answer(start, 200, Headers({"X-RateLimit-Remaining": "0",
                                                "X-RateLimit-Reset": "3"}))
     assert await limiter.acquire() >= start + 3.0
 
@@ -274,7 +287,7 @@ async def test_nothing_left_pauses_until_the_reset(clock: FakeClock) -> None:
 async def test_what_is_left_spreads_over_the_time_to_the_reset(clock: FakeClock) -> None:
     """Without a policy, 10 requests left for 5 s allow 2 a second until then."""
     limiter = AdaptiveLimiter(initial=20.0, clock=clock, sleep=clock.sleep)
-    limiter.on_answer(clock.now, 200, CIMultiDict({"RateLimit-Remaining": "10",
+    limiter.on_answer(clock.now, 200, Headers({"RateLimit-Remaining": "10",
                                                    "RateLimit-Reset": "5"}))
     starts = [await limiter.acquire() for _ in range(3)]
     assert starts[2] - starts[0] == pytest.approx(1.0)
@@ -285,8 +298,8 @@ async def test_what_is_left_spreads_over_the_time_to_the_reset(clock: FakeClock)
 
 def test_fixed_rate_ignores_headers() -> None:
     limiter = FixedRateLimiter(5.0)
-    limiter.on_answer(0.0, 200, CIMultiDict({"RateLimit-Policy": "100;w=1"}))
-    limiter.on_answer(0.0, 429, CIMultiDict({"RateLimit-Policy": "1;w=1"}))
+    limiter.on_answer(0.0, 200, Headers({"RateLimit-Policy": "100;w=1"}))
+    limiter.on_answer(0.0, 429, Headers({"RateLimit-Policy": "1;w=1"}))
     assert limiter.rate == 5.0
 
 
