@@ -5,7 +5,7 @@ In WAL mode with ``synchronous=NORMAL`` a commit survives the process being kill
 cut, which a bulk import can rerun from). Tokens, passwords and headers are never stored.
 
 Versions: 1, the first; 2 adds ``binding`` (the server a ledger belongs to), filled from the
-host of the last run.
+host of the last run; 3 adds ``unread`` (webhook bodies the listener could not read, bounded).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from batch.errors import LedgerError
 from batch.ledger.disk import prepare, private
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -90,6 +90,16 @@ CREATE TABLE IF NOT EXISTS events (
     failed_at REAL
 );
 CREATE INDEX IF NOT EXISTS events_case ON events (case_name, handled_at);
+-- Authenticated webhook bodies in which no case was found: the newest few, for a person to
+-- read; AUTOINCREMENT so that the largest id counts every one ever kept.
+CREATE TABLE IF NOT EXISTS unread (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at REAL NOT NULL,
+    content_type TEXT,
+    header_names TEXT,
+    reason TEXT NOT NULL,
+    body BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS binding (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     host TEXT NOT NULL,
@@ -104,6 +114,7 @@ MIGRATIONS = {
 INSERT OR IGNORE INTO binding (id, host, account, bound_at)
     SELECT 1, host, NULL, started_at FROM runs WHERE host IS NOT NULL ORDER BY id DESC LIMIT 1;
 """,
+    2: "",  # the unread table: made by SCHEMA, nothing to fill
 }
 #: The tables every ledger has had since version 1.
 TABLES = frozenset({"meta", "runs", "families", "steps"})
