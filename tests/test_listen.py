@@ -247,6 +247,24 @@ def test_unread_bodies_are_bounded_and_counted(tmp_path: Path) -> None:
         kept = ledger.unread_bodies(limit=1000)
         assert len(kept) == UNREAD_KEPT and kept[0]["body"] == b"%d" % (UNREAD_KEPT + 4)
         assert "Webhook bodies that named no case: 105" in render_status(status_report(ledger))
+    from click.testing import CliRunner
+
+    from batch.cli.pull import listen_command
+
+    shown = CliRunner().invoke(listen_command, ["--ledger", str(tmp_path / "events.sqlite"),
+                                                "--show-events"])
+    assert "webhook bodies that named no case: 105" in shown.output
+
+
+def test_the_help_says_what_the_secret_is_for() -> None:
+    from click.testing import CliRunner
+
+    from batch.cli.pull import listen_command
+
+    text = " ".join(CliRunner().invoke(listen_command, ["--help"]).output.split())
+    assert "This secret URL is how Emedgene's sender is authenticated" in text
+    assert "EMG_WEBHOOK_SECRET only for a relay of your own that signs" in text
+    assert "Emedgene's sender cannot compute it" in text and "--poll SECONDS" in text
 
 
 async def test_events_left_unhandled_are_handled_at_start(tmp_path: Path) -> None:

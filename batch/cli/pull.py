@@ -402,9 +402,11 @@ def listen_command(port: int | None, poll: float | None, bind: str, allow_remote
 def _say_stopped(stats: ListenerStats, quiet: bool) -> None:
     refused = sum(stats.refused.values())
     listing = stats.follow
+    read = (f"; listing read {plural(listing.reads, 'time')} "
+            f"({plural(listing.recorded, 'new change')}, {listing.failures} failed)"
+            if listing.reads or listing.failures else "")
     say(f"stopped: {plural(stats.received, 'event')} ({stats.duplicates} duplicates), "
         f"{stats.handled} handled, {plural(stats.reports_downloaded, 'report')} downloaded, "
         f"{plural(stats.failures, 'failure')} ({stats.gave_up} left failed), {refused} "
-        f"refused, {stats.busy} answered busy, {stats.unread} that named no case (kept in "
-        f"the ledger); listing read {plural(listing.reads, 'time')} "
-        f"({plural(listing.recorded, 'new change')}, {listing.failures} failed)", quiet=quiet)
+        f"refused, {stats.busy} answered busy, {stats.unread} naming no case (kept){read}",
+        quiet=quiet)

@@ -145,6 +145,8 @@ async def listen(
     """
     if not allow_remote and not is_loopback(host):
         raise UsageError(f"{host} is not a loopback address; pass --allow-remote to listen on it")
+    if port is None and (follow is None or follow.interval is None):
+        raise UsageError("nothing to follow: give a webhook port, a polling interval, or both")
     limits = limits or ListenerLimits()
     stats = stats or ListenerStats()
     follower = Follower(ledger, client, lambda event: _record_listed(setup, event),
