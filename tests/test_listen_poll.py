@@ -168,3 +168,23 @@ def _cursor(path: Path) -> str | None:
 def test_iso_helper() -> None:
     assert _iso("Mon, 05 Feb 2024 01:31:43 GMT") == datetime(
         2024, 2, 5, 1, 31, 43, tzinfo=UTC).isoformat()
+
+
+async def test_a_catch_up_reads_since_the_last_change_seen(tmp_path: Path) -> None:
+    from tests.test_listen_security import running_listener
+
+    fake = FakeApi(listing=[{"name": "EMG100000007", "status": "finalized",
+                             "status_change_date": "Sun, 04 Feb 2024 09:30:00 GMT"}])
+    path = tmp_path / "l.sqlite"
+    seen = {"status": "delivered", "status_change_date": "Sun, 04 Feb 2024 09:00:00 GMT"}
+    with Ledger.open(path) as ledger:  # a webhook seen before: the last change seen
+        ledger.add_event("k", "EMG100000001", seen)
+        ledger.mark_events_handled("EMG100000001", 1)
+    async with running_fake(fake), running_listener(path, fake) as hook:
+        assert fake.queries == []  # webhooks alone: the listing is not read at start
+        assert (await hook.post({"event": "case_status_changed", "id": 7}))[0] == 200
+        await wait_for(lambda: any(e["case_name"] == "EMG100000007"
+                                   for e in hook.ledger.events()))
+        assert fake.queries[0]["from_status_change_date"] == "2024-02-04T08:59:00+00:00"
+        await wait_for(lambda: hook.ledger.listing_cursor() == "2024-02-04T09:30:00+00:00")
+        assert hook.stats.unread == 1

@@ -139,6 +139,12 @@ class EventLog(Database):
                              " LIMIT ?", (limit,)).fetchall()
         return [dict(zip(UNREAD_KEYS, r, strict=True)) for r in rows]
 
+    def recent_change_dates(self, limit: int = 1000) -> list[str]:
+        """The change dates of the newest *limit* events, as recorded (text: the sender's)."""
+        rows = self._execute("SELECT status_change_date FROM events WHERE status_change_date"
+                             " IS NOT NULL ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [str(row[0]) for row in rows]
+
     def listing_cursor(self) -> str | None:
         """The server time (ISO 8601) up to which the case listing has been read, if any."""
         return self.meta(_CURSOR)

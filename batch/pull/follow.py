@@ -3,9 +3,12 @@ the route Illumina's examples show for finding the cases whose status changed.
 
 The listing is read from a cursor kept in the ledger: the server time up to which it has been
 read. It is always server time, never this machine's clock: the newest status-change date of
-the cases listed, or the server's ``Date`` header (the first cursor, and listings whose hits
-carry no date). Each read starts ``overlap`` seconds before the cursor, since a change may
-show in the listing a little after its own date; the repeats cost nothing, because a listed
+the cases listed, or the server's ``Date`` header (listings whose hits carry no date). The
+first cursor is the newest change the ledger has seen (from webhooks: "since the last change
+seen"), else the server's ``Date`` now.
+
+Each read starts ``overlap`` seconds before the cursor, since a change may show in the
+listing a little after its own date; the repeats cost nothing, because a listed
 case is recorded as an event with the same dedupe key as its webhook would have (case, status,
 change date) and so is acted on once, through the same work list as webhooks. The cursor moves
 only after every page was read and every event recorded, so a failed read is read again.
@@ -118,10 +121,9 @@ class Follower:
             failures = 0 if await self._read_once() else failures + 1
 
     async def _wait(self, backoff: float | None) -> None:
-        interval = self.options.interval
-        wait = min(w for w in (interval, backoff) if w is not None) if (
-            interval is not None or backoff is not None) else None
-        with anyio.move_on_after(wait):
+        """Until the next read is due: the interval, the backoff, or a catch-up."""
+        waits = [w for w in (self.options.interval, backoff) if w is not None]
+        with anyio.move_on_after(min(waits) if waits else None):
             await self._wake.wait()
 
     def _backoff(self, failures: int) -> float:
@@ -168,7 +170,16 @@ class Follower:
             self.ledger.set_listing_cursor(_iso(newest))
 
     async def _first_cursor(self) -> datetime:
-        """No cursor yet: the server's time now (changes from a little before it on)."""
+        """No cursor yet: the newest change the ledger has seen (from webhooks), else the
+        server's time now."""
+        seen = [d for d in map(server_time, self.ledger.recent_change_dates()) if d is not None]
+        when = max(seen) if seen else await self._server_now()
+        self.ledger.set_listing_cursor(_iso(when))
+        log.info("following the case listing from %s (server time)", _iso(when))
+        return when
+
+    async def _server_now(self) -> datetime:
+        """The server's time, from the ``Date`` header of a one-case listing."""
         pages = self.client.list_pages(page_size=1, max_pages=1)
         async with aclosing(pages):
             page = await anext(pages)
@@ -176,8 +187,6 @@ class Follower:
         if when is None:
             raise ListingError("the server's answer has no Date header to start the listing "
                                "cursor from")
-        self.ledger.set_listing_cursor(_iso(when))
-        log.info("following the case listing from %s (server time)", _iso(when))
         return when
 
     def _record_hit(self, hit: dict[str, Any]) -> datetime | None:
