@@ -83,7 +83,7 @@ def server_time(value: Any) -> datetime | None:
         return None
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         try:
             when = datetime.fromisoformat(value.strip())
         except ValueError:
