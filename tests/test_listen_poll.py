@@ -188,3 +188,19 @@ async def test_a_catch_up_reads_since_the_last_change_seen(tmp_path: Path) -> No
         assert fake.queries[0]["from_status_change_date"] == "2024-02-04T08:59:00+00:00"
         await wait_for(lambda: hook.ledger.listing_cursor() == "2024-02-04T09:30:00+00:00")
         assert hook.stats.unread == 1
+
+
+async def test_doctor_says_when_the_listing_repeats_its_pages() -> None:
+    from batch.jobs import Target, doctor_job
+
+    hits = [{"name": f"EMG10000000{n}", "status": "delivered",
+             "status_change_date": "Mon, 05 Feb 2024 01:00:00 GMT"} for n in range(3)]
+    for ignore_from, verdict in ((False, "ok"), (True, "failed")):
+        fake = FakeApi(listing=hits, ignore_from=ignore_from)
+        async with running_fake(fake):
+            report = await doctor_job(Target(host=fake.url, credentials=Credentials(
+                username="u", password="p")))
+        check = next(c for c in report.checks if c.name == "case listing")
+        assert check.verdict == verdict, check
+        if ignore_from:
+            assert "repeated page 1" in check.found and "pull finalized" in check.meaning

@@ -144,9 +144,12 @@ class Follower:
 
     def _failed(self, err: Exception) -> bool:
         message = err.message if isinstance(err, ApiError) else str(err)
+        repeated = bool(self.stats.errors) and self.stats.errors[-1] == message
         self.stats.failures += 1
         self.stats.errors = [*self.stats.errors[-9:], message]
-        log.warning("reading the case listing failed: %s; tried again later", message)
+        # a listing that keeps failing the same way must not fill the log on a short --poll
+        log.log(logging.DEBUG if repeated else logging.WARNING,
+                "reading the case listing failed: %s; tried again later", message)
         return False
 
     async def read(self) -> None:
