@@ -411,3 +411,26 @@ def test_show_events_lists_the_failed_ones(tmp_path: Path) -> None:
             in result.output)
     result = CliRunner().invoke(listen_command, ["--ledger", str(path)])
     assert result.exit_code == 2 and "--port is required" in result.output
+
+
+def test_a_secret_set_says_that_only_a_relay_can_sign(tmp_path: Path) -> None:
+    with SandboxThread(SandboxConfig(advance_after=0)) as sandbox:
+        env = {**os.environ, "EMG_HOST": sandbox.url, "EMG_USERNAME": DEFAULT_USER,
+               "EMG_PASSWORD": DEFAULT_PASSWORD, "EMG_TOKEN": "", "EMG_WEBHOOK_TOKEN": TOKEN,
+               "EMG_WEBHOOK_SECRET": "relay-secret-0123456789"}
+        script = ("import sys; from batch.cli.pull import listen_command; "
+                  "listen_command(sys.argv[2:])")
+        proc = subprocess.Popen([sys.executable, "-c", script, "--", "--port", "0", "--ledger",
+                                 str(tmp_path / "events.sqlite")], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            proc.stdout.readline()  # bound
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert "only a relay of your own can sign, Emedgene's sender cannot" in err
+    assert "relay-secret" not in err

@@ -279,7 +279,9 @@ def _ready(auth: HookAuth, stats: ListenerStats, quiet: bool,
             say(f"  (a new token on every start: set {TOKEN_ENV} to keep the URL)", quiet=quiet)
         if auth.secret is not None:
             say(f"bodies must be signed: {SIGNATURE_HEADER}: sha256=<HMAC-SHA256 of the body "
-                f"with ${SECRET_ENV}, hex>", quiet=quiet)
+                f"with ${SECRET_ENV}, hex>; only a relay of your own can sign, Emedgene's "
+                f"sender cannot (unset {SECRET_ENV} when Emedgene posts here directly)",
+                quiet=quiet)
         _say_ledger(stats, quiet)
 
     return ready
