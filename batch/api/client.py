@@ -21,6 +21,7 @@ from batch.api.body import stream_to
 from batch.api.call import Caller, read_json
 from batch.api.limiter import Limiter
 from batch.api.limits import Limits
+from batch.api.pages import PageGuard
 from batch.api.retry import RetryPolicy
 from batch.api.segments import segment
 from batch.api.stats import ClientStats
@@ -232,6 +233,7 @@ class Client:
     ) -> AsyncIterator[dict[str, Any]]:
         """Every case with one of *status* whose status changed since *since*, all pages."""
         offset = 0
+        guard = PageGuard("/api/test")
         while True:
             params = [("status", s) for s in status]
             if since:
@@ -239,10 +241,11 @@ class Client:
             params += [("from", str(offset)), ("size", str(page_size))]
             data: Any = await self._call("GET", "/api/test", params=params)
             page = hits(data)
+            total = data.get("total") if isinstance(data, dict) else None
+            guard.check(offset, page, total)
             for hit in page:
                 yield hit
             offset += len(page)
-            total = data.get("total") if isinstance(data, dict) else None
             if len(page) < page_size or (isinstance(total, int) and offset >= total):
                 return
 
@@ -354,17 +357,18 @@ class Client:
         async def fetch() -> list[dict[str, str]]:
             entries: list[dict[str, str]] = []
             offset = 0
+            route = f"/api/storage/{int(storage_id)}/fs/list"
+            guard = PageGuard(f"{route}?path={path}")
             while True:
                 params = [("from", str(offset)), ("size", str(_FS_PAGE)), ("path", path)]
-                data: Any = await self._call(
-                    "GET", f"/api/storage/{int(storage_id)}/fs/list", params=params
-                )
+                data: Any = await self._call("GET", route, params=params)
                 resources = data.get("resources", []) if isinstance(data, dict) else []
                 page = [
                     {str(k): str(v) for k, v in r.items() if v is not None}
                     for r in resources
                     if isinstance(r, dict)
                 ]
+                guard.check(offset, page)
                 entries += page
                 offset += _FS_PAGE
                 if not (isinstance(data, dict) and data.get("has_more")) or not page:
