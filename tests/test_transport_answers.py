@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -19,6 +20,11 @@ import batch.api.pages
 from batch.api import Credentials
 from batch.errors import AuthError, Forbidden, ListingError, PermanentError, ResolveError
 from batch.payload.resolve import ApiResolver
+from batch.ledger import Ledger, default_path
+from batch.sandbox import SandboxConfig, demo_fixture_path, run_sandbox
+from tests.test_client_sandbox import sandbox_json
+from tests.manifests import write_manifest
+from tests.test_faults import run_until_done
 from tests.transport_server import LOGIN, client, serve, token_answer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -116,6 +122,39 @@ async def test_a_403_that_persists_after_a_fresh_login_names_the_missing_role() 
     assert "authentication" not in text and caught.value.status == 403
     assert fake.count("POST", LOGIN) == 2  # one re-login, then the 403 is believed
     assert fake.count("PUT") == 2
+
+
+async def test_a_run_without_the_role_to_set_statuses_fails_that_step_only(
+        tmp_path: Path) -> None:
+    """A proxy in front of the sandbox refuses every status change with 403, as a tenant
+    does to an account without that scope: the cases are created, the step fails, naming
+    the route; the run is not stopped as if the login had failed."""
+    extra = {"Set Status": ["custom_status_1"] * 3}
+    manifest = write_manifest(tmp_path / "m.csv", 3, extra=extra)
+    async with run_sandbox(SandboxConfig(fixture=demo_fixture_path())) as sb, \
+            aiohttp.ClientSession() as session:
+        async def proxy(request: web.Request) -> web.Response:
+            if request.method == "PUT" and request.path.startswith("/api/test/"):
+                return web.json_response({"message": "Forbidden"}, status=403)
+            async with session.request(request.method, sb.url + request.path_qs,
+                                       data=await request.read(),
+                                       headers={k: v for k, v in request.headers.items()
+                                                if k.lower() != "host"}) as resp:
+                return web.Response(status=resp.status, body=await resp.read(),
+                                    content_type=resp.content_type)
+
+        async with serve(proxy) as fake:
+            (summary,) = await run_until_done(manifest, fake.url, runs=1)
+        cases = await sandbox_json(sb.url, "/_sandbox/cases")
+    assert cases["total"] == 3 and summary.stopped is None and summary.exit_code == 1
+    assert summary.failed == 3
+    with Ledger.open(default_path(manifest)) as ledger:
+        errors = [s.error_message for f in ledger.iter_families() for s in f.steps.values()
+                  if s.step == "set_status"]
+    assert len(errors) == 3 and all("lacks the role for PUT /api/test/EMG" in (e or "")
+                                    for e in errors), errors
+    # a re-login at most per refused request (shared by those refused at once), no more
+    assert fake.count("POST", LOGIN) <= 1 + 3 and fake.count("PUT") == 2 * 3
 
 
 async def test_a_401_after_a_fresh_login_is_still_an_authentication_stop() -> None:
