@@ -34,6 +34,8 @@ bench() {
 
 bench bench_sandbox.py
 bench bench_rate.py
+bench bench_limiter.py     # about 7 minutes: R = 5 is 80 s a run
+bench bench_request.py
 bench bench_manifest.py --families "$MANIFEST"
 bench bench_status.py --families "$STATUS"
 bench bench_run.py --families 600 --baseline-families 100 --overhead-families "$OVERHEAD"
