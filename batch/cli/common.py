@@ -18,13 +18,12 @@ import math
 import os
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-import anyio
 import click
 
 from batch import jobs
-from batch.api import Credentials, normalise_host
+from batch.api import normalise_host
 from batch.errors import (
     AuthError,
     BatchError,
@@ -33,6 +32,9 @@ from batch.errors import (
     OutputError,
     UsageError,
 )
+
+if TYPE_CHECKING:
+    from batch.api import Credentials
 
 # uvloop's event loop spends less CPU per request than asyncio's own; used where installed.
 HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
@@ -116,6 +118,8 @@ def first_batch_error(exc: BaseException) -> BaseException:
 
 def call(coro_fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any) -> T:
     """Run a library coroutine; turn expected errors into one line and an exit code."""
+    import anyio  # with the event loop, only for a command that runs one
+
     result: T = call_sync(anyio.run, functools.partial(coro_fn, *args, **kwargs),
                           backend_options={"use_uvloop": HAS_UVLOOP})
     return result
@@ -153,6 +157,8 @@ def fail_for(exc: BatchError) -> NoReturn:
 
 def credentials() -> Credentials | None:
     """Credentials from the environment, or a prompt on a terminal; None when neither."""
+    from batch.api import Credentials
+
     env = os.environ
     if env.get("EMG_TOKEN") or (env.get("EMG_USERNAME") and env.get("EMG_PASSWORD")):
         try:

@@ -8,11 +8,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from batch.api import Client, Credentials, RetryPolicy, normalise_host
+from batch.api import Credentials, normalise_host
 from batch.errors import UsageError
 from batch.ledger import SANDBOX_HOST, Ledger, default_path
 from batch.run.summary import DEFAULT_CONCURRENCY
+
+if TYPE_CHECKING:
+    from batch.api import Client, RetryPolicy
 
 #: What a command that needs a server says when none is given.
 NO_HOST = "no host: pass --host URL (or set EMG_HOST), or --sandbox to try locally"
@@ -68,6 +72,8 @@ async def open_client(target: Target, connection: Connection) -> AsyncIterator[C
 
 @asynccontextmanager
 async def _client(host: str, credentials: Credentials, c: Connection) -> AsyncIterator[Client]:
+    from batch.api import Client  # aiohttp is loaded only by a command that makes requests
+
     async with Client(host, credentials=credentials, rate=c.rate, concurrency=c.concurrency,
                       retry=c.retry, timeout=c.timeout) as client:
         yield client
