@@ -98,7 +98,7 @@ def csv_records(lines: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
     for number, line in enumerate(lines, start=1):
         if not pending:
             if '"' not in line:
-                yield number, [cell.strip() for cell in _strip_newline(line).split(",")]
+                yield number, list(map(str.strip, _strip_newline(line).split(",")))
                 continue
             start = number
         pending.append(line)

@@ -36,7 +36,8 @@ def check_manifest_wide(manifest: Manifest, *, today: dt.date | None = None) -> 
     actions = any(column in manifest.columns for column in ACTION_CELLS)
     for number, cells in manifest.cell_rows(wanted):
         family_id, sample, born_text = cells[:3]
-        problems += _shared_sample(number, family_id, sample, owners, file)
+        if sample and owners.setdefault(sample, family_id) != family_id:
+            problems += _shared_sample(number, family_id, sample, owners, file)
         if actions:
             row = Row(number=number, cells=dict(zip(ACTION_CELLS, cells[3:], strict=True)))
             problems += _action_row(row, family_id, file)
