@@ -104,7 +104,11 @@ class Family:
     """The first row whose Relation is ``proband`` or empty (found once: read very often)."""
 
     def __post_init__(self) -> None:
-        found = next((r for r in self.rows if is_proband(r.cells.get("Relation", ""))), None)
+        found = None
+        for row in self.rows:
+            if is_proband(row.cells.get("Relation", "")):
+                found = row
+                break
         object.__setattr__(self, "proband", found)
 
     @property
@@ -224,9 +228,11 @@ class Manifest:
         return self._has_actions
 
     def _cells(self, position: int) -> dict[str, str]:
+        if self._unique_columns:
+            found = self._store.complete(position)
+            if found is not None:  # the common case: one dict from C loops
+                return dict(zip(self.columns, found, strict=True))
         values = self._store.values(position)
-        if self._unique_columns and None not in values:  # the store's rows are header-wide
-            return dict(zip(self.columns, values, strict=True))  # type: ignore[arg-type]
         # Duplicate names: the rightmost present cell wins, as in the official CLI.
         return {name: v for name, v in zip(self.columns, values, strict=True) if v is not None}
 

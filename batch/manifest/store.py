@@ -104,7 +104,11 @@ class RowStore:
         self._lines.append(line)
         if self.key_position is not None:
             key = padded[self.key_position] or ""
-            self.index.setdefault(key, []).append(position)
+            rows = self.index.get(key)
+            if rows is None:
+                self.index[key] = [position]
+            else:
+                rows.append(position)
 
     def _padded(self, line: int, cells: Sequence[Cell]) -> tuple[list[Cell], str, int]:
         """A short or long row cut to the header's width: cells, packed text, absent cells."""
@@ -144,6 +148,11 @@ class RowStore:
         if _ABSENT not in raw:  # the common case: every cell present
             return raw.split(_SEPARATOR)
         return [None if cell == _ABSENT else cell for cell in raw.split(_SEPARATOR)]
+
+    def complete(self, position: int) -> list[str] | None:
+        """The row's cells when every one is present (the common case), else None."""
+        raw = self._data[self._starts[position] : self._starts[position + 1]].decode("utf-8")
+        return None if _ABSENT in raw else raw.split(_SEPARATOR)
 
     def picked(self, indices: Sequence[int]) -> Iterator[tuple[int, tuple[str, ...]]]:
         """``(row number, the cells at *indices*)`` of every row in file order, an absent

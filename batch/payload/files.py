@@ -18,10 +18,14 @@ async def _row_type(row: Row, lookups: Lookups, report: Report | None) -> str | 
     if files in ("auto", "existing"):
         return "fastq"
     storage = get("Storage Provider Id", "")
-    basespace = is_integer(storage) and await lookups.is_basespace(int(storage))
+    items = split_items(files)
+    # Only a file id (no dot in its last segment) needs the storage's scheme: names with a
+    # suffix are typed as they are, without a look-up.
+    basespace = any("." not in last_segment(item) for item in items) and \
+        is_integer(storage) and await lookups.is_basespace(int(storage))
     types: set[str] = set()
     invalid = False
-    for item in split_items(files):
+    for item in items:
         name = item
         if basespace and "." not in last_segment(item):
             try:
