@@ -203,6 +203,14 @@ class Manifest:
         rows = tuple([Row(line(p), cells(p)) for p in self._store.index[family_id]])
         return Family(family_id=family_id, rows=rows, columns=self.columns)
 
+    def lead(self, family_id: str) -> Family:
+        """The family with its proband row only (its first row when it has none): what its
+        case id and actions are read from, without building every row."""
+        position = self.proband_position(family_id)
+        if position is None:
+            position = self._store.index[family_id][0]
+        return Family(family_id=family_id, rows=(self._row(position),), columns=self.columns)
+
     def family_hash(self, family_id: str) -> str:
         """``Family.row_hash`` of a family, without building the family."""
         positions = self._store.index[family_id]
