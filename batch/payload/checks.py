@@ -86,8 +86,11 @@ def _invalid_relation(relation: str) -> tuple[str, str | None]:
 async def _stage_relations(view: View, lookups: Lookups, report: Report) -> None:
     """Official stage 2; a row with an invalid relation gets that message only (the same
     rows are flagged as by the official CLI)."""
-    relations = [view.relation(row) for row in view.rows]
+    relations = [row.cells.get("Relation") or "proband" for row in view.rows]  # View.relation
     counts = {name: relations.count(name) for name in ("proband", "mother", "father")}
+    if counts["proband"] == 1 and counts["mother"] < 2 and counts["father"] < 2 \
+            and all(relation in RELATIONS for relation in relations):
+        return  # the usual family: nothing to report
     for row, relation in zip(view.rows, relations, strict=True):
         if relation not in RELATIONS:
             message, hint = _invalid_relation(relation)
@@ -109,20 +112,33 @@ _INT_HINT = "a whole number"
 _DATE_HINT = "YYYY-MM-DD or YYYY/MM/DD, a real calendar date"
 
 
-#: The proband's value checks, in the official order: (column, rule, message, hint); a
-#: rule of None is Case Type's (required), "labels" and "notes" are the list and length checks.
-_PROBAND_CHECKS: tuple[tuple[str, Callable[[str], bool] | str | None, str, str | None], ...] = (
-    ("Execute Now", is_bool, '{} is not "true" or "false"', _BOOL_HINT),
-    ("Case Type", None, "Case Type is required", "e.g. Exome, Whole Genome"),
-    ("Gene List Id", is_integer, "{} is not valid", _INT_HINT),
-    ("Kit Id", is_integer, "{} is not valid", _INT_HINT),
-    ("Intersect Bed Id", is_integer, "{} is not valid", _INT_HINT),
-    ("Boost Genes", is_bool, '{} is not "true" or "false"', _BOOL_HINT),
-    ("Due Date", is_date, "{} is not valid", _DATE_HINT),
-    ("Label Id", "labels", "{} not valid", "a ;-separated list of whole numbers"),
-    ("Opt In", is_bool, '{} is not "true" or "false"', _BOOL_HINT),
-    ("Date Of Birth", is_date, "{} is not valid", _DATE_HINT),
-    ("Clinical Notes", "notes", "Clinical Notes should be less than 4000 characters", None),
+def _required(value: str) -> bool:
+    return bool(value)
+
+
+def _whole_numbers(value: str) -> bool:
+    return all(is_integer(item) for item in split_items(value))
+
+
+def _short_notes(value: str) -> bool:
+    # a JavaScript length is at most twice Python's: most notes need no count
+    return len(value) <= _NOTES_LIMIT // 2 or js_length(value) <= _NOTES_LIMIT
+
+
+#: The proband's value checks, in the official order: (column, rule, message, hint). An empty
+#: cell passes every rule but Case Type's (required).
+_PROBAND_CHECKS: tuple[tuple[str, Callable[[str], bool], str, str | None], ...] = (
+    ("Execute Now", is_bool, 'Execute Now is not "true" or "false"', _BOOL_HINT),
+    ("Case Type", _required, "Case Type is required", "e.g. Exome, Whole Genome"),
+    ("Gene List Id", is_integer, "Gene List Id is not valid", _INT_HINT),
+    ("Kit Id", is_integer, "Kit Id is not valid", _INT_HINT),
+    ("Intersect Bed Id", is_integer, "Intersect Bed Id is not valid", _INT_HINT),
+    ("Boost Genes", is_bool, 'Boost Genes is not "true" or "false"', _BOOL_HINT),
+    ("Due Date", is_date, "Due Date is not valid", _DATE_HINT),
+    ("Label Id", _whole_numbers, "", "a ;-separated list of whole numbers"),
+    ("Opt In", is_bool, 'Opt In is not "true" or "false"', _BOOL_HINT),
+    ("Date Of Birth", is_date, "Date Of Birth is not valid", _DATE_HINT),
+    ("Clinical Notes", _short_notes, "Clinical Notes should be less than 4000 characters", None),
 )
 
 
@@ -130,19 +146,11 @@ def _check_proband_fields(row: Row, report: Report) -> None:
     get = row.cells.get  # one look-up per column: this runs for every family
     for column, rule, message, hint in _PROBAND_CHECKS:
         value = get(column, "")
-        if rule is None:
-            if not value:
-                report.add(row, message, column, hint)
-        elif rule == "labels":
-            labels = [item for item in split_items(value) if not is_integer(item)]
-            if labels:
-                report.add(row, message.format(plural(labels, "Label Id", "Label Ids")),
-                           column, hint)
-        elif rule == "notes":  # a JavaScript length is at most twice Python's
-            if len(value) > _NOTES_LIMIT // 2 and js_length(value) > _NOTES_LIMIT:
-                report.add(row, message, column)
-        elif value and not rule(value):  # type: ignore[operator]
-            report.add(row, message.format(column), column, hint)
+        if (value or rule is _required) and not rule(value):
+            if rule is _whole_numbers:  # the message names the items that are not
+                labels = [item for item in split_items(value) if not is_integer(item)]
+                message = f"{plural(labels, 'Label Id', 'Label Ids')} not valid"
+            report.add(row, message, column, hint)
 
 
 async def _check_member_fields(view: View, row: Row, lookups: Lookups, report: Report) -> None:

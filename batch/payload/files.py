@@ -19,10 +19,9 @@ async def _row_type(row: Row, lookups: Lookups, report: Report | None) -> str | 
         return "fastq"
     storage = get("Storage Provider Id", "")
     items = split_items(files)
-    # Only a file id (no dot in its last segment) needs the storage's scheme: names with a
-    # suffix are typed as they are, without a look-up.
-    basespace = any("." not in last_segment(item) for item in items) and \
-        is_integer(storage) and await lookups.is_basespace(int(storage))
+    # asked even when every name has a suffix: this first look-up is what finds a server
+    # that cannot be reached before anything is sent
+    basespace = is_integer(storage) and await lookups.is_basespace(int(storage))
     types: set[str] = set()
     invalid = False
     for item in items:
