@@ -28,12 +28,14 @@ _UPDATE_STEP = (
     "UPDATE steps SET state = ?, attempts = attempts + ?, http_status = ?, error_class = ?,"
     " error_message = ?, case_name = COALESCE(?, case_name), run_id = COALESCE(?, run_id),"
     " started_at = CASE WHEN ? THEN COALESCE(started_at, ?) ELSE started_at END,"
+    " server_started_at = CASE WHEN ? THEN COALESCE(server_started_at, ?)"
+    " ELSE server_started_at END,"
     " updated_at = ? WHERE family_id = ? AND step = ? AND state IN ({sources})"
 )
 _INSERT_STEP = (
     "INSERT INTO steps (family_id, step, state, attempts, http_status, error_class,"
-    " error_message, case_name, run_id, started_at, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " error_message, case_name, run_id, started_at, updated_at, server_started_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 #: The conditional update for each target state: only from the states that may lead to it.
 _UPDATES = {
@@ -95,26 +97,30 @@ class Ledger(Reads, RunLog, EventLog, Bindings):
         error_message: str | None = None,
         case_name: str | None = None,
         run_id: int | None = None,
+        server_at: float | None = None,
     ) -> None:
         """Move one step to *state*; ``IllegalTransition`` when the table forbids the move.
 
-        ``attempt=True`` counts an attempt and stamps ``started_at`` (the moment before sending,
-        which reconciliation compares with the server's creation time). A step the ledger does
-        not hold yet (a column added to an edited manifest) starts from ``pending``. Written in
-        the current transaction, or committed at once when there is none.
+        ``attempt=True`` counts an attempt and stamps ``started_at`` (the moment before sending)
+        and ``server_started_at`` (*server_at*: the server's clock then, which reconciliation
+        compares with the server's creation time; the first attempt's is kept). A step the
+        ledger does not hold yet (a column added to an edited manifest) starts from
+        ``pending``. Written in the current transaction, or committed at once when there is
+        none.
         """
         now = time.time()
         stamp = now if attempt else None
         values = (http_status, error_class, error_message, case_name, run_id)
+        server = server_at if attempt else None
         cur = self._execute(_UPDATES[state], (str(state), int(attempt), *values, int(attempt),
-                                              stamp, now, family_id, step))
+                                              stamp, int(attempt), server, now, family_id, step))
         if cur.rowcount:
             return
         found = self._state_of(family_id, step)
         if found is not None or not (state is State.PENDING or allowed(State.PENDING, state)):
             raise IllegalTransition(family_id, step, found, state)
         self._execute(_INSERT_STEP, (family_id, step, str(state), int(attempt), *values,
-                                     stamp, now))
+                                     stamp, now, server))
 
     def _state_of(self, family_id: str, step: str) -> State | None:
         row = self._execute("SELECT state FROM steps WHERE family_id = ? AND step = ?",
@@ -124,30 +130,34 @@ class Ledger(Reads, RunLog, EventLog, Bindings):
     # -- named transitions -----------------------------------------------------------------
 
     def _sending(self, family_id: str, step: str, run_id: int | None,
-                 proband_sample: str | None) -> None:
+                 proband_sample: str | None, server_at: float | None) -> None:
         if proband_sample is not None:
             # the name sent is kept: reconciliation looks it up if the row is edited later
             self.update_family(family_id, proband_sample=proband_sample)
-        self.set_step(family_id, step, State.SENDING, attempt=True, run_id=run_id)
+        self.set_step(family_id, step, State.SENDING, attempt=True, run_id=run_id,
+                      server_at=server_at)
 
     async def mark_sending(self, family_id: str, step: str, *, run_id: int | None = None,
-                           proband_sample: str | None = None) -> None:
-        """The request is about to go out: attempt counted, start time stamped.
+                           proband_sample: str | None = None,
+                           server_at: float | None = None) -> None:
+        """The request is about to go out: attempt counted, start times stamped (ours, and
+        *server_at*, the server's clock).
 
         Durable: returns once committed (group commit), so a process killed after the
         request left always finds ``sending``. *proband_sample* (creates) replaces the name
         the ledger keeps when the row was edited.
         """
-        await self.durably(self._sending, family_id, step, run_id, proband_sample)
+        await self.durably(self._sending, family_id, step, run_id, proband_sample, server_at)
 
     def reserve(self, items: Sequence[tuple[str, str | None]], step: str, *,
-                run_id: int | None = None) -> None:
+                run_id: int | None = None, server_at: float | None = None) -> None:
         """Mark many ``(family_id, proband_sample)`` as ``sending`` ahead of time, in one commit.
 
         A commit costs far more than the writes in it; creates are reserved a window at a time
-        just before they are handed out. Those never sent go back with :meth:`release`.
+        just before they are handed out (*server_at*: the server's clock then, a lower bound
+        of when each is sent). Those never sent go back with :meth:`release`.
         """
-        self.commit([functools.partial(self._sending, family_id, step, run_id, sample)
+        self.commit([functools.partial(self._sending, family_id, step, run_id, sample, server_at)
                      for family_id, sample in items])
 
     def release(self, family_ids: Iterable[str], step: str) -> None:
@@ -162,22 +172,31 @@ class Ledger(Reads, RunLog, EventLog, Bindings):
                 self._execute(
                     "UPDATE steps SET state = 'pending', attempts = max(attempts - 1, 0),"
                     " started_at = CASE WHEN attempts <= 1 THEN NULL ELSE started_at END,"
+                    " server_started_at = CASE WHEN attempts <= 1 THEN NULL"
+                    " ELSE server_started_at END,"
                     " updated_at = ? WHERE family_id = ? AND step = ? AND state = 'sending'",
                     (now, family_id, step),
                 )
 
     async def record_created(self, family_id: str, case_name: str, *, http_status: int = 201,
-                             run_id: int | None = None, final: bool = False) -> None:
-        """The create succeeded (or its case was found and adopted).
+                             run_id: int | None = None, final: bool = False,
+                             adopted: bool = False) -> None:
+        """The create succeeded (or its case was found and *adopted*).
 
-        One statement: a trigger stores the case and the rows' hash on the family, so a
+        A trigger stores the case and the rows' hash on the family in the step's statement,
+        and the case's origin (created or adopted) is written in the same commit, so a
         process killed at any instant cannot leave a succeeded create without its case.
         Durable, unless *final* (no step follows): then it rides with the next commit and
         returns at once. Lost with a killed process, it leaves the create ``sending``, which
         the next run reconciles by looking the case up: never a second case.
         """
-        write = functools.partial(self.set_step, family_id, "create", State.SUCCEEDED,
-                                  http_status=http_status, case_name=case_name, run_id=run_id)
+
+        def write() -> None:
+            self.set_step(family_id, "create", State.SUCCEEDED, http_status=http_status,
+                          case_name=case_name, run_id=run_id)
+            self._execute("INSERT OR REPLACE INTO origins (family_id, case_name, adopted)"
+                          " VALUES (?, ?, ?)", (family_id, case_name, int(adopted)))
+
         if final:
             self.later(write)
         else:
@@ -221,6 +240,22 @@ class Ledger(Reads, RunLog, EventLog, Bindings):
         """
         self.set_step(family_id, step, State.PENDING, error_class=outcome.kind,
                       error_message=outcome.message)
+
+    def recreate(self, family_id: str, steps: Sequence[str], note: str) -> None:
+        """Start a family whose case was moved to the trash over: its steps (the revert too)
+        make way for *steps*, all ``pending``, and its case is forgotten, with *note* saying
+        which it was. Not a transition (a succeeded step stays final): the family begins a
+        new life, as a family never seen, and is looked up before its first create.
+        Committed at once, in one transaction.
+        """
+        now = time.time()
+        with self.transaction():
+            self._execute("DELETE FROM steps WHERE family_id = ?", (family_id,))
+            self._execute("UPDATE families SET case_name = NULL, created_hash = NULL, note = ?,"
+                          " updated_at = ? WHERE family_id = ?", (note, now, family_id))
+            for step in steps:
+                self._execute("INSERT INTO steps (family_id, step, state, updated_at)"
+                              " VALUES (?, ?, 'pending', ?)", (family_id, step, now))
 
     def note(self, family_id: str, text: str | None) -> None:
         """Why a family is reported (e.g. edited after its case was created); None clears it.
