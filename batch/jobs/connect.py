@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from batch.api import Credentials, normalise_host
+from batch.api import normalise_host
 from batch.errors import UsageError
 from batch.ledger import SANDBOX_HOST, Ledger, default_path
 from batch.run.summary import DEFAULT_CONCURRENCY
 
 if TYPE_CHECKING:
-    from batch.api import Client, RetryPolicy
+    from batch.api import Client, Credentials, RetryPolicy
 
 #: What a command that needs a server says when none is given.
 NO_HOST = "no host: pass --host URL (or set EMG_HOST), or --sandbox to try locally"
@@ -50,6 +50,8 @@ def output_path(manifest: Path, suffix: str, out_dir: Path | None) -> Path:
 @asynccontextmanager
 async def open_client(target: Target, connection: Connection) -> AsyncIterator[Client]:
     """A logged-in-on-demand client for *target*; starts the sandbox when asked."""
+    from batch.api import Credentials  # the transport (aiohttp) only for a command that uses it
+
     if target.sandbox:
         from batch.sandbox import (
             DEFAULT_PASSWORD,
@@ -97,6 +99,8 @@ def account_of(target: Target) -> str:
         from batch.sandbox import DEFAULT_USER  # the sandbox is imported only when it is used
 
         return DEFAULT_USER
+    from batch.api import Credentials
+
     credentials = target.credentials or Credentials.from_env(os.environ)
     return credentials.username or "token"
 
