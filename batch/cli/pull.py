@@ -12,6 +12,7 @@ case failed).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -33,6 +34,7 @@ from batch.cli.common import (
     say,
     setup_logging,
     target,
+    tuned,
 )
 from batch.errors import UsageError, truncate
 from batch.jobs.pull import Puller, cases_ledger, events_view
@@ -107,8 +109,9 @@ def pull_group() -> None:
 @_client_options
 def finalized(since: str, statuses: Sequence[str], reports: Sequence[str], out: Path,
               page_size: int, report_ids: Sequence[str], report_id_files: Sequence[Path],
-              as_json: bool, host: str | None, sandbox: bool, concurrency: int,
-              rate: float | None, timeout: float, verbose: int, quiet: bool) -> None:
+              as_json: bool, host: str | None, sandbox: bool, tenant: str | None,
+              concurrency: int, rate: float | None, timeout: float, verbose: int,
+              quiet: bool) -> None:
     """Download the reports of the cases finalized since --since; rerun to resume.
 
     On stdout: only the --json summary. On stderr: each case that failed, the counts and the
@@ -129,7 +132,9 @@ def finalized(since: str, statuses: Sequence[str], reports: Sequence[str], out: 
             page_size=page_size, report_ids=parse_report_ids(report_ids, report_id_files))
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
-    where = target(host, sandbox)
+    where = target(host, sandbox, tenant)
+    rate, concurrency = tuned(where, rate, concurrency)
+    options = dataclasses.replace(options, concurrency=concurrency)
     connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
     result = call(jobs.finalized_job, where, connection, options)
     _print_pull(result, as_json=as_json, quiet=quiet)
@@ -196,12 +201,13 @@ def _table_source(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _run_table(puller: Puller, manifest: Path | None, cases: Sequence[str],
                ledger_path: Path | None, out: Path, host: str | None, sandbox: bool,
-               concurrency: int, rate: float | None, timeout: float, verbose: int,
-               quiet: bool) -> NoReturn:
+               tenant: str | None, concurrency: int, rate: float | None, timeout: float,
+               verbose: int, quiet: bool) -> NoReturn:
     setup_logging(verbose, quiet)
     if out.suffix.lower() not in (".xlsx", ".csv", ".parquet"):
         raise click.UsageError("--out must end in .xlsx, .csv or .parquet")
-    where = target(host, sandbox)
+    where = target(host, sandbox, tenant)
+    rate, concurrency = tuned(where, rate, concurrency)
     source = cases_ledger(manifest, ledger_path, where)
     names = _case_names(manifest, cases, ledger_path, source)
     connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
@@ -217,8 +223,8 @@ def _run_table(puller: Puller, manifest: Path | None, cases: Sequence[str],
 @pull_group.command("candidates")
 @_table_source
 def candidates(manifest: Path | None, cases: Sequence[str], ledger_path: Path | None, out: Path,
-               host: str | None, sandbox: bool, concurrency: int, rate: float | None,
-               timeout: float, verbose: int, quiet: bool) -> None:
+               host: str | None, sandbox: bool, tenant: str | None, concurrency: int,
+               rate: float | None, timeout: float, verbose: int, quiet: bool) -> None:
     """The tagged variants of many cases in one table, with each case's info alongside.
 
     Nothing on stdout (the data is the --out file). On stderr: each case that failed, the
@@ -231,15 +237,15 @@ def candidates(manifest: Path | None, cases: Sequence[str], ledger_path: Path | 
       emg-batch pull candidates --cases EMG100000001,EMG100000002 --out variants.parquet
       emg-batch pull candidates --ledger cases.ledger.sqlite --out variants.csv
     """
-    _run_table(pull_candidates, manifest, cases, ledger_path, out, host, sandbox, concurrency,
-               rate, timeout, verbose, quiet)
+    _run_table(pull_candidates, manifest, cases, ledger_path, out, host, sandbox, tenant,
+               concurrency, rate, timeout, verbose, quiet)
 
 
 @pull_group.command("info")
 @_table_source
 def info(manifest: Path | None, cases: Sequence[str], ledger_path: Path | None, out: Path,
-         host: str | None, sandbox: bool, concurrency: int, rate: float | None, timeout: float,
-         verbose: int, quiet: bool) -> None:
+         host: str | None, sandbox: bool, tenant: str | None, concurrency: int,
+         rate: float | None, timeout: float, verbose: int, quiet: bool) -> None:
     """Case info (status, creation time, creator, last update) of many cases in one table.
 
     Nothing on stdout (the data is the --out file). On stderr: each case that failed, the
@@ -251,8 +257,8 @@ def info(manifest: Path | None, cases: Sequence[str], ledger_path: Path | None, 
       emg-batch pull info cases.csv --out info.xlsx
       emg-batch pull info --cases EMG100000001,EMG100000002 --out info.csv
     """
-    _run_table(pull_info, manifest, cases, ledger_path, out, host, sandbox, concurrency, rate,
-               timeout, verbose, quiet)
+    _run_table(pull_info, manifest, cases, ledger_path, out, host, sandbox, tenant, concurrency,
+               rate, timeout, verbose, quiet)
 
 
 # -- listen ------------------------------------------------------------------------------------
@@ -325,8 +331,8 @@ def _show_events(ledger_path: Path) -> NoReturn:
 def listen_command(port: int | None, bind: str, allow_remote: bool, ledger_path: Path,
                    on_finalized: str | None, out: Path | None, reports: Sequence[str],
                    retry_failed: bool, show_events: bool, host: str | None, sandbox: bool,
-                   concurrency: int, rate: float | None, timeout: float, verbose: int,
-                   quiet: bool) -> None:
+                   tenant: str | None, concurrency: int, rate: float | None, timeout: float,
+                   verbose: int, quiet: bool) -> None:
     """Receive case-status-change webhooks at a secret URL; record each one, re-read the
     case, and optionally download the reports of cases that are finalized. Runs until Ctrl-C.
 
@@ -362,7 +368,8 @@ def listen_command(port: int | None, bind: str, allow_remote: bool, ledger_path:
     if allow_remote and not is_loopback(bind):
         say("warning: the listener speaks plain HTTP; off this machine, put a TLS-terminating "
             "proxy in front of it", quiet=quiet)
-    where = target(host, sandbox)
+    where = target(host, sandbox, tenant)
+    rate, concurrency = tuned(where, rate, concurrency)
     connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
     stats = ListenerStats()
     call(jobs.listen_job, where, connection, ledger_path, host=bind, port=port, auth=auth,

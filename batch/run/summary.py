@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -34,6 +35,9 @@ class RunOptions:
     #: Non-idempotent steps left unknown that the user checked did not take effect: send again.
     resend_unknown: frozenset[str] = frozenset()
     timeline_step: float = TIMELINE_STEP
+    #: Where the run's settings came from (``name``, ``value``, ``origin``; never a secret),
+    #: recorded with the run for ``status``.
+    settings: tuple[Mapping[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
