@@ -46,6 +46,7 @@ from batch.pull import (
     HookAuth,
     ListenerStats,
     PullResult,
+    TableResult,
     cases_from_ledger,
     cases_from_manifest,
     parse_report_ids,
@@ -53,6 +54,8 @@ from batch.pull import (
     parse_since,
     pull_candidates,
     pull_info,
+    pull_samples,
+    samples_from_manifest,
     split_cases,
 )
 from batch.pull.hooks import SECRET_ENV, TOKEN_ENV
@@ -83,7 +86,8 @@ def _client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.group("pull")
 def pull_group() -> None:
-    """Pull data out of Emedgene in bulk: finalized cases and reports, tagged variants, info."""
+    """Pull data out of Emedgene in bulk: finalized cases and reports, tagged variants, info,
+    which case holds a sample."""
 
 
 @pull_group.command("finalized")
@@ -259,6 +263,60 @@ def info(manifest: Path | None, cases: Sequence[str], ledger_path: Path | None, 
     """
     _run_table(pull_info, manifest, cases, ledger_path, out, host, sandbox, tenant, concurrency,
                rate, timeout, verbose, quiet)
+
+
+@pull_group.command("samples")
+@click.argument("manifest", required=False,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--samples", "samples", multiple=True, metavar="S1,S2",
+              help="Sample names (repeatable or comma list).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="FILE.xlsx, FILE.csv or FILE.parquet.")
+@_client_options
+def samples_command(manifest: Path | None, samples: Sequence[str], out: Path, host: str | None,
+                    sandbox: bool, tenant: str | None, concurrency: int, rate: float | None,
+                    timeout: float, verbose: int, quiet: bool) -> None:
+    """Which case holds each sample: one row per sample and case (its type, status and
+    creation time), and a row for a sample in no case.
+
+    Samples come from MANIFEST (every BioSample Name) or --samples. Each is looked up as
+    run looks up a proband before its first create.
+
+    Nothing on stdout (the data is the --out file). On stderr: each sample whose look-up
+    failed, the counts and the file written; with --quiet, the failed samples only, and the
+    counts when some failed.
+
+    \b
+    Examples:
+      emg-batch pull samples cases.csv --out samples.xlsx
+      emg-batch pull samples --samples NA12878,NA12891 --out samples.csv
+    """
+    setup_logging(verbose, quiet)
+    if out.suffix.lower() not in (".xlsx", ".csv", ".parquet"):
+        raise click.UsageError("--out must end in .xlsx, .csv or .parquet")
+    if (manifest is not None) == bool(samples):
+        raise click.UsageError("name the samples one way: MANIFEST or --samples S1,S2")
+    names = call_sync(samples_from_manifest, manifest) if manifest else split_cases(samples)
+    if not names:
+        fail("no sample names found (no BioSample Name in the manifest)", None, 2)
+    where = target(host, sandbox, tenant)
+    rate, concurrency = tuned(where, rate, concurrency)
+    connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
+    result = call(jobs.table_job, pull_samples, where, connection, names, out)
+    for row in result.rows:
+        if row.get("error"):
+            click.echo(f"{row['sample']}: {row['error']}", err=True)
+    say(_samples_done(names, result), quiet=quiet and result.exit_code == 0)
+    sys.exit(result.exit_code)
+
+
+def _samples_done(names: Sequence[str], result: TableResult) -> str:
+    held = {str(r["sample"]) for r in result.rows if r.get("case")}
+    none = {str(r["sample"]) for r in result.rows if r.get("cases") == 0}
+    cases = {str(r["case"]) for r in result.rows if r.get("case")}
+    return (f"done: {plural(len(names), 'sample')}: {len(held)} in "
+            f"{plural(len(cases), 'case')}, {len(none)} in none, failed {len(result.failed)}"
+            f"\nwrote {result.out}")
 
 
 # -- listen ------------------------------------------------------------------------------------
