@@ -284,19 +284,20 @@ def _storage_ids(case: Mapping[str, Any]) -> Iterator[int]:
 
 
 def render_settings(settings: list[Setting]) -> list[str]:
-    """Each setting, its value and where it came from, one a line (none: no lines)."""
+    """A heading, then each setting, its value and where it came from (none: no lines)."""
     width = max((len(s.name) for s in settings), default=0)
-    return [f"{s.name:<{width}}  {s.value} (from {s.origin})" for s in settings]
+    lines = [f"  {s.name:<{width}}  {s.value} (from {s.origin})" for s in settings]
+    return ["settings:", *lines] if lines else []
 
 
 def render_doctor(report: DoctorReport) -> str:
     """The report as a table of lines: check, result, what it means."""
     width = max(len(c.name) for c in report.checks) if report.checks else 5
-    lines = render_settings(report.settings)
-    lines.append(f"{'check':<{width}}  result   found / what it means for run and pull")
+    lines = [f"{'check':<{width}}  result   found / what it means for run and pull"]
     for check in report.checks:
         lines.append(f"{check.name:<{width}}  {check.verdict:<7}  {check.found}")
         lines.append(f"{'':<{width}}           -> {check.meaning}")
+    lines += render_settings(report.settings)
     verdict = "compatible" if report.compatible else "NOT compatible"
     lines.append(f"{report.host}: {verdict} ({report.seconds:.1f} s, read-only)")
     return "\n".join(lines)
