@@ -66,9 +66,9 @@ class Block:
     marker: str
 
 
-def readme_blocks() -> list[Block]:
-    """Every fenced block of the README in document order."""
-    lines = README.read_text(encoding="utf-8").splitlines()
+def readme_blocks(path: Path = README) -> list[Block]:
+    """Every fenced block of the README (or another Markdown file) in document order."""
+    lines = path.read_text(encoding="utf-8").splitlines()
     blocks: list[Block] = []
     index = 0
     while index < len(lines):
@@ -84,12 +84,12 @@ def readme_blocks() -> list[Block]:
     return blocks
 
 
-def sh_blocks() -> list[Block]:
-    return [block for block in readme_blocks() if block.language == "sh"]
+def sh_blocks(path: Path = README) -> list[Block]:
+    return [block for block in readme_blocks(path) if block.language == "sh"]
 
 
-def session_blocks() -> list[Block]:
-    return [block for block in sh_blocks() if block.marker not in MARKERS]
+def session_blocks(path: Path = README) -> list[Block]:
+    return [block for block in sh_blocks(path) if block.marker not in MARKERS]
 
 
 def free_port() -> int:
