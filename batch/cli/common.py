@@ -219,14 +219,9 @@ def target(host: str | None, sandbox: bool, tenant: str | None = None, *,
            needed: bool = True) -> jobs.Target | None:
     """Where requests go, from --host / --sandbox / --tenant, $EMG_HOST / $EMG_TENANT and the
     config file's default tenant (docs/tenants.md), with where each setting came from."""
-    named = "--host" if host is not None else "--sandbox" if sandbox else None
-    picked = call_sync(jobs.pick_tenant, config_path(), os.environ, option=tenant,
-                       host_option=named)
-    for note in picked.notes:
-        say(note, quiet=_quiet())
-    env_host = os.environ.get("EMG_HOST")
+    picked = _pick(host, sandbox, tenant)
     if sandbox:
-        if host or env_host:
+        if host or os.environ.get("EMG_HOST"):
             raise click.UsageError("--host and --sandbox exclude each other")
         return jobs.Target(sandbox=True, settings=(Setting("host", "built-in sandbox",
                                                            "--sandbox"),))
@@ -237,14 +232,33 @@ def target(host: str | None, sandbox: bool, tenant: str | None = None, *,
                                    f"table of {config_path()})")
         return None
     _check_host(chosen, given=host is not None)
-    found, who = credentials(picked.tenant)
-    if found is None:
-        raise click.UsageError("no credentials: set EMG_USERNAME and EMG_PASSWORD, or EMG_TOKEN")
+    found, who = _credentials_of(picked)
     chosen_by = [Setting("tenant", picked.tenant.name, picked.origin or "")] \
         if picked.tenant else []
     settings = (*chosen_by, Setting("host", chosen, origin), *who,
                 *_tuning_settings(picked.tenant))
     return jobs.Target(host=chosen, credentials=found, tenant=picked.tenant, settings=settings)
+
+
+def _pick(host: str | None, sandbox: bool, tenant: str | None) -> jobs.Picked:
+    """The config file's tenant for this command (notes about it on stderr)."""
+    named = "--host" if host is not None else "--sandbox" if sandbox else None
+    picked = call_sync(jobs.pick_tenant, config_path(), os.environ, option=tenant,
+                       host_option=named)
+    for note in picked.notes:
+        say(note, quiet=_quiet())
+    return picked
+
+
+def _credentials_of(picked: jobs.Picked) -> tuple[Credentials, list[Setting]]:
+    """The credentials for the picked tenant (or none); a usage error when there are none."""
+    found, who = credentials(picked.tenant)
+    if found is None:
+        also = (f", or username and password_command in tenant {picked.tenant.name}"
+                if picked.tenant else "")
+        raise click.UsageError("no credentials: set EMG_USERNAME and EMG_PASSWORD, or "
+                               f"EMG_TOKEN{also}")
+    return found, who
 
 
 def _host(host: str | None, picked: jobs.Picked) -> tuple[str | None, str]:
