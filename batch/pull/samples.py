@@ -1,5 +1,5 @@
 """``pull samples``: which case holds each sample, one row per sample and case, through the same
-look-up as the guard against a second case (``run/existing.py``).
+look-up as the guard against a second case (``run/identity.py``).
 
 A sample is looked up by name (``GET /api/sample/?query=…&sampleType=fastq&exact_match=true``);
 a hit's ``note`` names its case, and each case found is read once (``GET /api/test/{case}/``,
