@@ -236,6 +236,15 @@ def test_run_against_a_sandbox_picked_by_tenant(sandbox: SandboxThread, tmp_path
     assert "options: concurrency=3, max_failures=None" in status.stdout
 
 
+def test_revert_finds_its_server_by_tenant_too(sandbox: SandboxThread, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "xdg", two_tenants(sandbox.url, default="prod"))
+    manifest = write_manifest(tmp_path / "m.csv", 1, prefix="REV")
+    assert invoke(config, "run", str(manifest), "--tenant", "test").exit_code == 0
+    plan = invoke(config, "revert", str(manifest), "--dry-run", EMG_TENANT="test")
+    assert plan.exit_code == 0, plan.output
+    assert "Traceback" not in plan.output
+
+
 def test_options_and_environment_win_over_the_tenant_file(
     sandbox: SandboxThread, tmp_path: Path
 ) -> None:

@@ -34,6 +34,8 @@ class RunOptions:
     if_exists: IfExists = "stop"
     #: Non-idempotent steps left unknown that the user checked did not take effect: send again.
     resend_unknown: frozenset[str] = frozenset()
+    #: Create again the families whose cases ``revert`` moved to the trash (else skipped).
+    recreate_reverted: bool = False
     timeline_step: float = TIMELINE_STEP
     #: Where the run's settings came from (``name``, ``value``, ``origin``; never a secret),
     #: recorded with the run for ``status``.
