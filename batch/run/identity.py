@@ -352,17 +352,19 @@ class CaseIdentity:
         cases: list[tuple[str, str | None]] = []
         for hit in await self.ctx.client.find_samples(sample, exact=True):
             case = str(hit.get("note") or "")
-            holder = self.claimed.get(case, family_id)
-            if not case.startswith("EMG") or self._is_twin(holder, sample):
+            if not case.startswith("EMG"):
                 continue
-            cases.append((case, None if holder == family_id else holder))
+            holder = self.claimed.get(case, family_id)
+            if holder == family_id:
+                cases.append((case, None))
+            elif not self._is_twin(holder, sample):
+                cases.append((case, holder))
         return cases
 
     def _is_twin(self, family_id: str, sample: str) -> bool:
-        """Whether *family_id* is another family whose proband is *sample* too."""
-        record = self.ctx.ledger.family(family_id) if family_id else None
-        return record is not None and record.proband_sample == sample and bool(
-            record.case_name)
+        """Whether *family_id* (another family) has *sample* as its proband too."""
+        record = self.ctx.ledger.family(family_id)
+        return record is not None and record.proband_sample == sample
 
     def _refuse_twins(self, family: Family) -> None:
         """Two uncertain families of the same proband sample and content cannot be told apart:
