@@ -32,6 +32,7 @@ bench() {
     echo "== $name: $((SECONDS - started)) s"
 }
 
+bench bench_startup.py
 bench bench_sandbox.py
 bench bench_rate.py
 bench bench_limiter.py     # about 7 minutes: R = 5 is 80 s a run
