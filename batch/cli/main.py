@@ -119,19 +119,33 @@ def run(manifest: Path, host: str | None, sandbox: bool, ledger_path: Path | Non
                          resend_unknown=frozenset(resend_unknown), handle_signals=True)
     connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
     progress = for_terminal(quiet=quiet)
+    told: list[bool] = []
+
+    def checked(problems: list[Problem]) -> None:  # before anything is sent
+        told.append(True)
+        for line in outputs.render_problems(problems, quiet=quiet,
+                                            warnings_shown=RUN_WARNINGS_SHOWN):
+            if quiet:  # errors only, and no progress to print them above
+                click.echo(line, err=True)
+            else:
+                progress.note(line)
+
     result = call(jobs.run_job, manifest, target=where, connection=connection, options=options,
-                  ledger_path=ledger_path, out_dir=out_dir, progress=progress, sheet=sheet)
+                  ledger_path=ledger_path, out_dir=out_dir, progress=progress, sheet=sheet,
+                  on_checked=checked)
     summary = result.summary
-    _print_problems(summary.problems, quiet=quiet, warnings_shown=RUN_WARNINGS_SHOWN)
+    if not told:
+        _print_problems(summary.problems, quiet=quiet, warnings_shown=RUN_WARNINGS_SHOWN)
     if as_json:
         data = summary.as_dict()
-        data.update(host=result.host, ledger=str(result.ledger),
+        data.update(host=result.host, ledger=str(result.ledger) if result.ledger_kept else None,
                     results=str(result.results) if result.results else None,
                     review=str(result.review) if result.review else None)
         click.echo(json.dumps(data, indent=2))
     else:
-        files = {"results": result.results, "review": result.review, "ledger": result.ledger}
-        say(outputs.render_summary(summary, files=files),
+        files = {"results": result.results, "review": result.review,
+                 "ledger": result.ledger if result.ledger_kept else None}
+        say(outputs.render_summary(summary, files=files, failures=result.failures),
             quiet=quiet and summary.exit_code == 0)
     sys.exit(summary.exit_code)
 

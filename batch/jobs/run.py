@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,10 @@ class RunResult:
     ledger: Path
     results: Path | None = None
     review: Path | None = None
+    #: False when the run made the ledger and removed it again (nothing was recorded).
+    ledger_kept: bool = True
+    #: Failed and unknown steps grouped by reason (``Ledger.failure_groups``).
+    failures: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -85,14 +89,24 @@ async def run_job(
     out_dir: Path | None = None,
     progress: Progress | None = None,
     sheet: str | None = None,
+    on_checked: Callable[[list[Problem]], None] | None = None,
 ) -> RunResult:
     """``emg-batch run``: read, validate, run, and write the results file and review workbook.
 
     Before anything is sent: every output location is tried (``OutputError``, exit 3) and
     the ledger is bound to the server (``LedgerError`` when it belongs to another, exit 2).
-    *sheet* names the workbook sheet to read (XLSX only)."""
+    *sheet* names the workbook sheet to read (XLSX only). *on_checked* is given the
+    manifest's problems (the file's warnings first) once validation is over, before anything
+    is sent. A run that stops before sending anything (login refused, server unreachable)
+    writes no results file and no workbook. An output that fails after the run says how many
+    cases were created and where the ledger is."""
     manifest = read_manifest(manifest_path, sheet=sheet)
     progress = progress or SilentProgress()
+
+    def checked(problems: list[Problem]) -> None:
+        if on_checked is not None:
+            on_checked([*manifest.warnings, *problems])
+
     path = ledger_file(manifest_path, ledger_path, target)
     check_outputs(manifest_path, path, out_dir)
     made = not path.exists()
@@ -101,20 +115,32 @@ async def run_job(
         try:
             async with open_client(target, connection) as client:
                 summary = await run_manifest(manifest, client=client, ledger=ledger,
-                                             options=options, progress=progress)
+                                             options=options, progress=progress,
+                                             on_checked=checked)
                 host = client.host
         finally:
             progress.close()
         summary.problems[:0] = manifest.warnings  # the file's own (as validate shows them)
         result = RunResult(summary, host, ledger.path)
+        if summary.failed or summary.unknown:
+            result.failures = ledger.failure_groups()
         try:
             _write_outputs(result, ledger, manifest, options, out_dir)
-        except OutputError:
+        except OutputError as exc:
             ledger.amend_exit(began, exit_code=3)  # never "done" with its outputs missing
-            raise
+            raise OutputError(f"{exc}; {_recorded(summary, ledger.path)}") from None
         if made and not summary.ran and not ledger.holds_work():
             ledger.discard()  # a manifest refused before anything was sent leaves no ledger
+            result.ledger_kept = False
     return result
+
+
+def _recorded(summary: RunSummary, ledger: Path) -> str:
+    """What a run whose outputs failed did all the same, and where it is recorded."""
+    made = f"{plural(summary.created, 'case')} created" if summary.created else "no case created"
+    return (f"the run itself ended ({made}, {plural(summary.failed, 'family')} failed), "
+            f"and the ledger {ledger} records every step: rerunning the same command writes "
+            "the outputs again and creates nothing twice")
 
 
 def check_outputs(manifest: Path, ledger: Path, out_dir: Path | None) -> None:
@@ -132,6 +158,8 @@ def _write_outputs(result: RunResult, ledger: Ledger, manifest: Manifest, option
     summary = result.summary
     if summary.invalid and not summary.ran:
         result.results = _write_problems(manifest, summary.problems, out_dir)
+    elif summary.stopped is not None and not summary.ran:
+        return  # stopped before sending (login, server): nothing to show but the reason
     elif not options.dry_run:
         result.results = write_results(
             ledger, manifest, output_path(manifest.path, "_results.csv", out_dir))

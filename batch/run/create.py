@@ -16,7 +16,7 @@ from batch.errors import AmbiguousCreate, ApiError, AuthError, BuildError
 from batch.ledger import Outcome
 from batch.manifest import Family
 from batch.payload import build_payload
-from batch.run.context import RunContext, Undecided, outcome_of
+from batch.run.context import RunContext, Undecided, outcome_of, refused
 from batch.run.existing import existing_case
 from batch.run.plan import FamilyPlan
 from batch.run.reconcile import find_case
@@ -42,7 +42,7 @@ async def create(ctx: RunContext, family: Family, plan: FamilyPlan) -> str | Non
         await ctx.fail(family, "create", Outcome(kind="BuildError", message=exc.message))
         return None
     except AuthError as exc:
-        ctx.halt("auth", f"authentication refused: {exc.message}")
+        ctx.halt("auth", refused(exc))
         return None
     except ApiError as exc:
         ctx.unreserve(family.family_id)
@@ -60,7 +60,7 @@ async def _reconcile_or_record(ctx: RunContext, family: Family) -> str | Absent 
         ctx.unknown(fid, "create", f"needs review: {exc}", count=True)
         return None
     except AuthError as exc:
-        ctx.halt("auth", f"authentication refused: {exc.message}")
+        ctx.halt("auth", refused(exc))
         return None
     except ApiError as exc:
         ctx.unknown(fid, "create", f"could not look the case up: {exc.message}", count=True)
@@ -76,7 +76,7 @@ async def _look_up(ctx: RunContext, family: Family) -> str | Absent | None:
     try:
         case = await existing_case(ctx, family)
     except AuthError as exc:
-        ctx.halt("auth", f"authentication refused: {exc.message}")
+        ctx.halt("auth", refused(exc))
         return None
     except (Undecided, ApiError) as exc:
         ctx.unreserve(family.family_id)
@@ -123,7 +123,7 @@ async def _send(ctx: RunContext, family: Family, payload: Mapping[str, Any], *,
     except AuthError as exc:
         # 401/403: the server did not act on this request
         ctx.ledger.record_refused(fid, "create", outcome_of(exc))
-        ctx.halt("auth", f"authentication refused: {exc.message}")
+        ctx.halt("auth", refused(exc))
         return None
     except ApiError as exc:
         await ctx.fail(family, "create", outcome_of(exc))

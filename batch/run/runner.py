@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import anyio
 
@@ -22,7 +22,7 @@ from batch.ledger import Ledger, NewFamily
 from batch.manifest import Family, Manifest, Problem
 from batch.payload import resolve
 from batch.run.actions import run_action
-from batch.run.context import RunContext
+from batch.run.context import RunContext, refused
 from batch.run.create import create
 from batch.run.plan import FamilyPlan, Planner
 from batch.run.pool import run_pool
@@ -42,8 +42,10 @@ class Runner:
     """Runs one manifest against one client and ledger. Use :func:`run_manifest`."""
 
     def __init__(self, manifest: Manifest, *, client: Client, ledger: Ledger,
-                 options: RunOptions, progress: Progress) -> None:
+                 options: RunOptions, progress: Progress,
+                 on_checked: Callable[[list[Problem]], None] | None = None) -> None:
         self.manifest = manifest
+        self.on_checked = on_checked
         self.planner = Planner(manifest, {}, look_up=options.if_exists != "create")
         self.ctx = RunContext(client=client, resolver=resolve.for_client(client), ledger=ledger,
                               options=options, progress=progress, planner=self.planner,
@@ -52,6 +54,7 @@ class Runner:
         self._new: list[NewFamily] = []
         self._rehash: list[tuple[str, str]] = []
         self._pool_scope = anyio.CancelScope()
+        self._reached = 0  # families taken by a worker before the run stopped
 
     @property
     def summary(self) -> RunSummary:
@@ -74,6 +77,8 @@ class Runner:
             )
         self.summary.families = len(self.manifest)
         await self._validate_or_halt()
+        if self.summary.stopped is None and self.on_checked is not None:
+            self.on_checked(self.summary.problems)  # before anything is sent
         if self.summary.stopped is None and self._may_send():
             self._register()
             try:
@@ -102,9 +107,10 @@ class Runner:
         try:
             await self._validate()
         except* AuthError as group:
-            self.ctx.halt("auth", f"authentication refused: {_first(group).message}")
+            self.ctx.halt("auth", refused(_first(group)), note=False)
         except* ApiError as group:
-            self.ctx.halt("server", f"look-ups failed, nothing was sent: {_first(group).message}")
+            self.ctx.halt("server", f"the server did not answer the look-ups made before the "
+                          f"first create: {_first(group).message}", note=False)
 
     async def _validate(self) -> None:
         """Check every family whose case does not exist yet; note what to register."""
@@ -164,11 +170,16 @@ class Runner:
             options={"concurrency": ctx.options.concurrency,
                      "max_failures": ctx.options.max_failures},
         )
-        ctx.progress.phase("running", total=len(self.manifest) - self.summary.invalid)
-        self._warn_short_token(len(self.manifest) - self.summary.invalid)
+        total = len(self.manifest) - self.summary.invalid
+        done = self._done_before()
+        if done:
+            ctx.progress.note(f"resuming: {done:,} of {total:,} families done")
+        ctx.progress.phase("running", total=total, done=done)
+        self._warn_short_token(total - done)
         started = time.monotonic()
         try:
             await self._pool()
+            self.summary.not_attempted = total - done - self._reached
         finally:
             if ctx.reserved:  # marked sending, never reached: the run stopped first
                 ctx.ledger.release(sorted(ctx.reserved), "create")
@@ -178,6 +189,11 @@ class Runner:
         self._collect_stats()
         ctx.ledger.end_run(ctx.run_id, exit_code=self.summary.exit_code,
                            counts=self.summary.as_dict())
+
+    def _done_before(self) -> int:
+        """Families a resume skips without building them (done in an earlier run)."""
+        return sum(1 for fid in self.manifest.family_ids
+                   if fid not in self._invalid and self.planner.unchanged_and_done(fid))
 
     async def _pool(self) -> None:
         ctx = self.ctx
@@ -264,6 +280,7 @@ class Runner:
         ctx = self.ctx
         if ctx.stop.is_set():
             return
+        self._reached += 1
         case = plan.case_name
         if plan.create:
             case = await create(ctx, family, plan)
@@ -305,8 +322,12 @@ async def run_manifest(
     ledger: Ledger,
     options: RunOptions | None = None,
     progress: Progress | None = None,
+    on_checked: Callable[[list[Problem]], None] | None = None,
 ) -> RunSummary:
-    """Run every family of *manifest*; resume from *ledger*. See the module docstring."""
+    """Run every family of *manifest*; resume from *ledger*. See the module docstring.
+
+    *on_checked* is given the validation's problems once every family is checked, before
+    anything is sent (not when the run stops during validation)."""
     runner = Runner(manifest, client=client, ledger=ledger, options=options or RunOptions(),
-                    progress=progress or SilentProgress())
+                    progress=progress or SilentProgress(), on_checked=on_checked)
     return await runner.run()

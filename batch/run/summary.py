@@ -55,6 +55,10 @@ class RunSummary:
     unknown: int = 0
     changed: int = 0
     invalid: int = 0
+    #: Families the run never reached (it stopped first).
+    not_attempted: int = 0
+    #: Action steps that succeeded in this run, by step (``assign``: 2).
+    actions: dict[str, int] = field(default_factory=dict)
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
