@@ -128,7 +128,8 @@ def write_review(
         overview = Overview(counts, tally.outcomes, last=last,
                             facts=_facts(ledger, manifest, host, last, tally.left_out))
         overview.actions = _actions(failed, unknown, len(not_attempted))
-        SummarySheet(book, formats).write(overview)
+        first = SummarySheet(book, formats)
+        first.write(overview)
         if failed.rows:
             add_sheet(book, formats, "Failed", failed.columns, failed.rows)
         if unknown:
@@ -140,6 +141,7 @@ def write_review(
         if problems:
             add_sheet(book, formats, "Problems", (Column("Problem", max_width=120),),
                       [([str(p)], None) for p in problems])
+        first.add_timeline(counts)
 
     return write_workbook(path, build)
 
@@ -250,7 +252,9 @@ def _rows_of(record: FamilyRecord, ledger: Ledger,
     if family is not None:
         return [(r.number, r.cells) for r in family.rows]
     stored = ledger.family_rows(record.family_id) or []
-    return [(int(r.get("number") or 0), dict(r.get("cells") or {})) for r in stored]
+    rows = [(int(r.get("number") or 0), dict(r.get("cells") or {})) for r in stored]
+    # a family without its rows still gets a line: the Summary links to it
+    return rows or [(0, {"Family Id": record.family_id})]
 
 
 def _proband_number(rows: Sequence[tuple[int, Mapping[str, str]]],

@@ -142,11 +142,15 @@ class SummarySheet:
         rows = overview.outcomes.rows()
         outcome_chart(self._book, self, first, [t for t, _ in rows], [n for _, n in rows],
                       at=self.row + 1)
-        found = timeline(overview.counts)
+        print_setup(self._ws, sum(WIDTHS))
+
+    def add_timeline(self, counts: Mapping[str, Any]) -> None:
+        """For a run over a minute with a timeline: the Timeline sheet (call it last: it is
+        the last tab) and its chart on this sheet, beside the outcome chart."""
+        found = timeline(counts)
         if found:
             timeline_sheet(self._book, self._formats, found)
             timeline_chart(self._book, self, found, at=self.row + 1)
-        print_setup(self._ws, sum(WIDTHS))
 
     # -- sections ----------------------------------------------------------------------------
 
