@@ -29,8 +29,10 @@ from batch.errors import (
     AuthError,
     BatchError,
     LedgerError,
+    LedgerWriteError,
     ManifestError,
     OutputError,
+    ServerUnreachable,
     UsageError,
 )
 
@@ -141,10 +143,13 @@ def fail_for(exc: BatchError) -> NoReturn:
             if str(problem) != str(exc):
                 click.echo(str(problem), err=True)
         fail(str(exc), "fix the manifest; nothing was sent", 2)
+    if isinstance(exc, OutputError | LedgerWriteError):
+        fail(str(exc), "free space or fix permissions, then rerun the same command", 3)
     if isinstance(exc, LedgerError | UsageError):
         fail(str(exc), None, 2)
-    if isinstance(exc, OutputError):
-        fail(str(exc), "free space or fix permissions, then rerun the same command", 3)
+    if isinstance(exc, ServerUnreachable):
+        fail(str(exc), "check the host (--host or EMG_HOST) and that the server answers "
+                       "(emg-batch doctor), then rerun the same command", 3)
     if isinstance(exc, AuthError):
         fail(f"authentication refused: {exc.message}",
              "check EMG_USERNAME/EMG_PASSWORD or EMG_TOKEN", 3)
@@ -167,13 +172,15 @@ def credentials() -> Credentials | None:
 
 
 def target(host: str | None, sandbox: bool, *, needed: bool = True) -> jobs.Target | None:
-    """Where requests go, from --host / $EMG_HOST / --sandbox."""
+    """Where requests go, from --host / $EMG_HOST / --sandbox. An explicit --sandbox wins over
+    $EMG_HOST (with a note); --host with --sandbox is a usage error."""
     given = host is not None
-    host = host or os.environ.get("EMG_HOST")
     if sandbox:
-        if host:
+        if given:
             raise click.UsageError("--host and --sandbox exclude each other")
+        _note_unused_host()
         return jobs.Target(sandbox=True)
+    host = host or os.environ.get("EMG_HOST")
     if not host:
         if needed:
             raise click.UsageError(jobs.NO_HOST)
@@ -183,6 +190,15 @@ def target(host: str | None, sandbox: bool, *, needed: bool = True) -> jobs.Targ
     if found is None:
         raise click.UsageError("no credentials: set EMG_USERNAME and EMG_PASSWORD, or EMG_TOKEN")
     return jobs.Target(host=host, credentials=found)
+
+
+def _note_unused_host() -> None:
+    """Say that $EMG_HOST is set and not used (--sandbox was asked for), unless --quiet."""
+    environment = os.environ.get("EMG_HOST")
+    context = click.get_current_context(silent=True)
+    quiet = bool(context is not None and context.params.get("quiet"))
+    if environment and not quiet:
+        click.echo(f"note: --sandbox: EMG_HOST ({environment}) is not used", err=True)
 
 
 def _check_host(host: str, *, given: bool) -> None:

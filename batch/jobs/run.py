@@ -16,6 +16,8 @@ from batch.errors import (
     ManifestError,
     OutputError,
     RetriesExhausted,
+    ServerUnreachable,
+    TransientError,
 )
 from batch.jobs.connect import (
     Connection,
@@ -198,17 +200,31 @@ async def validate_job(
         problems = await _check_all(manifest, OfflineResolver(), connection.concurrency)
         result = ValidationResult([_soften(p) for p in problems], len(manifest))
     else:
-        async with open_client(target, connection) as client:
-            resolver = resolve.for_client(client)
-            problems = await _check_all(manifest, resolver, connection.concurrency)
-            result = ValidationResult(problems, len(manifest))
-            if server and not result.errors:
-                result.checked_on_server = await _dry_runs(manifest, client, resolver, problems,
-                                                           connection.concurrency)
+        try:
+            result = await _check_on(target, connection, manifest, server=server)
+        except* (RetriesExhausted, TransientError) as group:
+            first = group.exceptions[0]
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise ServerUnreachable(f"the server did not answer ({first}); nothing was "
+                                    "checked on it") from None
     result.problems.extend(manifest.warnings)
     result.problems.sort(key=lambda p: (p.row or 0, p.severity))
     if result.errors:
         result.results = _problems_file(manifest, result, out_dir)
+    return result
+
+
+async def _check_on(target: Target, connection: Connection, manifest: Manifest, *,
+                    server: bool) -> ValidationResult:
+    """Every check that needs *target*: look-ups, and with *server* a dry run per family."""
+    async with open_client(target, connection) as client:
+        resolver = resolve.for_client(client)
+        problems = await _check_all(manifest, resolver, connection.concurrency)
+        result = ValidationResult(problems, len(manifest))
+        if server and not result.errors:
+            result.checked_on_server = await _dry_runs(manifest, client, resolver, problems,
+                                                       connection.concurrency)
     return result
 
 

@@ -252,7 +252,8 @@ def _rows_of(record: FamilyRecord, ledger: Ledger,
     if family is not None:
         return [(r.number, r.cells) for r in family.rows]
     stored = ledger.family_rows(record.family_id) or []
-    rows = [(int(r.get("number") or 0), dict(r.get("cells") or {})) for r in stored]
+    rows: list[tuple[int, Mapping[str, str]]] = [
+        (int(r.get("number") or 0), dict(r.get("cells") or {})) for r in stored]
     # a family without its rows still gets a line: the Summary links to it
     return rows or [(0, {"Family Id": record.family_id})]
 
