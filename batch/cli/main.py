@@ -58,7 +58,8 @@ main.add_command(doctor_command, "doctor")
 
 sheet_option = click.option(
     "--sheet", metavar="NAME", default=None,
-    help="XLSX: the sheet to read (default: the sheet with the official header).")
+    help="XLSX, XLS, ODS: the sheet to read (default: the first visible sheet with the "
+         "official header).")
 
 
 @main.command(epilog=ENVIRONMENT)

@@ -18,16 +18,18 @@ from batch.manifest.merges import column_letters
 from batch.manifest.model import Manifest, Problem, source_name
 from batch.manifest.parquet import read_parquet
 from batch.manifest.store import RawManifest, rightmost
+from batch.manifest.workbooks import KINDS as WORKBOOKS
+from batch.manifest.workbooks import read_workbook
 from batch.manifest.xlsx import read_xlsx
 
 _XLSX = (".xlsx", ".xlsm")
 
 
 def read_manifest(path: str | Path, *, sheet: str | None = None) -> Manifest:
-    """Read and normalise a manifest (official CSV, plain CSV, Parquet or XLSX).
+    """Read and normalise a manifest (official CSV, plain CSV, Parquet, XLSX, XLS or ODS).
 
-    *sheet* names the workbook sheet to read (XLSX only; by default the sheet that holds the
-    official header). Raises ``ManifestError`` (with ``problems``) when the file as a whole
+    *sheet* names the workbook sheet to read (XLSX, XLS, ODS; by default the sheet that holds
+    the official header). Raises ``ManifestError`` (with ``problems``) when the file as a whole
     cannot be used.
     """
     path = Path(path)
@@ -49,16 +51,14 @@ def _read_raw(path: Path, sheet: str | None) -> RawManifest:
     if not path.is_file():
         raise ReadFailure("not a regular file")
     suffix = path.suffix.lower()
-    if sheet is not None and suffix not in _XLSX:
-        raise ReadFailure("--sheet is for XLSX workbooks; this file has no sheets")
+    if sheet is not None and suffix not in (*_XLSX, *WORKBOOKS):
+        raise ReadFailure("--sheet is for workbooks (XLSX, XLS, ODS); this file has no sheets")
     if suffix in (".parquet", ".pq"):
         return read_parquet(path)
     if suffix in _XLSX:
         return read_xlsx(path, sheet=sheet)
-    if suffix == ".xls":
-        raise ReadFailure(
-            "old Excel .xls workbooks are not supported", hint="save it as .xlsx or CSV UTF-8"
-        )
+    if suffix in WORKBOOKS:
+        return read_workbook(path, sheet=sheet)
     return read_csv(path)
 
 
