@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -62,6 +64,21 @@ sheet_option = click.option(
          "official header).")
 
 
+def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--only / --limit: some of the manifest's families, on the manifest's own ledger."""
+    fn = click.option("--limit", type=Number(min=1, integer=True), default=None,
+                      help="At most N families (in file order; in a run, N families not done "
+                           "yet): a first small batch, then the rest.")(fn)
+    return click.option("--only", "only", multiple=True, metavar="FAMILY[,FAMILY...]",
+                        help="Only these families (repeatable); the others are left as they "
+                             "are.")(fn)
+
+
+def _families(only: tuple[str, ...]) -> list[str]:
+    """The family ids of --only options (comma-separated, repeatable)."""
+    return [name.strip() for item in only for name in item.split(",") if name.strip()]
+
+
 @main.command(epilog=ENVIRONMENT)
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @host_options
@@ -94,12 +111,13 @@ sheet_option = click.option(
 @click.option("--json", "as_json", is_flag=True,
               help="Print the summary as JSON on stdout instead of lines on stderr.")
 @sheet_option
+@selection_options
 @output_options
 def run(manifest: Path, host: str | None, sandbox: bool, ledger_path: Path | None,
         out_dir: Path | None, concurrency: int, rate: float | None, max_failures: int | None,
         timeout: float, dry_run: bool, skip_invalid: bool, if_exists: IfExists,
-        resend_unknown: tuple[str, ...], as_json: bool, sheet: str | None, verbose: int,
-        quiet: bool) -> None:
+        resend_unknown: tuple[str, ...], as_json: bool, sheet: str | None,
+        only: tuple[str, ...], limit: int | None, verbose: int, quiet: bool) -> None:
     """Create (and update) the cases of MANIFEST; rerun the same command to resume.
 
     On stdout: only the --json summary. On stderr: progress, the manifest's errors and
@@ -117,7 +135,8 @@ def run(manifest: Path, host: str | None, sandbox: bool, ledger_path: Path | Non
     assert where is not None
     options = RunOptions(concurrency=concurrency, max_failures=max_failures, dry_run=dry_run,
                          skip_invalid=skip_invalid, if_exists=if_exists,
-                         resend_unknown=frozenset(resend_unknown), handle_signals=True)
+                         resend_unknown=frozenset(resend_unknown), handle_signals=True,
+                         limit=limit)
     connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
     progress = for_terminal(quiet=quiet)
     told: list[bool] = []
@@ -133,7 +152,7 @@ def run(manifest: Path, host: str | None, sandbox: bool, ledger_path: Path | Non
 
     result = call(jobs.run_job, manifest, target=where, connection=connection, options=options,
                   ledger_path=ledger_path, out_dir=out_dir, progress=progress, sheet=sheet,
-                  on_checked=checked)
+                  on_checked=checked, only=_families(only))
     summary = result.summary
     if not told:
         _print_problems(summary.problems, quiet=quiet, warnings_shown=RUN_WARNINGS_SHOWN)
@@ -178,10 +197,12 @@ def _print_problems(problems: list[Problem], *, quiet: bool,
 @click.option("--json", "as_json", is_flag=True,
               help="Print the counts and every problem as JSON on stdout.")
 @sheet_option
+@selection_options
 @output_options
 def validate(manifest: Path, server: bool, host: str | None, sandbox: bool,
              out_dir: Path | None, concurrency: int, rate: float | None, as_json: bool,
-             sheet: str | None, verbose: int, quiet: bool) -> None:
+             sheet: str | None, only: tuple[str, ...], limit: int | None, verbose: int,
+             quiet: bool) -> None:
     """Check MANIFEST and print every problem; send nothing.
 
     Without --host or --sandbox, look-ups (storages, BaseSpace, `existing`) are skipped.
@@ -199,7 +220,8 @@ def validate(manifest: Path, server: bool, host: str | None, sandbox: bool,
     where = target(host, sandbox, needed=server)
     connection = jobs.Connection(rate=rate, concurrency=concurrency)
     result = call(jobs.validate_job, manifest, target=where, connection=connection,
-                  server=server, out_dir=out_dir, sheet=sheet)
+                  server=server, out_dir=out_dir, sheet=sheet, only=_families(only),
+                  limit=limit)
     _print_problems(result.problems, quiet=quiet)
     errors = len(result.errors)
     warnings = len(result.problems) - errors

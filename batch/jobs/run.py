@@ -18,6 +18,7 @@ from batch.errors import (
     RetriesExhausted,
     ServerUnreachable,
     TransientError,
+    UsageError,
 )
 from batch.jobs.connect import (
     Connection,
@@ -92,6 +93,7 @@ async def run_job(
     progress: Progress | None = None,
     sheet: str | None = None,
     on_checked: Callable[[list[Problem]], None] | None = None,
+    only: Sequence[str] = (),
 ) -> RunResult:
     """``emg-batch run``: read, validate, run, and write the results file and review workbook.
 
@@ -101,8 +103,10 @@ async def run_job(
     manifest's problems (the file's warnings first) once validation is over, before anything
     is sent. A run that stops before sending anything (login refused, server unreachable)
     writes no results file and no workbook. An output that fails after the run says how many
-    cases were created and where the ledger is."""
+    cases were created and where the ledger is. *only* names the families to work on (the
+    others are left as they are; the ledger and the outputs are the whole manifest's)."""
     manifest = read_manifest(manifest_path, sheet=sheet)
+    chosen = choose(manifest, only)
     progress = progress or SilentProgress()
 
     def checked(problems: list[Problem]) -> None:
@@ -116,7 +120,7 @@ async def run_job(
         began = time.time()
         try:
             async with open_client(target, connection) as client:
-                summary = await run_manifest(manifest, client=client, ledger=ledger,
+                summary = await run_manifest(chosen, client=client, ledger=ledger,
                                              options=options, progress=progress,
                                              on_checked=checked)
                 host = client.host
@@ -135,6 +139,20 @@ async def run_job(
             ledger.discard()  # a manifest refused before anything was sent leaves no ledger
             result.ledger_kept = False
     return result
+
+
+def choose(manifest: Manifest, only: Sequence[str], limit: int | None = None) -> Manifest:
+    """The families of *manifest* to work on: those named in *only* (all when empty), the
+    first *limit* of them; ``UsageError`` for names the manifest does not have."""
+    chosen = manifest
+    if only:
+        try:
+            chosen = manifest.select(only)
+        except KeyError as exc:
+            raise UsageError(f"--only: {manifest.source} has no family {exc.args[0]}") from None
+    if limit is not None:
+        chosen = chosen.select(chosen.family_ids[:limit])
+    return chosen
 
 
 def _recorded(summary: RunSummary, ledger: Path) -> str:
@@ -187,11 +205,14 @@ async def validate_job(
     server: bool = False,
     out_dir: Path | None = None,
     sheet: str | None = None,
+    only: Sequence[str] = (),
+    limit: int | None = None,
 ) -> ValidationResult:
     """``emg-batch validate``: every client-side check; with *server*, a dry run per family.
 
-    *sheet* names the workbook sheet to read (XLSX only)."""
-    manifest = read_manifest(manifest_path, sheet=sheet)
+    *sheet* names the workbook sheet to read. *only* and *limit* choose the families checked
+    (checks across families still see every row)."""
+    manifest = choose(read_manifest(manifest_path, sheet=sheet), only, limit)
     if out_dir is not None:
         make_dir(out_dir)
     if server:  # the cases of the manifest's ledger are on its server only

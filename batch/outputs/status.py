@@ -153,6 +153,9 @@ def render_summary(summary: RunSummary, *, files: Mapping[str, Path | None],
         if summary.stopped is not None and summary.not_attempted:
             lines.append(f"not attempted: {plural(summary.not_attempted, 'family')} (the run "
                          "stopped before them)")
+        elif summary.not_attempted and not summary.dry_run:  # only --limit leaves them
+            lines.append(f"left for the next run: {plural(summary.not_attempted, 'family')} "
+                         "(--limit)")
         lines.append(traffic)
     lines += [f"{label}: {path}" for label, path in files.items() if path is not None]
     hint = _hint(summary)

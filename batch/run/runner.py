@@ -55,6 +55,7 @@ class Runner:
         self._rehash: list[tuple[str, str]] = []
         self._pool_scope = anyio.CancelScope()
         self._reached = 0  # families taken by a worker before the run stopped
+        self._left: int | None = None  # families --limit left for the next run
 
     @property
     def summary(self) -> RunSummary:
@@ -147,6 +148,7 @@ class Runner:
 
     def _plans(self) -> Iterator[tuple[Family, FamilyPlan]]:
         plan_counts = self.summary.plan
+        taken = 0
         for family_id in self.manifest.family_ids:
             if family_id in self._invalid or self.planner.unchanged_and_done(family_id):
                 plan_counts["skip"] = plan_counts.get("skip", 0) + 1
@@ -155,8 +157,20 @@ class Runner:
                 continue
             family = self.manifest.family(family_id)
             plan = self.planner.plan(family)
+            if self.ctx.options.limit is not None and (plan.create or plan.steps):
+                if taken >= self.ctx.options.limit:  # --limit: the rest wait for the next run
+                    self._left = self._needing_work(family_id)
+                    return
+                taken += 1
             plan_counts[plan.kind] = plan_counts.get(plan.kind, 0) + 1
             yield family, plan
+
+    def _needing_work(self, first: str) -> int:
+        """Families from *first* on that the ledger does not show done (``--limit``)."""
+        ids = self.manifest.family_ids
+        rest = ids[ids.index(first):]
+        return sum(1 for fid in rest if fid not in self._invalid
+                   and not self.planner.all_succeeded(fid))
 
     async def _execute(self) -> None:
         ctx = self.ctx
@@ -179,7 +193,9 @@ class Runner:
         started = time.monotonic()
         try:
             await self._pool()
-            self.summary.not_attempted = total - done - self._reached
+            self.summary.not_attempted = (
+                self._left if self._left is not None and self.summary.stopped is None
+                else total - done - self._reached)
         finally:
             if ctx.reserved:  # marked sending, never reached: the run stopped first
                 ctx.ledger.release(sorted(ctx.reserved), "create")

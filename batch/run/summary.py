@@ -34,10 +34,15 @@ class RunOptions:
     #: Non-idempotent steps left unknown that the user checked did not take effect: send again.
     resend_unknown: frozenset[str] = frozenset()
     timeline_step: float = TIMELINE_STEP
+    #: At most this many families are worked on (created or updated) in this run; the rest
+    #: wait for the next run (``--limit``).
+    limit: int | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError(f"'concurrency' must be >= 1, got {self.concurrency}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"'limit' must be >= 1, got {self.limit}")
         if self.max_failures is not None and self.max_failures < 1:
             raise ValueError(f"'max_failures' must be >= 1, got {self.max_failures}")
 
