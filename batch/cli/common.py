@@ -42,6 +42,8 @@ HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
 T = TypeVar("T")
 
 QUIET_HELP = "Nothing on stderr but errors (data on stdout is still printed)."
+#: --quiet of a command whose data is the files it writes (nothing goes to stdout).
+FILES_QUIET_HELP = "Nothing on stderr but errors (the files are written all the same)."
 
 ENVIRONMENT = """\b
 Environment:
@@ -73,6 +75,13 @@ class Number(click.FloatRange):
         if low or (self.max is not None and number > self.max):
             self.fail(f"{value} is not in the range {self._describe_range()}.", param, ctx)
         return number
+
+    def _describe_range(self) -> str:
+        """The range as help shows it; nothing for a number without bounds (click would
+        print ``x<=None``)."""
+        if self.min is None and self.max is None:
+            return ""
+        return str(super()._describe_range())
 
     def _finite(self, value: Any, param: click.Parameter | None,
                 ctx: click.Context | None) -> float:
@@ -229,8 +238,14 @@ def host_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         help="Tenant URL (https://<tenant>.emg.illumina.com); default $EMG_HOST.")(fn)
 
 
-def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+def output_options(fn: Callable[..., Any], *, quiet_help: str = QUIET_HELP,
+                   ) -> Callable[..., Any]:
     """--verbose / --quiet."""
-    fn = click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)(fn)
+    fn = click.option("-q", "--quiet", is_flag=True, help=quiet_help)(fn)
     return click.option("-v", "--verbose", count=True,
                         help="More detail on stderr (-vv: debug).")(fn)
+
+
+def file_output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--verbose / --quiet of a command whose data is the files it writes."""
+    return output_options(fn, quiet_help=FILES_QUIET_HELP)

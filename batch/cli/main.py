@@ -23,6 +23,7 @@ from batch.cli.common import (
     Number,
     call,
     call_sync,
+    file_output_options,
     host_options,
     output_options,
     say,
@@ -276,7 +277,7 @@ def status(manifest: Path | None, ledger_path: Path | None, as_json: bool, verbo
               help="Ledger file (default: the manifest's).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="FILE.xlsx (review workbook), FILE.csv or FILE.parquet.")
-@output_options
+@file_output_options
 def export(manifest: Path | None, ledger_path: Path | None, out: Path, verbose: int,
            quiet: bool) -> None:
     """Write the per-family results of a ledger to a spreadsheet or Parquet file.
@@ -297,7 +298,7 @@ def export(manifest: Path | None, ledger_path: Path | None, out: Path, verbose: 
 @main.command()
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Where the templates go.")
-@output_options
+@file_output_options
 def template(out_dir: Path, verbose: int, quiet: bool) -> None:
     """Write empty manifests to start from: an official batch CSV and an update manifest.
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from batch.errors import ManifestError, ReadFailure
 from batch.manifest.clip import quoted
-from batch.manifest.columns import OFFICIAL_FAMILY_LIMIT, REQUIRED_COLUMNS
+from batch.manifest.columns import KNOWN_COLUMNS, OFFICIAL_FAMILY_LIMIT, REQUIRED_COLUMNS
 from batch.manifest.formats import read_csv
 from batch.manifest.merges import column_letters
 from batch.manifest.model import Manifest, Problem, source_name
@@ -23,6 +23,9 @@ from batch.manifest.workbooks import read_workbook
 from batch.manifest.xlsx import read_xlsx
 
 _XLSX = (".xlsx", ".xlsm")
+#: Custom-field columns past which a manifest is warned about: each is sent with every case
+#: (a lab's own fields are a handful; hundreds are a wrong header row or a pasted export).
+CUSTOM_COLUMNS_WARNED = 100
 
 
 def read_manifest(path: str | Path, *, sheet: str | None = None) -> Manifest:
@@ -125,7 +128,22 @@ def _add_file_warnings(manifest: Manifest, raw: RawManifest) -> None:
     if len(manifest) > OFFICIAL_FAMILY_LIMIT:
         warn(f"{len(manifest)} families: the official CLI accepts at most"
              f" {OFFICIAL_FAMILY_LIMIT} (emg-batch has no limit)")
+    custom = {name for name in raw.header if name.strip() and name not in KNOWN_COLUMNS}
+    if len(custom) > CUSTOM_COLUMNS_WARNED:
+        warn(f"{len(custom):,} columns are custom fields: every family's case carries the "
+             f"proband's values of all of them (extra_data); more than {CUSTOM_COLUMNS_WARNED} "
+             "is unusual: check that the header row is the right one and that the file holds "
+             "only the manifest's columns", row=raw.header_row)
+    blank = [i for i, name in enumerate(raw.header) if not name.strip()]
+    if blank:  # trailing commas, or blank header cells
+        places = [_place(raw, position) for position in blank]
+        which = "a column has" if len(blank) == 1 else f"{len(blank)} columns have"
+        warn(f"{which} no name ({', '.join(places[:10])}{', ...' if len(places) > 10 else ''})"
+             f": empty cells in {'it' if len(blank) == 1 else 'them'} are ignored; a value would"
+             " be sent as a custom field with no name", row=raw.header_row)
     for name, positions in duplicated_columns(raw.header).items():
+        if not name.strip():
+            continue  # said above
         places = [_place(raw, position) for position in positions]
         warn(f"the column appears {len(positions)} times ({', '.join(places)}); the rightmost"
              f" one ({places[-1]}) is used, as the official CLI does", row=raw.header_row,

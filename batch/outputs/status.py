@@ -202,6 +202,13 @@ def _summary_lines(summary: RunSummary) -> list[str]:
         lines.append("updated: " + ", ".join(
             plural(summary.actions[step], UPDATES.get(step, step.replace("_", " ")))
             for step in STEPS if step in summary.actions))
+    if summary.changed:
+        named = ", ".join(summary.changed_families[:3])
+        more = summary.changed - min(3, len(summary.changed_families))
+        lines.append(f"changed: {plural(summary.changed, 'family', 'families')} edited after "
+                     f"their case was created, not re-created ({named}"
+                     f"{f' and {more} more' if more else ''}; the review's Cases sheet says "
+                     "which)")
     if summary.invalid:
         lines.append(f"skipped as invalid: {summary.invalid} (--skip-invalid)")
     if summary.dry_run:

@@ -27,7 +27,7 @@ from batch.run.create import create
 from batch.run.plan import FamilyPlan, Planner
 from batch.run.pool import run_pool
 from batch.run.progress import Progress, SilentProgress
-from batch.run.summary import RunOptions, RunSummary
+from batch.run.summary import NAMED, RunOptions, RunSummary
 from batch.run.validate import check_manifest
 
 #: Families a run worker takes at once (it still sends one request at a time).
@@ -316,6 +316,8 @@ class Runner:
         """Say in the ledger why a family is reported (or that it no longer is)."""
         if plan.changed:
             self.summary.changed += 1
+            if len(self.summary.changed_families) < NAMED:
+                self.summary.changed_families.append(family.family_id)
             self.ctx.ledger.note(family.family_id,
                                  "rows edited after the case was created; not re-created")
         elif self.planner.stale_note(family.family_id, plan):

@@ -15,6 +15,8 @@ IfExists = Literal["stop", "adopt", "create"]
 #: case, then the create), so at 100 ms a round trip 32 in flight keep a 200-family import
 #: above 10x the official CLI's one-at-a-time pace; the adaptive rate still backs off on 429s.
 DEFAULT_CONCURRENCY = 32
+#: Families named in a summary list (edited ones) at most; the rest are counted.
+NAMED = 10
 #: Seconds between two samples of the run's timeline (requests and 429s over time).
 TIMELINE_STEP = 5.0
 
@@ -62,6 +64,8 @@ class RunSummary:
     invalid: int = 0
     #: Families the run never reached (it stopped first).
     not_attempted: int = 0
+    #: The first families edited after their case was created (at most ``NAMED``).
+    changed_families: list[str] = field(default_factory=list)
     #: Action steps that succeeded in this run, by step (``assign``: 2).
     actions: dict[str, int] = field(default_factory=dict)
     requests: int = 0
