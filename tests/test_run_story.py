@@ -70,8 +70,8 @@ def test_an_unreachable_server_is_told_as_a_stop_and_writes_nothing(tmp_path: Pa
     assert result.exit_code == 3
     first, hint = lines(result.stderr, tmp_path)
     assert first.startswith("stopped: the server did not answer the look-ups made before the "
-                            "first create: gave up after retries: cannot connect to the server")
-    assert first.endswith("; nothing was sent")
+                            "first create, so nothing was sent: gave up after retries: cannot "
+                            "connect to the server")
     assert hint == ("hint: check the host (--host or EMG_HOST) and that the server answers "
                     "(emg-batch doctor), then rerun the same command")
     assert files(tmp_path) == ["m.csv"]

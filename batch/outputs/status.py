@@ -142,7 +142,8 @@ def render_summary(summary: RunSummary, *, files: Mapping[str, Path | None],
                  else f"{summary.invalid} of {summary.families} families have")
         lines = [f"invalid: {which} errors; nothing was sent"]
     elif summary.stopped is not None and not summary.ran:
-        lines = [f"stopped: {summary.stop_reason}; nothing was sent"]
+        reason = summary.stop_reason or "the run stopped"
+        lines = [f"stopped: {reason}" if NOT_SENT in reason else f"stopped: {reason}; {NOT_SENT}"]
     else:
         lines = _summary_lines(summary)
         traffic = lines.pop()  # requests, retries, 429s, time: after what people act on
@@ -174,6 +175,7 @@ STOP_HINTS = {
               "command to resume",
 }
 NEVER_TWICE = "; created cases are never created again"
+NOT_SENT = "nothing was sent"
 
 
 def _hint(summary: RunSummary) -> str | None:

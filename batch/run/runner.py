@@ -110,7 +110,8 @@ class Runner:
             self.ctx.halt("auth", refused(_first(group)), note=False)
         except* ApiError as group:
             self.ctx.halt("server", f"the server did not answer the look-ups made before the "
-                          f"first create: {_first(group).message}", note=False)
+                          f"first create, so nothing was sent: {_first(group).message}",
+                          note=False)
 
     async def _validate(self) -> None:
         """Check every family whose case does not exist yet; note what to register."""
