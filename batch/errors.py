@@ -23,6 +23,8 @@
       - RedirectRefused        -- a redirect not followed (another origin, HTTPS to HTTP, a
                                   request other than GET, too many hops); names the Location
       - BodyTooLarge           -- an answer over its size limit; not read further
+      - ListingError           -- a listing that pages inconsistently (a repeated page, a
+                                  total that changes, more pages than the bound)
     + AmbiguousCreate          -- a create was sent and its outcome is unknown (reconcile)
     + AuthError                -- login refused, or a token that a fresh login cannot fix
     + RetriesExhausted         -- a transient failure outlived the retry policy or budget
@@ -174,6 +176,11 @@ class PermanentError(ApiError):
 
 class NotFound(PermanentError):
     """HTTP 404."""
+
+
+class ListingError(PermanentError):
+    """A listing that pages inconsistently: a page repeated, a total that changed while the
+    pages were read, or more pages than the bound. Nothing read of it is trusted."""
 
 
 class RedirectRefused(PermanentError):

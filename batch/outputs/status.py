@@ -28,7 +28,8 @@ def status_report(ledger: Ledger) -> dict[str, Any]:
     """Where the ledger stands, from aggregate queries only (fast on 100,000 families).
 
     ``{"families", "server": {"host", "account"} | None, "steps": {step: {state: n}},
-    "failures": [...], "last_run": {...} | None}``; *server* is where the ledger's cases are;
+    "failures": [...], "last_run": {...} | None}``, and ``"unread_webhook_bodies": n`` when
+    the listener kept bodies that named no case; *server* is where the ledger's cases are;
     times are ISO 8601 with the local offset.
     """
     last = ledger.last_run()
@@ -38,13 +39,17 @@ def status_report(ledger: Ledger) -> dict[str, Any]:
         "exit_code": last.exit_code, "counts": last.counts,
     }
     bound = ledger.binding()
-    return {
+    report = {
         "families": ledger.family_count(),
         "server": None if bound is None else {"host": bound.host, "account": bound.account},
         "steps": sorted_counts(ledger.step_counts()),
         "failures": ledger.failure_groups(),
         "last_run": run,
     }
+    unread = ledger.unread_count()
+    if unread:
+        report["unread_webhook_bodies"] = unread
+    return report
 
 
 def render_status(report: Mapping[str, Any]) -> str:
@@ -56,6 +61,10 @@ def render_status(report: Mapping[str, Any]) -> str:
     lines += _render_steps(report.get("steps") or {})
     lines += failure_lines(report.get("failures") or [])
     lines += _render_run(report.get("last_run"))
+    unread = report.get("unread_webhook_bodies")
+    if unread:
+        lines.append(f"Webhook bodies that named no case: {unread} (kept in the ledger; the "
+                     "listener caught up from the case listing)")
     return "\n".join(lines)
 
 

@@ -35,6 +35,8 @@ class RunOptions:
     if_exists: IfExists = "stop"
     #: Non-idempotent steps left unknown that the user checked did not take effect: send again.
     resend_unknown: frozenset[str] = frozenset()
+    #: Create again the families whose cases ``revert`` moved to the trash (else skipped).
+    recreate_reverted: bool = False
     timeline_step: float = TIMELINE_STEP
     #: At most this many families are worked on (created or updated) in this run; the rest
     #: wait for the next run (``--limit``).
