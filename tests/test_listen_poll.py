@@ -100,7 +100,7 @@ async def test_the_cursor_is_the_server_time_not_this_machine(tmp_path: Path) ->
 async def test_a_listing_that_repeats_a_page_stops_with_a_clear_error(tmp_path: Path) -> None:
     hits = [{"name": f"EMG1{n:08d}", "status": "delivered",
              "status_change_date": "Mon, 05 Feb 2024 01:00:00 GMT"} for n in range(150)]
-    for wrong, words in (("ignore_from", "repeated page 1"),
+    for wrong, words in (("ignore_from", "repeats an earlier page"),
                          ("growing_total", "total changed")):
         fake = FakeApi(listing=hits, **{wrong: True})  # type: ignore[arg-type]
         stats = ListenerStats()
@@ -203,4 +203,4 @@ async def test_doctor_says_when_the_listing_repeats_its_pages() -> None:
         check = next(c for c in report.checks if c.name == "case listing")
         assert check.verdict == verdict, check
         if ignore_from:
-            assert "repeated page 1" in check.found and "pull finalized" in check.meaning
+            assert "repeats an earlier page" in check.found and "pull finalized" in check.meaning

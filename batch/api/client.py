@@ -22,7 +22,7 @@ from batch.api.call import Caller, read_json
 from batch.api.clock import ServerClock
 from batch.api.limiter import Limiter
 from batch.api.limits import Limits
-from batch.api.listing import MAX_PAGES, Page, read_pages
+from batch.api.pages import MAX_PAGES, Page, PageGuard, read_pages
 from batch.api.retry import RetryPolicy
 from batch.api.segments import segment
 from batch.api.stats import ClientStats
@@ -241,7 +241,7 @@ class Client:
         max_pages: int = MAX_PAGES,
     ) -> AsyncIterator[dict[str, Any]]:
         """Every case with one of *status* whose status changed since *since*, all pages
-        (``ListingError`` when the pages are inconsistent, see ``batch.api.listing``)."""
+        (``ListingError`` when the pages are inconsistent, see ``batch.api.pages``)."""
         async for page in self.list_pages(status=status, since=since, page_size=page_size,
                                           max_pages=max_pages):
             for hit in page.hits:
@@ -372,17 +372,18 @@ class Client:
         async def fetch() -> list[dict[str, str]]:
             entries: list[dict[str, str]] = []
             offset = 0
+            route = f"/api/storage/{int(storage_id)}/fs/list"
+            guard = PageGuard(f"{route}?path={path}")
             while True:
                 params = [("from", str(offset)), ("size", str(_FS_PAGE)), ("path", path)]
-                data: Any = await self._call(
-                    "GET", f"/api/storage/{int(storage_id)}/fs/list", params=params
-                )
+                data: Any = await self._call("GET", route, params=params)
                 resources = data.get("resources", []) if isinstance(data, dict) else []
                 page = [
                     {str(k): str(v) for k, v in r.items() if v is not None}
                     for r in resources
                     if isinstance(r, dict)
                 ]
+                guard.check(offset, page)
                 entries += page
                 offset += _FS_PAGE
                 if not (isinstance(data, dict) and data.get("has_more")) or not page:

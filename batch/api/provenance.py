@@ -250,6 +250,20 @@ SANDBOX: tuple[Behaviour, ...] = (
     _b("GET /api/storage/{id}: the storage with its scheme", "confirmed", "cli36"),
     _b("GET /api/storage/{id}/fs/list: {resources: [{name, alias}], has_more}, from/size",
        "confirmed", "cli36, script"),
+    _b("GET /api/storage/{id}/fs/list: path \"\" (or \"/\") lists the root, whose entry "
+       "\"projects\" leads to the projects; every folder on the way to a listed one lists "
+       "the folders inside it (a project: \"biosamples\")", "confirmed",
+       "cli36 (a Files Names item without a folder is looked up in directory \"\", "
+       "BEHAVIOUR.md §1 stage 4), script (recursive_construct_basespace_path_with_ids lists "
+       "\"\", then every folder of a path down from it, taking the entry whose alias is the "
+       "next step; get_human_readable_file_name lists a bare file's dirname, \"\"); the "
+       "entries' names and aliases there: inferred"),
+    _b("GET /api/storage/{id}/fs/list: under /projects/{p}/biosamples/{b}/ the project id is "
+       "not read (the biosample id is enough)", "confirmed",
+       "script (get_dataset_list_of_sample and get_sequenced_files_list list "
+       "/projects/0000000000/biosamples/{b}/datasets[/{d}/sequenced files] on real tenants, "
+       "and send those paths in create bodies); project ids other than the placeholder: "
+       "inferred"),
     _b("GET /api/apidoc/openapi.json: OpenAPI 3 of the emulated routes, spectree operation ids",
        "inferred", "ref §12 (Swagger UI at /api/apidoc/swagger; spectree's default spec URL)"),
     _b("GET /_sandbox/cases: every case with its body (emulator only)", "inferred", "none"),
