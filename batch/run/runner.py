@@ -215,7 +215,9 @@ class Runner:
         ctx.run_id = ctx.ledger.begin_run(
             "run", manifest_path=str(self.manifest.path), host=ctx.client.host,
             options={"concurrency": ctx.options.concurrency,
-                     "max_failures": ctx.options.max_failures},
+                     "max_failures": ctx.options.max_failures,
+                     **({"settings": [dict(s) for s in ctx.options.settings]}
+                        if ctx.options.settings else {})},
         )
         total = len(self.manifest) - self.summary.invalid
         done = self._done_before()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -41,6 +42,9 @@ class RunOptions:
     #: At most this many families are worked on (created or updated) in this run; the rest
     #: wait for the next run (``--limit``).
     limit: int | None = None
+    #: Where the run's settings came from (``name``, ``value``, ``origin``; never a secret),
+    #: recorded with the run for ``status``.
+    settings: tuple[Mapping[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
