@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from batch.ledger import STEPS, FamilyRecord, Ledger, State, StepRecord
 from batch.manifest import Manifest
-from batch.outputs.words import describe
+from batch.outputs.words import advice, describe
 from batch.outputs.workbook import Column, Fill
 
 if TYPE_CHECKING:
@@ -114,6 +114,15 @@ def problem_message(record: FamilyRecord) -> str | None:
     (see :func:`batch.outputs.words.describe`; the class stays in the ledger)."""
     step = _problem_step(record)
     return None if step is None else step_message(step)
+
+
+def problem_advice(record: FamilyRecord) -> str:
+    """What to do about a family's problem, as one instruction (see
+    :func:`batch.outputs.words.advice`)."""
+    step = _problem_step(record)
+    if step is None:
+        return "Nothing."
+    return advice(step.step, step.state, step.error_class, step.error_message, step.http_status)
 
 
 def step_message(step: StepRecord) -> str:
