@@ -127,13 +127,31 @@ def run(manifest: Path, host: str | None, sandbox: bool, ledger_path: Path | Non
         data = summary.as_dict()
         data.update(host=result.host, ledger=str(result.ledger),
                     results=str(result.results) if result.results else None,
-                    review=str(result.review) if result.review else None)
+                    review=str(result.review) if result.review else None,
+                    kept=str(result.kept) if result.kept else None,
+                    ledger_deleted=result.ledger_gone)
         click.echo(json.dumps(data, indent=2))
     else:
-        files = {"results": result.results, "review": result.review, "ledger": result.ledger}
+        files = {"results": result.results, "review": result.review,
+                 "ledger": None if result.ledger_gone else result.ledger}
         say(outputs.render_summary(summary, files=files),
             quiet=quiet and summary.exit_code == 0)
+        _say_kept(result.kept, quiet=quiet)
+    if result.ledger_gone:
+        click.echo(LEDGER_GONE.format(ledger=result.ledger), err=True)
     sys.exit(summary.exit_code)
+
+
+#: Said (even with --quiet or --json) when the ledger's file went away during the run.
+LEDGER_GONE = ("warning: the ledger {ledger} was deleted during the run: what this run did is "
+               "not recorded anywhere now; rerun with --if-exists adopt to take the cases it "
+               "created back from the server")
+
+
+def _say_kept(kept: Path | None, *, quiet: bool) -> None:
+    """The line about a results file left as it is (its Case Ids are a run's record)."""
+    if kept is not None:
+        say(f"kept: {kept} holds more Case Ids than these results; left as it is", quiet=quiet)
 
 
 #: Warnings ``run`` shows (after a count); ``validate`` shows them all.
@@ -194,6 +212,7 @@ def validate(manifest: Path, server: bool, host: str | None, sandbox: bool,
             "warnings": warnings, "checked_on_server": result.checked_on_server,
             "problems": [str(p) for p in result.problems],
             "results": str(result.results) if result.results else None,
+            "kept": str(result.kept) if result.kept else None,
             "exit_code": result.exit_code}, indent=2))
         sys.exit(result.exit_code)
     line = (f"{manifest.name}: {plural(result.families, 'family')}, "
@@ -203,6 +222,7 @@ def validate(manifest: Path, server: bool, host: str | None, sandbox: bool,
     if result.results:
         line += f"\nresults: {result.results}"
     say(line, quiet=quiet and result.exit_code == 0)
+    _say_kept(result.kept, quiet=quiet)
     sys.exit(result.exit_code)
 
 
@@ -239,13 +259,16 @@ def status(manifest: Path | None, ledger_path: Path | None, as_json: bool, verbo
               help="Ledger file (default: the manifest's).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="FILE.xlsx (review workbook), FILE.csv or FILE.parquet.")
+@click.option("--force", is_flag=True,
+              help="Replace a results file that holds Case Ids (never a manifest or a ledger).")
 @output_options
-def export(manifest: Path | None, ledger_path: Path | None, out: Path, verbose: int,
-           quiet: bool) -> None:
+def export(manifest: Path | None, ledger_path: Path | None, out: Path, force: bool,
+           verbose: int, quiet: bool) -> None:
     """Write the per-family results of a ledger to a spreadsheet or Parquet file.
 
     Nothing on stdout (the data is the file); on stderr, the file written, or with --quiet
-    only errors.
+    only errors. --out is never a manifest the ledger's runs read, nor the ledger; a results
+    file holding Case Ids is replaced only with --force (exit 2 otherwise, nothing written).
 
     \b
     Examples:
@@ -253,24 +276,26 @@ def export(manifest: Path | None, ledger_path: Path | None, out: Path, verbose: 
       emg-batch export --ledger runs/cases.sqlite --out cases.parquet
     """
     setup_logging(verbose, quiet)
-    written = call_sync(jobs.export_job, manifest, ledger_path, out)
+    written = call_sync(jobs.export_job, manifest, ledger_path, out, force=force)
     say(f"wrote {written}", quiet=quiet)
 
 
 @main.command()
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Where the templates go.")
+@click.option("--force", is_flag=True, help="Replace template files that are already there.")
 @output_options
-def template(out_dir: Path, verbose: int, quiet: bool) -> None:
+def template(out_dir: Path, force: bool, verbose: int, quiet: bool) -> None:
     """Write empty manifests to start from: an official batch CSV and an update manifest.
 
     Nothing on stdout (the data is the files); on stderr, the files written, or with --quiet
-    only errors.
+    only errors. A template already there (perhaps filled in) is replaced only with --force
+    (without it: exit 2, nothing written).
 
     \b
     Example:
       emg-batch template --out-dir manifests/
     """
     setup_logging(verbose, quiet)
-    for path in call_sync(outputs.write_template, out_dir):
+    for path in call_sync(outputs.write_template, out_dir, force=force):
         say(f"wrote {path}", quiet=quiet)

@@ -52,6 +52,10 @@ class RunResult:
     ledger: Path
     results: Path | None = None
     review: Path | None = None
+    kept: Path | None = None
+    """A results file left as it is, holding more Case Ids than *results* (written beside)."""
+    ledger_gone: bool = False
+    """The ledger file was deleted (or replaced) while the run used it."""
 
 
 @dataclass(slots=True)
@@ -61,6 +65,8 @@ class ValidationResult:
     problems: list[Problem]
     families: int
     results: Path | None = None
+    kept: Path | None = None
+    """A results file left as it is, holding more Case Ids than *results* (written beside)."""
     checked_on_server: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -114,6 +120,8 @@ async def run_job(
             raise
         if made and not summary.ran and not ledger.holds_work():
             ledger.discard()  # a manifest refused before anything was sent leaves no ledger
+        else:
+            result.ledger_gone = not ledger.on_disk()
     return result
 
 
@@ -130,14 +138,16 @@ def check_outputs(manifest: Path, ledger: Path, out_dir: Path | None) -> None:
 def _write_outputs(result: RunResult, ledger: Ledger, manifest: Manifest, options: RunOptions,
                    out_dir: Path | None) -> None:
     summary = result.summary
+    intended = output_path(manifest.path, "_results.csv", out_dir)
     if summary.invalid and not summary.ran:
         result.results = _write_problems(manifest, summary.problems, out_dir)
     elif not options.dry_run:
-        result.results = write_results(
-            ledger, manifest, output_path(manifest.path, "_results.csv", out_dir))
+        result.results = write_results(ledger, manifest, intended)
         result.review = write_review(
             ledger, manifest, output_path(manifest.path, "_review.xlsx", out_dir),
             summary=summary.as_dict(), host=result.host)
+    if result.results is not None and result.results != intended:
+        result.kept = intended
 
 
 def _write_problems(manifest: Manifest, problems: Sequence[Problem], out_dir: Path | None) -> Path:
@@ -188,11 +198,15 @@ def _problems_file(manifest: Manifest, result: ValidationResult, out_dir: Path |
     """The results file with the errors; when it cannot be written, the problems still go
     out, with why the file is missing (a ``ManifestError``: exit 2)."""
     try:
-        return _write_problems(manifest, result.problems, out_dir)
+        written = _write_problems(manifest, result.problems, out_dir)
     except OutputError as exc:
         raise ManifestError(
             f"{manifest.source}: {plural(len(result.errors), 'error')}; the results file with "
             f"them was not written: {exc}", problems=list(result.problems)) from None
+    intended = output_path(manifest.path, "_results.csv", out_dir)
+    if written != intended:
+        result.kept = intended
+    return written
 
 
 async def _check_all(manifest: Manifest, resolver: Resolver, concurrency: int) -> list[Problem]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -48,6 +49,15 @@ def _after_turns(turns: int, callback: Callable[..., object], *args: Any) -> Non
         loop.call_soon(_after_turns, turns - 1, callback, *args)
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The device and inode *path* names, or None when it names nothing."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
 class Database:
     """A ledger file: open with :meth:`open`; use as a context manager."""
 
@@ -58,6 +68,7 @@ class Database:
         self._batch: _Batch | None = None
         self._deferred: list[Callable[[], object]] = []
         self.commits = 0
+        self._identity = _identity(path)
 
     # -- opening and locking -------------------------------------------------------------
 
@@ -72,6 +83,12 @@ class Database:
             ledger.close()
             raise
         return ledger
+
+    def on_disk(self) -> bool:
+        """Whether the path still names the file opened: False once it was deleted or
+        replaced meanwhile (SQLite goes on writing to the file it has open, which nobody
+        will find again)."""
+        return self._identity is not None and _identity(self.path) == self._identity
 
     def _upgrade(self) -> None:
         """Bring tables of older ledgers up to date, past the schema version (see events)."""

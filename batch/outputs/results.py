@@ -19,6 +19,7 @@ from batch.ledger import Ledger
 from batch.manifest import Manifest
 from batch.outputs.facts import case_of, known_cases, problem_message
 from batch.outputs.files import atomic_path
+from batch.outputs.keep import keep_case_ids
 from batch.outputs.safe import formula_safe
 
 
@@ -92,12 +93,15 @@ def write_results_csv(
 ) -> Path:
     """Write the official CLI's results file: new case ids on proband rows, errors by row.
 
-    Written to a temporary file next to *out*, then renamed over it.
+    Written to a temporary file next to *out*, then renamed over it; the path written is
+    returned. When *out* holds more Case Ids than these results (a run's file, and now the
+    errors of an edited manifest), it is kept and the results go beside it
+    (``batch.outputs.keep``).
     """
     with_errors = any(messages for messages in errors.values())
     header = results_header(manifest.columns, with_errors=with_errors, with_case_ids=bool(case_ids))
     new_ids = _proband_case_ids(manifest, case_ids)
-    out = Path(out)
+    out = keep_case_ids(Path(out), lambda: _case_ids_written(manifest, new_ids))
     with atomic_path(out) as tmp, tmp.open("w", encoding="utf-8", newline="") as handle:
         for cells in manifest.prefix:
             handle.write(_line(cells))
@@ -106,6 +110,14 @@ def write_results_csv(
         for cells in manifest.trailer:
             handle.write(_line(cells))
     return out
+
+
+def _case_ids_written(manifest: Manifest, new_ids: Mapping[int, str]) -> int:
+    """How many rows of the results will hold a Case Id: new ones and the manifest's own."""
+    if "Case Id" not in manifest.columns:
+        return len(new_ids)
+    return sum(1 for position in range(manifest.row_count)
+               if manifest.row_number(position) in new_ids or manifest.cell(position, "Case Id"))
 
 
 def _write_result_rows(handle: IO[str], manifest: Manifest, header: list[str],
