@@ -58,7 +58,11 @@ main.add_command(doctor_command, "doctor")
 
 sheet_option = click.option(
     "--sheet", metavar="NAME", default=None,
-    help="XLSX: the sheet to read (default: the sheet with the official header).")
+    help="XLSX: the sheet to read (default: the visible sheet with the official header; a "
+         "hidden sheet is read only when named).")
+hidden_rows_option = click.option(
+    "--include-hidden-rows", is_flag=True,
+    help="XLSX: read hidden (or filtered-out) rows as data; without it they are refused.")
 
 
 @main.command(epilog=ENVIRONMENT)
@@ -93,12 +97,13 @@ sheet_option = click.option(
 @click.option("--json", "as_json", is_flag=True,
               help="Print the summary as JSON on stdout instead of lines on stderr.")
 @sheet_option
+@hidden_rows_option
 @output_options
 def run(manifest: Path, host: str | None, sandbox: bool, ledger_path: Path | None,
         out_dir: Path | None, concurrency: int, rate: float | None, max_failures: int | None,
         timeout: float, dry_run: bool, skip_invalid: bool, if_exists: IfExists,
-        resend_unknown: tuple[str, ...], as_json: bool, sheet: str | None, verbose: int,
-        quiet: bool) -> None:
+        resend_unknown: tuple[str, ...], as_json: bool, sheet: str | None,
+        include_hidden_rows: bool, verbose: int, quiet: bool) -> None:
     """Create (and update) the cases of MANIFEST; rerun the same command to resume.
 
     On stdout: only the --json summary. On stderr: progress, the manifest's errors and
@@ -120,7 +125,8 @@ def run(manifest: Path, host: str | None, sandbox: bool, ledger_path: Path | Non
     connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
     progress = for_terminal(quiet=quiet)
     result = call(jobs.run_job, manifest, target=where, connection=connection, options=options,
-                  ledger_path=ledger_path, out_dir=out_dir, progress=progress, sheet=sheet)
+                  ledger_path=ledger_path, out_dir=out_dir, progress=progress, sheet=sheet,
+                  include_hidden_rows=include_hidden_rows)
     summary = result.summary
     _print_problems(summary.problems, quiet=quiet, warnings_shown=RUN_WARNINGS_SHOWN)
     if as_json:
@@ -181,10 +187,11 @@ def _print_problems(problems: list[Problem], *, quiet: bool,
 @click.option("--json", "as_json", is_flag=True,
               help="Print the counts and every problem as JSON on stdout.")
 @sheet_option
+@hidden_rows_option
 @output_options
 def validate(manifest: Path, server: bool, host: str | None, sandbox: bool,
              out_dir: Path | None, concurrency: int, rate: float | None, as_json: bool,
-             sheet: str | None, verbose: int, quiet: bool) -> None:
+             sheet: str | None, include_hidden_rows: bool, verbose: int, quiet: bool) -> None:
     """Check MANIFEST and print every problem; send nothing.
 
     Without --host or --sandbox, look-ups (storages, BaseSpace, `existing`) are skipped.
@@ -202,7 +209,8 @@ def validate(manifest: Path, server: bool, host: str | None, sandbox: bool,
     where = target(host, sandbox, needed=server)
     connection = jobs.Connection(rate=rate, concurrency=concurrency)
     result = call(jobs.validate_job, manifest, target=where, connection=connection,
-                  server=server, out_dir=out_dir, sheet=sheet)
+                  server=server, out_dir=out_dir, sheet=sheet,
+                  include_hidden_rows=include_hidden_rows)
     _print_problems(result.problems, quiet=quiet)
     errors = len(result.errors)
     warnings = len(result.problems) - errors

@@ -91,13 +91,15 @@ async def run_job(
     out_dir: Path | None = None,
     progress: Progress | None = None,
     sheet: str | None = None,
+    include_hidden_rows: bool = False,
 ) -> RunResult:
     """``emg-batch run``: read, validate, run, and write the results file and review workbook.
 
     Before anything is sent: every output location is tried (``OutputError``, exit 3) and
     the ledger is bound to the server (``LedgerError`` when it belongs to another, exit 2).
-    *sheet* names the workbook sheet to read (XLSX only)."""
-    manifest = read_manifest(manifest_path, sheet=sheet)
+    *sheet* names the workbook sheet to read (XLSX only); its hidden rows are refused unless
+    *include_hidden_rows*."""
+    manifest = read_manifest(manifest_path, sheet=sheet, include_hidden_rows=include_hidden_rows)
     progress = progress or SilentProgress()
     path = ledger_file(manifest_path, ledger_path, target)
     check_outputs(manifest_path, path, out_dir)
@@ -167,11 +169,13 @@ async def validate_job(
     server: bool = False,
     out_dir: Path | None = None,
     sheet: str | None = None,
+    include_hidden_rows: bool = False,
 ) -> ValidationResult:
     """``emg-batch validate``: every client-side check; with *server*, a dry run per family.
 
-    *sheet* names the workbook sheet to read (XLSX only)."""
-    manifest = read_manifest(manifest_path, sheet=sheet)
+    *sheet* names the workbook sheet to read (XLSX only); its hidden rows are refused unless
+    *include_hidden_rows*."""
+    manifest = read_manifest(manifest_path, sheet=sheet, include_hidden_rows=include_hidden_rows)
     if out_dir is not None:
         make_dir(out_dir)
     if server:  # the cases of the manifest's ledger are on its server only

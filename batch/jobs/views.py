@@ -42,7 +42,9 @@ def export_job(manifest: Path | None, ledger: Path | None, out: Path, *,
         raise UsageError("--out must end in .xlsx, .csv or .parquet")
     path = ledger_for(manifest, ledger)
     refuse_inputs(out, manifests=[manifest] if manifest else [], ledger=path)
-    parsed = read_manifest(manifest) if manifest is not None and manifest.exists() else None
+    # the manifest only names known cases here; rows a run was asked to include count too
+    parsed = (read_manifest(manifest, include_hidden_rows=True)
+              if manifest is not None and manifest.exists() else None)
     with Ledger.open(path, create=False) as opened:
         read = [Path(run.manifest_path) for run in opened.runs() if run.manifest_path]
         refuse_inputs(out, manifests=read, ledger=path)
