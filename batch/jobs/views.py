@@ -51,7 +51,8 @@ def export_job(manifest: Path | None, ledger: Path | None, out: Path, *,
         if not force and case_ids_held(out):
             raise UsageError(f"{out} holds the Case Ids of a run; left as it is: choose "
                              "another --out file, or pass --force to replace it")
-        return export(opened, out, manifest=parsed, host=_link_host(opened))
+        return export(opened, out, manifest=parsed, host=_link_host(opened),
+                      live=opened.in_progress())
 
 
 def _link_host(ledger: Ledger) -> str | None:

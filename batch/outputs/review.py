@@ -9,11 +9,12 @@ after Salesforce's success / error / unprocessed result sets.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from batch.ledger import FamilyRecord, Ledger, State
+from batch.ledger import FamilyRecord, Ledger, RunRecord, State
 from batch.manifest import Family, Manifest
 from batch.outputs.facts import (
     CASE_COLUMNS,
@@ -44,14 +45,15 @@ class _Tally:
         self.failed: list[FamilyRecord] = []
         self.unknown: list[FamilyRecord] = []
 
-    def add(self, record: FamilyRecord) -> None:
+    def add(self, record: FamilyRecord, *, live: bool) -> None:
         states = {s.state for s in record.steps.values()}
         self.held.add(record.family_id)
         if states == {State.PENDING}:
             self.pending[record.family_id] = record
         if State.FAILED in states:
             self.failed.append(record)
-        if states & {State.UNKNOWN, State.SENDING}:
+        # in a run going on, a step being sent is in flight, not of unknown outcome
+        if states & ({State.UNKNOWN} if live else {State.UNKNOWN, State.SENDING}):
             self.unknown.append(record)
 
 
@@ -62,6 +64,7 @@ def write_review(
     *,
     summary: Mapping[str, Any] | None = None,
     host: str | None = None,
+    live: RunRecord | None = None,
 ) -> Path:
     """Write the review workbook: Summary, Cases, Failed, Not attempted, Unknown sheets.
 
@@ -73,6 +76,8 @@ def write_review(
     Times are local time. Rows of failed families are filled red, of families with an unknown
     outcome amber. The Link column links each case in the web app of *host*; for a sandbox on
     this computer it stays empty and the Summary says why (see ``facts.links_to_cases``).
+    *live* is the run going on while the workbook is written: its steps being sent are shown
+    in progress, not interrupted, and the Summary says when the counts were taken.
 
     The Failed sheet saved as CSV is a manifest that ``emg-batch run`` accepts: its first column
     is ``Errors`` (the official CLI's name, which the manifest reader ignores: any other name
@@ -89,16 +94,20 @@ def write_review(
 
     def build(book: Any, formats: Formats) -> None:
         overview = SummarySheet(book, formats)  # the first tab, filled after the Cases pass
-        tally = _cases_sheet(book, formats, ledger, manifest, host)
+        tally = _cases_sheet(book, formats, ledger, manifest, host, live=live is not None)
         not_attempted = _not_attempted_rows(tally, manifest)
         rows = detail_rows(ledger, manifest, counts, host, last)
+        if live is not None:
+            rows.insert(0, ["In progress", f"run {live.id} since {when(live.started_at)}; "
+                                           f"this workbook shows it as of {when(time.time())}"])
         note = link_note(host)
         if note is not None:
             rows.append(["Links", note])
         overview.fill(counts, not_attempted=len(not_attempted), rows=rows)
         _failed_sheet(book, formats, ledger, manifest, tally.failed)
         add_sheet(book, formats, "Not attempted", NOT_ATTEMPTED_COLUMNS, not_attempted)
-        add_sheet(book, formats, "Unknown", UNKNOWN_COLUMNS, _unknown_rows(tally.unknown))
+        add_sheet(book, formats, "Unknown", UNKNOWN_COLUMNS, _unknown_rows(tally.unknown,
+                                                                    live=live is not None))
         problems = list((summary or {}).get("problems") or [])
         if problems:
             add_sheet(book, formats, "Problems", (Column("Problem", max_width=120),),
@@ -109,15 +118,16 @@ def write_review(
 
 
 def _cases_sheet(book: Any, formats: Formats, ledger: Ledger, manifest: Manifest | None,
-                 host: str | None) -> _Tally:
+                 host: str | None, *, live: bool) -> _Tally:
     """The Cases sheet, one row per family of the ledger; what the later sheets need."""
     # families are streamed from the ledger, never all held: a manifest may hold 100,000
     known = known_cases(manifest)
     tally = _Tally()
     cases = Sheet(book, formats, "Cases", CASE_COLUMNS)
     for record in ledger.iter_families():
-        cases.add(case_row(record, host, known.get(record.family_id)), fill=fill_of(record))
-        tally.add(record)
+        cases.add(case_row(record, host, known.get(record.family_id), live=live),
+                  fill=fill_of(record, live=live))
+        tally.add(record, live=live)
     cases.finish()
     return tally
 
@@ -228,11 +238,13 @@ DEFAULT_ADVICE = "Rerun the same command: the step is tried again."
 INTERRUPTED = "interrupted while the request was in flight"
 
 
-def _unknown_rows(records: Iterable[FamilyRecord]) -> Iterator[tuple[Sequence[object], Fill]]:
+def _unknown_rows(records: Iterable[FamilyRecord], *,
+                  live: bool) -> Iterator[tuple[Sequence[object], Fill]]:
+    shown = (State.UNKNOWN,) if live else (State.UNKNOWN, State.SENDING)
     for record in records:
         for name in ordered(record.steps):
             step = record.steps[name]
-            if step.state not in (State.UNKNOWN, State.SENDING):
+            if step.state not in shown:
                 continue
             message = step.error_message or (INTERRUPTED if step.state is State.SENDING
                                              else None)

@@ -27,10 +27,13 @@ def _iso(ts: float | None) -> str | None:
 def status_report(ledger: Ledger) -> dict[str, Any]:
     """Where the ledger stands, from aggregate queries only (fast on 100,000 families).
 
-    ``{"families", "server": {"host", "account"} | None, "steps": {step: {state: n}},
-    "failures": [...], "last_run": {...} | None}``; *server* is where the ledger's cases are;
-    times are ISO 8601 with the local offset.
+    ``{"families", "server": {"host", "account"} | None, "in_progress": {"run", "command",
+    "pid", "since"} | None, "steps": {step: {state: n}}, "failures": [...], "last_run": {...}
+    | None}``; *server* is where the ledger's cases are; *in_progress* the run going on now
+    (its process alive and holding the ledger), whose ``sending`` steps are in flight, not
+    interrupted; times are ISO 8601 with the local offset.
     """
+    live = ledger.in_progress()
     last = ledger.last_run()
     run = None if last is None else {
         "command": last.command, "manifest": last.manifest_path, "host": last.host,
@@ -41,6 +44,9 @@ def status_report(ledger: Ledger) -> dict[str, Any]:
     return {
         "families": ledger.family_count(),
         "server": None if bound is None else {"host": bound.host, "account": bound.account},
+        "in_progress": None if live is None else {
+            "run": live.id, "command": live.command, "pid": live.pid,
+            "since": _iso(live.started_at)},
         "steps": sorted_counts(ledger.step_counts()),
         "failures": ledger.failure_groups(),
         "last_run": run,
@@ -53,10 +59,25 @@ def render_status(report: Mapping[str, Any]) -> str:
     server = report.get("server")
     if server:
         lines.append(f"Server: {Binding(server['host'], server.get('account'))}")
+    live = report.get("in_progress")
+    if live:
+        lines.append(_render_live(live, report.get("steps") or {}))
     lines += _render_steps(report.get("steps") or {})
     lines += _render_failures(report.get("failures") or [])
-    lines += _render_run(report.get("last_run"))
+    lines += _render_run(report.get("last_run"), live=bool(live))
     return "\n".join(lines)
+
+
+def _render_live(live: Mapping[str, Any], steps: Mapping[str, Mapping[str, int]]) -> str:
+    """The run going on now, with its counts as the ledger holds them at this moment."""
+    parts = []
+    for step, counts in steps.items():
+        shown = [f"{state} {n}" + (" (in flight or next in line)" if state == "sending" else "")
+                 for state, n in counts.items() if n]
+        parts.append(f"{label(step)} " + ", ".join(shown))
+    head = (f"In progress: run {live.get('run')} ({live.get('command')}, pid {live.get('pid')})"
+            f" since {live.get('since')}")
+    return head + (": " + "; ".join(parts) if parts else "")
 
 
 def _render_steps(steps: Mapping[str, Mapping[str, int]]) -> list[str]:
@@ -84,15 +105,17 @@ def _render_failures(failures: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
-def _render_run(run: Mapping[str, Any] | None) -> list[str]:
+def _render_run(run: Mapping[str, Any] | None, *, live: bool = False) -> list[str]:
     if not run:
         return ["Last run: none"]
+    ended = run.get("ended") or ("not yet: in progress" if live
+                                 else "not recorded (still running or killed)")
     lines = [f"Last run: {run.get('command')}, exit code "
              f"{'-' if run.get('exit_code') is None else run.get('exit_code')}",
              f"  manifest: {run.get('manifest') or '-'}",
              f"  host: {run.get('host') or '-'}",
              f"  started: {run.get('started') or '-'}",
-             f"  ended: {run.get('ended') or 'not recorded (still running or killed)'}"]
+             f"  ended: {ended}"]
     options = run.get("options") or {}
     if options:
         lines.append("  options: " + ", ".join(f"{k}={options[k]}" for k in sorted(options)))
