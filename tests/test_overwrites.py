@@ -42,8 +42,8 @@ def ran(tmp_path: Path, url: str, families: int = 3) -> Path:
 
 def test_export_never_writes_over_the_manifest_or_the_ledger(tmp_path: Path,
                                                              sandbox_url: str) -> None:
-    """``export m.csv --out m.csv`` (and the same through --ledger, which names no manifest):
-    exit 2, the manifest byte for byte as it was."""
+    """``export m.csv --out m.csv`` (and the same through --ledger, which names no manifest,
+    and ``pull info m.csv --out m.csv``): exit 2, the manifest byte for byte as it was."""
     manifest = ran(tmp_path, sandbox_url)
     before = manifest.read_bytes()
     ledger = tmp_path / "m.ledger.sqlite"
@@ -54,6 +54,11 @@ def test_export_never_writes_over_the_manifest_or_the_ledger(tmp_path: Path,
     result = invoke("export", "--ledger", str(ledger), "--out", str(manifest), "--force")
     assert result.exit_code == 2
     assert f"is the manifest {manifest}" in result.stderr
+    assert manifest.read_bytes() == before
+    for table in ("info", "candidates"):  # the pulls that read a manifest's cases
+        result = invoke("pull", table, str(manifest), "--out", str(manifest), url=sandbox_url)
+        assert result.exit_code == 2
+        assert f"is the manifest {manifest}" in result.stderr
     assert manifest.read_bytes() == before
     result = invoke("export", "--ledger", str(ledger), "--out", str(ledger.with_suffix(".csv")))
     assert result.exit_code == 0  # another name is fine
