@@ -129,7 +129,8 @@ def test_validate_streams(tmp_path: Path) -> None:
     assert (quiet.exit_code, quiet.stdout, quiet.stderr) == (0, "", "")
     data = json.loads(invoke("validate", str(manifest), "--json", "-q").stdout)
     assert data == {"manifest": str(manifest), "families": 1, "errors": 0, "warnings": 0,
-                    "checked_on_server": 0, "problems": [], "results": None, "exit_code": 0}
+                    "checked_on_server": 0, "problems": [], "results": None, "kept": None,
+                    "exit_code": 0}
 
 
 def test_validate_quiet_shows_errors_and_the_counts(tmp_path: Path) -> None:
