@@ -28,10 +28,10 @@ def status_report(ledger: Ledger) -> dict[str, Any]:
     """Where the ledger stands, from aggregate queries only (fast on 100,000 families).
 
     ``{"families", "server": {"host", "account"} | None, "in_progress": {"run", "command",
-    "pid", "since"} | None, "steps": {step: {state: n}}, "failures": [...], "last_run": {...}
-    | None}``; *server* is where the ledger's cases are; *in_progress* the run going on now
-    (its process alive and holding the ledger), whose ``sending`` steps are in flight, not
-    interrupted; times are ISO 8601 with the local offset.
+    "pid", "since", "concurrency"} | None, "steps": {step: {state: n}}, "failures": [...],
+    "last_run": {...} | None}``; *server* is where the ledger's cases are; *in_progress* the
+    run going on now (its process alive and holding the ledger), whose ``sending`` steps are
+    in flight, not interrupted; times are ISO 8601 with the local offset.
     """
     live = ledger.in_progress()
     last = ledger.last_run()
@@ -46,7 +46,7 @@ def status_report(ledger: Ledger) -> dict[str, Any]:
         "server": None if bound is None else {"host": bound.host, "account": bound.account},
         "in_progress": None if live is None else {
             "run": live.id, "command": live.command, "pid": live.pid,
-            "since": _iso(live.started_at)},
+            "since": _iso(live.started_at), "concurrency": live.options.get("concurrency")},
         "steps": sorted_counts(ledger.step_counts()),
         "failures": ledger.failure_groups(),
         "last_run": run,
@@ -72,12 +72,23 @@ def _render_live(live: Mapping[str, Any], steps: Mapping[str, Mapping[str, int]]
     """The run going on now, with its counts as the ledger holds them at this moment."""
     parts = []
     for step, counts in steps.items():
-        shown = [f"{state} {n}" + (" (in flight or next in line)" if state == "sending" else "")
+        shown = [f"{state} {n}" + (_in_flight(n, live.get("concurrency"))
+                                   if state == "sending" else "")
                  for state, n in counts.items() if n]
         parts.append(f"{label(step)} " + ", ".join(shown))
     head = (f"In progress: run {live.get('run')} ({live.get('command')}, pid {live.get('pid')})"
             f" since {live.get('since')}")
     return head + (": " + "; ".join(parts) if parts else "")
+
+
+def _in_flight(sending: int, concurrency: object) -> str:
+    """What ``sending`` means in a run going on: creates are marked a window ahead of the
+    workers, so only as many as the run's concurrency can be on the wire."""
+    if not isinstance(concurrency, int):
+        return " (in flight or next in line)"
+    if sending <= concurrency:
+        return " (in flight)"
+    return f" (up to {concurrency} in flight, the others next in line)"
 
 
 def _render_steps(steps: Mapping[str, Mapping[str, int]]) -> list[str]:
