@@ -94,18 +94,22 @@ async def test_latency_spike_past_the_timeout(tmp_path: Path) -> None:
         manifest = write_manifest(tmp_path / "m.csv", 6)
         parsed = read_manifest(manifest)
         with Ledger.open(default_path(manifest)) as ledger:
-            async with Client(sb.url, credentials=CREDENTIALS, retry=RetryPolicy.for_testing(),
-                              timeout=1.0) as client:
+            # two attempts a request: a worker takes 4 families in turn, each of whose look-ups
+            # after the lost answer times out on every attempt
+            async with Client(sb.url, credentials=CREDENTIALS,
+                              retry=RetryPolicy.for_testing(attempts=2), timeout=0.4,
+                              rate=1000) as client:
                 await client.storage(1)  # logged in and looked up before the spike
-                await set_faults(sb.url, latency_ms=1500)
-                # no look-up before the creates: the creates themselves meet the spike
+                await set_faults(sb.url, latency_ms=600)
+                # no look-up before the creates: the creates themselves meet the spike; the
+                # look-up after each lost answer meets it too (no pause before it: settle=0)
                 first = await run_manifest(parsed, client=client, ledger=ledger,
-                                           options=RunOptions(if_exists="create"))
+                                           options=RunOptions(if_exists="create", settle=0))
         assert first.unknown == 6
         assert first.exit_code == 1
         assert_recorded(manifest)
         await set_faults(sb.url, latency_ms=0)
-        await anyio.sleep(1.6)  # let the slow creates land on the server
+        await anyio.sleep(0.7)  # let the slow creates land on the server
         summaries = await run_until_done(manifest, sb.url)
         assert summaries[-1].exit_code == 0
         assert sum(s.adopted for s in summaries) == 6

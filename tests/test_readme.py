@@ -1,4 +1,4 @@
-"""The README's Python examples run as written, against a sandbox on loopback."""
+"""The Python examples of the README and docs/ run as written, against a sandbox on loopback."""
 
 from __future__ import annotations
 
@@ -23,8 +23,12 @@ REPO = Path(__file__).resolve().parent.parent
 PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
+DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
 def python_blocks() -> list[str]:
-    return PYTHON_BLOCK.findall((REPO / "README.md").read_text(encoding="utf-8"))
+    return [block for document in DOCUMENTS
+            for block in PYTHON_BLOCK.findall(document.read_text(encoding="utf-8"))]
 
 
 def test_the_readme_has_python_examples() -> None:

@@ -1,6 +1,7 @@
-"""Every ```sh block of README.md runs, in document order, in one bash session, as pasted.
+"""Every ```sh block of README.md and of each page in docs/ runs, in document order, in one
+bash session per document, as pasted.
 
-The session works in a temporary folder holding a copy of the repository's ``inputs/`` (never the
+Each session works in a temporary folder holding a copy of the repository's ``inputs/`` (never the
 checkout itself), against sandboxes on loopback only: each fixed port of the README (8765, ...)
 is replaced by a free port. The README's install lines (``python3.11 -m venv .venv &&
 .venv/bin/pip install ...``) are not re-run: they are replaced by ``true``, and ``.venv/bin/``
@@ -29,6 +30,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
+#: Every document whose shell blocks run: the README, then each page of docs/.
+DOCUMENTS = [README, *sorted((REPO / "docs").glob("*.md"))]
 
 
 def _tenant_block(text: str) -> bool:
@@ -66,9 +69,9 @@ class Block:
     marker: str
 
 
-def readme_blocks() -> list[Block]:
-    """Every fenced block of the README in document order."""
-    lines = README.read_text(encoding="utf-8").splitlines()
+def readme_blocks(document: Path = README) -> list[Block]:
+    """Every fenced block of *document* in document order."""
+    lines = document.read_text(encoding="utf-8").splitlines()
     blocks: list[Block] = []
     index = 0
     while index < len(lines):
@@ -84,12 +87,16 @@ def readme_blocks() -> list[Block]:
     return blocks
 
 
-def sh_blocks() -> list[Block]:
-    return [block for block in readme_blocks() if block.language == "sh"]
+def sh_blocks(document: Path = README) -> list[Block]:
+    return [block for block in readme_blocks(document) if block.language == "sh"]
 
 
-def session_blocks() -> list[Block]:
-    return [block for block in sh_blocks() if block.marker not in MARKERS]
+def session_blocks(document: Path = README) -> list[Block]:
+    return [block for block in sh_blocks(document) if block.marker not in MARKERS]
+
+
+def name(document: Path) -> str:
+    return str(document.relative_to(REPO))
 
 
 def free_port() -> int:
@@ -127,13 +134,13 @@ echo "README session: every block ran" >&2
 """
 
 
-def session_script(blocks: list[Block], ports: dict[str, int]) -> str:
-    parts = [PROLOGUE]
+def session_script(blocks: list[Block], ports: dict[str, int], document: str = "README.md") -> str:
+    parts = [PROLOGUE.replace("README.md", document)]
     for block in blocks:
         text = INSTALL.sub("true", block.text)
         for fixed, port in ports.items():
             text = re.sub(rf"\b{fixed}\b", str(port), text)
-        parts.append(f"readme_line={block.line}\necho '### README.md line {block.line}' >&2\n"
+        parts.append(f"readme_line={block.line}\necho '### {document} line {block.line}' >&2\n"
                      f"{strict_exits(text)}")
     parts.append(EPILOGUE)
     return "\n".join(parts)
@@ -179,37 +186,44 @@ def _group_alive(proc: subprocess.Popen[bytes]) -> bool:
     return True
 
 
-def test_the_readme_has_shell_blocks() -> None:
-    assert len(session_blocks()) >= 5
+def test_the_readme_and_docs_have_shell_blocks() -> None:
+    assert len(session_blocks()) >= 4
     assert any(block.marker for block in sh_blocks())
+    assert sum(len(session_blocks(d)) for d in DOCUMENTS[1:]) >= 4
 
 
-def test_shell_blocks_are_fenced_as_sh() -> None:
+@pytest.mark.parametrize("document", DOCUMENTS, ids=name)
+def test_shell_blocks_are_fenced_as_sh(document: Path) -> None:
     """A shell block fenced as anything but ```sh would escape this test."""
     others = SHELL_LANGUAGES - {"sh"}
-    assert [(b.line, b.language) for b in readme_blocks() if b.language in others] == []
+    assert [(b.line, b.language) for b in readme_blocks(document) if b.language in others] == []
 
 
-def test_markers_are_known_and_fit_their_blocks() -> None:
-    for block in readme_blocks():
+@pytest.mark.parametrize("document", DOCUMENTS, ids=name)
+def test_markers_are_known_and_fit_their_blocks(document: Path) -> None:
+    where = name(document)
+    for block in readme_blocks(document):
         if "not run by tests" in block.marker:
-            assert block.marker in MARKERS, f"README.md line {block.line}: {block.marker}"
-            assert block.language == "sh", f"README.md line {block.line}"
+            assert block.marker in MARKERS, f"{where} line {block.line}: {block.marker}"
+            assert block.language == "sh", f"{where} line {block.line}"
             fits = MARKERS[block.marker]
-            assert fits(block.text), f"README.md line {block.line} is not what {block.marker} says"
+            assert fits(block.text), f"{where} line {block.line} is not what {block.marker} says"
 
 
-def test_session_blocks_stay_on_loopback() -> None:
-    for block in session_blocks():
+@pytest.mark.parametrize("document", DOCUMENTS, ids=name)
+def test_session_blocks_stay_on_loopback(document: Path) -> None:
+    where = name(document)
+    for block in session_blocks(document):
         for host in URL.findall(block.text):
-            assert host.startswith("127."), f"README.md line {block.line}: {host}"
-        assert "https://" not in block.text, f"README.md line {block.line}"
+            assert host.startswith("127."), f"{where} line {block.line}: {host}"
+        assert "https://" not in block.text, f"{where} line {block.line}"
 
 
-def test_install_lines_are_substituted_not_run() -> None:
-    for block in session_blocks():
+@pytest.mark.parametrize("document", DOCUMENTS, ids=name)
+def test_install_lines_are_substituted_not_run(document: Path) -> None:
+    for block in session_blocks(document):
         text = INSTALL.sub("true", block.text)
-        assert "pip install" not in text and "-m venv" not in text, f"README.md {block.line}"
+        assert "pip install" not in text and "-m venv" not in text, f"{name(document)} {block.line}"
 
 
 def test_strict_exits_rewrites_only_the_stated_form() -> None:
@@ -218,13 +232,18 @@ def test_strict_exits_rewrites_only_the_stated_form() -> None:
     assert strict_exits("emg-batch run a.csv\n") == "emg-batch run a.csv\n"
 
 
-def test_readme_shell_blocks_run_in_order(tmp_path: Path) -> None:
-    blocks = session_blocks()
+RUNNABLE = [d for d in DOCUMENTS if session_blocks(d)]
+
+
+@pytest.mark.parametrize("document", RUNNABLE, ids=name)
+def test_shell_blocks_run_in_order(document: Path, tmp_path: Path) -> None:
+    blocks = session_blocks(document)
     work = tmp_path / "readme"
     shutil.copytree(REPO / "inputs", work / "inputs")
     env = session_env(work)
     ports = {fixed: free_port() for fixed in fixed_ports(blocks)}
-    (work / "readme.sh").write_text(session_script(blocks, ports), encoding="utf-8")
+    (work / "readme.sh").write_text(session_script(blocks, ports, name(document)),
+                                    encoding="utf-8")
     inputs_before = sorted(path.name for path in (REPO / "inputs").iterdir())
     log = tmp_path / "session.log"
     with log.open("wb") as out:

@@ -337,17 +337,17 @@ async def test_a_failed_look_up_while_building_fails_that_family_only(
     tmp_path: Path, sandbox_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An API error while building one payload is recorded; the other families go on."""
-    import batch.run.create
+    import batch.run.identity
     from batch.errors import RetriesExhausted, ServerError
 
-    real = batch.run.create.build_payload
+    real = batch.run.identity.build_payload
 
     async def flaky(family: Any, resolver: Any) -> dict[str, Any]:
         if family.family_id == "FAM-000001":
             raise RetriesExhausted(ServerError("storage look-up: 503", status=503))
         return await real(family, resolver)
 
-    monkeypatch.setattr(batch.run.create, "build_payload", flaky)
+    monkeypatch.setattr(batch.run.identity, "build_payload", flaky)
     manifest = write_manifest(tmp_path / "m.csv", 3)
     summary = await run_once(manifest, sandbox_url)
     assert (summary.created, summary.failed, summary.exit_code) == (2, 1, 1)

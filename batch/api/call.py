@@ -30,6 +30,7 @@ from yarl import URL
 
 from batch.api.auth import LOGIN_PATH, Auth, Credentials, Secret, TokenRefused, token_of
 from batch.api.body import Attempt, begin, end, read_capped, read_error
+from batch.api.clock import ServerClock
 from batch.api.limiter import AdaptiveLimiter, FixedRateLimiter, Limiter
 from batch.api.limits import Limits
 from batch.api.net import normalise_host, tls_hint
@@ -166,6 +167,7 @@ class Caller:
         self._session: aiohttp.ClientSession | None = None
         self._urls: dict[tuple[str, tuple[tuple[str, str], ...]], URL] = {}
         self.stats = ClientStats(retry_budget_left=self.retry.budget.left)
+        self.clock = ServerClock()
 
     # ------------------------------------------------------------------ session lifecycle
 
@@ -341,6 +343,7 @@ class Caller:
                                            headers=headers, allow_redirects=False,
                                            timeout=timeout) as resp:
                     self.limiter.on_answer(sent_at)
+                    self.clock.observe(resp.headers.get("Date"))
                     self.stats.count_response(resp.status)
                     log.debug("%s %s -> %s", request.method, request.path, resp.status)
                     if is_redirect(resp.status):

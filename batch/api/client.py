@@ -19,6 +19,7 @@ import aiohttp
 from batch.api.auth import Credentials
 from batch.api.body import stream_to
 from batch.api.call import Caller, read_json
+from batch.api.clock import ServerClock
 from batch.api.limiter import Limiter
 from batch.api.limits import Limits
 from batch.api.retry import RetryPolicy
@@ -129,6 +130,8 @@ class Client:
         self._call = self._caller.call
         self.host = self._caller.host
         self.stats: ClientStats = self._caller.stats
+        #: The server's clock, from the ``Date`` of its answers (see ``batch.api.clock``).
+        self.clock: ServerClock = self._caller.clock
         self._users: list[dict[str, Any]] | None = None
         self._users_lock = asyncio.Lock()
         self._storages: _Memo[int, dict[str, Any]] = _Memo()

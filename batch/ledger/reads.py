@@ -13,7 +13,7 @@ from batch.ledger.states import State
 _FAMILY = ("SELECT family_id, seq, proband_sample, row_hash, created_hash, case_name, note"
            " FROM families")
 _STEP = ("SELECT step, state, attempts, http_status, error_class, error_message, case_name,"
-         " started_at, updated_at FROM steps")
+         " started_at, updated_at, server_started_at FROM steps")
 
 
 class Reads(Database):
@@ -79,7 +79,7 @@ class Reads(Database):
         cur.execute(
             "SELECT f.family_id, f.seq, f.proband_sample, f.row_hash, f.created_hash, f.case_name,"
             " f.note, s.step, s.state, s.attempts, s.http_status, s.error_class, s.error_message,"
-            " s.case_name, s.started_at, s.updated_at FROM families f"
+            " s.case_name, s.started_at, s.updated_at, s.server_started_at FROM families f"
             " LEFT JOIN steps s ON s.family_id = f.family_id ORDER BY f.seq, f.family_id"
         )
         current: FamilyRecord | None = None

@@ -51,6 +51,8 @@ class StepRecord:
     case_name: str | None = None
     started_at: float | None = None
     updated_at: float | None = None
+    #: The server's clock when the step was first sent (None: no ``Date`` was seen).
+    server_started_at: float | None = None
 
 
 @dataclass(slots=True)

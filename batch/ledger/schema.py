@@ -5,7 +5,8 @@ In WAL mode with ``synchronous=NORMAL`` a commit survives the process being kill
 cut, which a bulk import can rerun from). Tokens, passwords and headers are never stored.
 
 Versions: 1, the first; 2 adds ``binding`` (the server a ledger belongs to), filled from the
-host of the last run.
+host of the last run; 3 adds ``steps.server_started_at`` (the server's clock when a step was
+first sent, from its ``Date`` header: what tells a lost create's case from an older one).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from batch.errors import LedgerError
 from batch.ledger.disk import prepare, private
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -57,6 +58,7 @@ CREATE TABLE IF NOT EXISTS steps (
     run_id INTEGER,
     started_at REAL,
     updated_at REAL NOT NULL,
+    server_started_at REAL,
     PRIMARY KEY (family_id, step)
 ) WITHOUT ROWID;
 -- No index on state: every state change would pay for it, and the counts that would use it
@@ -104,7 +106,11 @@ MIGRATIONS = {
 INSERT OR IGNORE INTO binding (id, host, account, bound_at)
     SELECT 1, host, NULL, started_at FROM runs WHERE host IS NOT NULL ORDER BY id DESC LIMIT 1;
 """,
+    2: "ALTER TABLE steps ADD COLUMN server_started_at REAL;",
 }
+#: Columns a migration adds, so that it is skipped where the column is already there (a file
+#: whose first open stopped after the tables were made, before its version was written).
+_ADDS = {2: ("steps", "server_started_at")}
 #: The tables every ledger has had since version 1.
 TABLES = frozenset({"meta", "runs", "families", "steps"})
 
@@ -148,13 +154,20 @@ def _set_up(conn: sqlite3.Connection, path: Path) -> None:
     if found == SCHEMA_VERSION:
         conn.executescript(SCHEMA)  # no write unless something is missing: readers stay readers
         return
-    steps = [MIGRATIONS[v] for v in range(found or SCHEMA_VERSION, SCHEMA_VERSION)]
+    steps = [MIGRATIONS[v] for v in range(found or SCHEMA_VERSION, SCHEMA_VERSION)
+             if not _has_column(conn, *_ADDS.get(v, ("", "")))]
     # one transaction: a ledger is made or migrated whole, or not at all
     conn.executescript(
         "BEGIN IMMEDIATE;" + SCHEMA + "".join(steps)
         + f"INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');"
         + "COMMIT;"
     )
+
+
+def _has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
+    if not table:
+        return False
+    return any(row[1] == column for row in conn.execute(f"PRAGMA table_info({table})"))
 
 
 def version(conn: sqlite3.Connection, path: Path) -> int | None:

@@ -28,12 +28,14 @@ _UPDATE_STEP = (
     "UPDATE steps SET state = ?, attempts = attempts + ?, http_status = ?, error_class = ?,"
     " error_message = ?, case_name = COALESCE(?, case_name), run_id = COALESCE(?, run_id),"
     " started_at = CASE WHEN ? THEN COALESCE(started_at, ?) ELSE started_at END,"
+    " server_started_at = CASE WHEN ? THEN COALESCE(server_started_at, ?)"
+    " ELSE server_started_at END,"
     " updated_at = ? WHERE family_id = ? AND step = ? AND state IN ({sources})"
 )
 _INSERT_STEP = (
     "INSERT INTO steps (family_id, step, state, attempts, http_status, error_class,"
-    " error_message, case_name, run_id, started_at, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " error_message, case_name, run_id, started_at, updated_at, server_started_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 #: The conditional update for each target state: only from the states that may lead to it.
 _UPDATES = {
@@ -95,26 +97,30 @@ class Ledger(Reads, RunLog, EventLog, Bindings):
         error_message: str | None = None,
         case_name: str | None = None,
         run_id: int | None = None,
+        server_at: float | None = None,
     ) -> None:
         """Move one step to *state*; ``IllegalTransition`` when the table forbids the move.
 
-        ``attempt=True`` counts an attempt and stamps ``started_at`` (the moment before sending,
-        which reconciliation compares with the server's creation time). A step the ledger does
-        not hold yet (a column added to an edited manifest) starts from ``pending``. Written in
-        the current transaction, or committed at once when there is none.
+        ``attempt=True`` counts an attempt and stamps ``started_at`` (the moment before sending)
+        and ``server_started_at`` (*server_at*: the server's clock then, which reconciliation
+        compares with the server's creation time; the first attempt's is kept). A step the
+        ledger does not hold yet (a column added to an edited manifest) starts from
+        ``pending``. Written in the current transaction, or committed at once when there is
+        none.
         """
         now = time.time()
         stamp = now if attempt else None
         values = (http_status, error_class, error_message, case_name, run_id)
+        server = server_at if attempt else None
         cur = self._execute(_UPDATES[state], (str(state), int(attempt), *values, int(attempt),
-                                              stamp, now, family_id, step))
+                                              stamp, int(attempt), server, now, family_id, step))
         if cur.rowcount:
             return
         found = self._state_of(family_id, step)
         if found is not None or not (state is State.PENDING or allowed(State.PENDING, state)):
             raise IllegalTransition(family_id, step, found, state)
         self._execute(_INSERT_STEP, (family_id, step, str(state), int(attempt), *values,
-                                     stamp, now))
+                                     stamp, now, server))
 
     def _state_of(self, family_id: str, step: str) -> State | None:
         row = self._execute("SELECT state FROM steps WHERE family_id = ? AND step = ?",
@@ -124,30 +130,34 @@ class Ledger(Reads, RunLog, EventLog, Bindings):
     # -- named transitions -----------------------------------------------------------------
 
     def _sending(self, family_id: str, step: str, run_id: int | None,
-                 proband_sample: str | None) -> None:
+                 proband_sample: str | None, server_at: float | None) -> None:
         if proband_sample is not None:
             # the name sent is kept: reconciliation looks it up if the row is edited later
             self.update_family(family_id, proband_sample=proband_sample)
-        self.set_step(family_id, step, State.SENDING, attempt=True, run_id=run_id)
+        self.set_step(family_id, step, State.SENDING, attempt=True, run_id=run_id,
+                      server_at=server_at)
 
     async def mark_sending(self, family_id: str, step: str, *, run_id: int | None = None,
-                           proband_sample: str | None = None) -> None:
-        """The request is about to go out: attempt counted, start time stamped.
+                           proband_sample: str | None = None,
+                           server_at: float | None = None) -> None:
+        """The request is about to go out: attempt counted, start times stamped (ours, and
+        *server_at*, the server's clock).
 
         Durable: returns once committed (group commit), so a process killed after the
         request left always finds ``sending``. *proband_sample* (creates) replaces the name
         the ledger keeps when the row was edited.
         """
-        await self.durably(self._sending, family_id, step, run_id, proband_sample)
+        await self.durably(self._sending, family_id, step, run_id, proband_sample, server_at)
 
     def reserve(self, items: Sequence[tuple[str, str | None]], step: str, *,
-                run_id: int | None = None) -> None:
+                run_id: int | None = None, server_at: float | None = None) -> None:
         """Mark many ``(family_id, proband_sample)`` as ``sending`` ahead of time, in one commit.
 
         A commit costs far more than the writes in it; creates are reserved a window at a time
-        just before they are handed out. Those never sent go back with :meth:`release`.
+        just before they are handed out (*server_at*: the server's clock then, a lower bound
+        of when each is sent). Those never sent go back with :meth:`release`.
         """
-        self.commit([functools.partial(self._sending, family_id, step, run_id, sample)
+        self.commit([functools.partial(self._sending, family_id, step, run_id, sample, server_at)
                      for family_id, sample in items])
 
     def release(self, family_ids: Iterable[str], step: str) -> None:
@@ -162,6 +172,8 @@ class Ledger(Reads, RunLog, EventLog, Bindings):
                 self._execute(
                     "UPDATE steps SET state = 'pending', attempts = max(attempts - 1, 0),"
                     " started_at = CASE WHEN attempts <= 1 THEN NULL ELSE started_at END,"
+                    " server_started_at = CASE WHEN attempts <= 1 THEN NULL"
+                    " ELSE server_started_at END,"
                     " updated_at = ? WHERE family_id = ? AND step = ? AND state = 'sending'",
                     (now, family_id, step),
                 )

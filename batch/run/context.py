@@ -40,10 +40,6 @@ class RunContext:
     planner: Planner
     stop: anyio.Event = field(default_factory=anyio.Event)
     run_id: int = 0
-    #: Families whose create was marked ``sending`` ahead of time and not yet sent.
-    reserved: set[str] = field(default_factory=set)
-    #: Cases known to belong to a family of this ledger: never adopted by another family.
-    claimed: dict[str, str] = field(default_factory=dict)
 
     def halt(self, why: Stop, reason: str) -> None:
         """Stop taking families; the first reason is the one reported."""
@@ -52,12 +48,6 @@ class RunContext:
             self.summary.stop_reason = reason
             self.progress.note(reason)
         self.stop.set()
-
-    def unreserve(self, family_id: str) -> None:
-        """A family reserved ahead of time that will not be sent after all."""
-        if family_id in self.reserved:
-            self.reserved.discard(family_id)
-            self.ledger.release([family_id], "create")
 
     async def fail(self, family: Family, step: str, outcome: Outcome, *,
                    case: str | None = None) -> None:

@@ -16,8 +16,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from batch.ledger import FamilyRecord, NewFamily, State
+from batch.ledger import FamilyRecord, NewFamily, State, StepRecord
 from batch.manifest import Family, Manifest
+
+#: The error class of a step stopped because its case was answered for two families of the
+#: ledger (a server that forgot its cases): never tried again by a rerun of this ledger.
+CONFLICT = "CaseConflict"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +36,14 @@ class FamilyPlan:
     case_name: str | None = None
     #: Look for the family's case on the server before its first create.
     look_up: bool = False
+    #: Its case was answered for another family too: nothing more is done.
+    conflict: bool = False
 
     @property
     def kind(self) -> str:
-        """One word for the plan table: create, reconcile, update, skip or changed."""
+        """One word for the plan table: create, reconcile, update, skip, changed or conflict."""
+        if self.conflict:
+            return "conflict"
         if self.reconcile:
             return "reconcile"
         if self.create:
@@ -55,11 +63,14 @@ def plan_family(family: Family, record: FamilyRecord | None, row_hash: str, *,
                 look_up: bool = True) -> FamilyPlan:
     """Decide what *family* (whose rows hash to *row_hash*) needs, given its ledger record.
 
-    A create never sent before is preceded by a look-up of the family's case on the server
-    (*look_up*; off with ``--if-exists create``).
+    A create not yet done is preceded by a look-up of the family's case on the server
+    (*look_up*; off with ``--if-exists create``); an uncertain one is reconciled instead.
     """
     wanted = family_steps(family)
     actions = tuple(s for s in wanted if s != "create")
+    if record is not None and any(_conflicted(s) for s in record.steps.values()):
+        return FamilyPlan(family.family_id, False, False, (), False, record.case_name,
+                          conflict=True)
     if record is None:
         create_now = "create" in wanted
         return FamilyPlan(family.family_id, create_now, False, actions, False, family.case_id,
@@ -76,9 +87,13 @@ def plan_family(family: Family, record: FamilyRecord | None, row_hash: str, *,
     if "create" not in wanted or (create is not None and create.state is State.SUCCEEDED):
         return FamilyPlan(family.family_id, False, False, todo, changed, case_name)
     reconcile = create is not None and create.state in (State.SENDING, State.UNKNOWN)
-    never_sent = create is None or (create.attempts == 0 and not reconcile)
+    # a create that failed may follow one whose answer was lost: looked up again too
     return FamilyPlan(family.family_id, True, reconcile, todo, False, case_name,
-                      look_up=look_up and never_sent)
+                      look_up=look_up and not reconcile)
+
+
+def _conflicted(step: StepRecord) -> bool:
+    return step.state is State.FAILED and step.error_class == CONFLICT
 
 
 class Planner:

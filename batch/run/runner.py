@@ -9,7 +9,6 @@ A create whose outcome is unknown is reconciled by looking the case up, never bl
 
 from __future__ import annotations
 
-import itertools
 import signal
 import time
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from batch.manifest import Family, Manifest, Problem
 from batch.payload import resolve
 from batch.run.actions import run_action
 from batch.run.context import RunContext
-from batch.run.create import create
+from batch.run.identity import CaseIdentity
 from batch.run.plan import FamilyPlan, Planner
 from batch.run.pool import run_pool
 from batch.run.progress import Progress, SilentProgress
@@ -48,6 +47,7 @@ class Runner:
         self.ctx = RunContext(client=client, resolver=resolve.for_client(client), ledger=ledger,
                               options=options, progress=progress, planner=self.planner,
                               summary=RunSummary(dry_run=options.dry_run))
+        self.identity = CaseIdentity(self.ctx)
         self._invalid: set[str] = set()
         self._new: list[NewFamily] = []
         self._rehash: list[tuple[str, str]] = []
@@ -64,8 +64,7 @@ class Runner:
         """Validate, plan and run; never raises for per-family failures."""
         started = time.monotonic()
         self.planner.records = self.ctx.ledger.snapshot()
-        self.ctx.claimed = {r.case_name: fid for fid, r in self.planner.records.items()
-                            if r.case_name}
+        self.identity.load(self.planner.records)
         if self.planner.is_foreign():
             raise LedgerError(
                 f"ledger {self.ctx.ledger.path} holds {len(self.planner.records)} families, none"
@@ -168,11 +167,10 @@ class Runner:
         self._warn_short_token(len(self.manifest) - self.summary.invalid)
         started = time.monotonic()
         try:
+            await self._read_server_clock()
             await self._pool()
         finally:
-            if ctx.reserved:  # marked sending, never reached: the run stopped first
-                ctx.ledger.release(sorted(ctx.reserved), "create")
-                ctx.reserved.clear()
+            self.identity.release_unsent()  # marked sending, never reached: stopped first
             ctx.ledger.flush()  # successes queued without waiting (Ledger.record_created)
         self._sample(time.monotonic() - started)
         self._collect_stats()
@@ -192,29 +190,11 @@ class Runner:
                 outer.start_soon(self._watch_signals)
             outer.start_soon(self._sample_timeline)
             with anyio.CancelScope() as self._pool_scope:
-                await run_pool(self._reserving(self._plans()), work,
+                await run_pool(self.identity.reserving(self._plans(), window=RESERVE_WINDOW),
+                               work,
                                concurrency=ctx.options.concurrency, stop=ctx.stop,
                                batch=RUN_BATCH)
             outer.cancel_scope.cancel()
-
-    def _reserving(self, plans: Iterator[tuple[Family, FamilyPlan]],
-                   ) -> Iterator[tuple[Family, FamilyPlan]]:
-        """Mark creates ``sending`` a window at a time, in one commit, before handing them out.
-
-        Every create must be marked before it is sent, and a commit costs far more than the
-        writes in it, so a window of them shares one. A family marked but never reached (the
-        run stopped first) is put back to ``pending`` at the end; after a crash it is
-        reconciled like any interrupted create: looked up, not found, created. At most a
-        window plus what the pool holds is ever marked ahead.
-        """
-        ctx = self.ctx
-        while window := list(itertools.islice(plans, RESERVE_WINDOW)):
-            creates = [f for f, plan in window if plan.create and not plan.reconcile]
-            if creates and not ctx.stop.is_set():
-                ctx.ledger.reserve([(f.family_id, self.planner.sample_to_keep(f))
-                                    for f in creates], "create", run_id=ctx.run_id)
-                ctx.reserved.update(f.family_id for f in creates)
-            yield from window
 
     def _warn_short_token(self, families: int) -> None:
         """A ready token (EMG_TOKEN) that runs out before the run is likely to end: say so
@@ -230,6 +210,22 @@ class Runner:
                 f"warning: the token (EMG_TOKEN) expires in {max(left, 0) / 60:.0f} min and "
                 f"this run may take {needed / 60:.0f} min; it stops when the token does. Set "
                 "EMG_USERNAME and EMG_PASSWORD so emg-batch can log in again")
+
+    async def _read_server_clock(self) -> None:
+        """Log in now if no answer has yet told the server's time (the login the first request
+        would make anyway), and say once when the two clocks differ by more than a minute:
+        cases are recognised by the server's clock, but a wrong local one surprises."""
+        client = self.ctx.client
+        if client.clock.now() is None:
+            try:
+                await client.login()
+            except AuthError as exc:
+                self.ctx.halt("auth", f"authentication refused: {exc.message}")
+            except ApiError:
+                pass  # the pool's first request meets the same fault, and says it
+        warning = client.clock.skew_warning()
+        if warning is not None:
+            self.ctx.progress.note(warning)
 
     async def _watch_signals(self) -> None:
         """First Ctrl-C (or SIGTERM): take no new family. Second: cancel what is in flight."""
@@ -265,8 +261,11 @@ class Runner:
         if ctx.stop.is_set():
             return
         case = plan.case_name
+        if plan.conflict:  # stopped by an earlier run: its case was answered for two families
+            self.summary.failed += 1
+            return
         if plan.create:
-            case = await create(ctx, family, plan)
+            case = await self.identity.create(family, plan)
             if case is None:
                 return
         elif not plan.steps:
@@ -275,6 +274,9 @@ class Runner:
         if case is None or not plan.steps:
             return
         for step in plan.steps:
+            if self.identity.holds_conflict(case):
+                await self.identity.hold(family, step, case)
+                return
             if not await run_action(ctx, step, family, case):
                 return
         self.summary.updated += 1
