@@ -121,3 +121,26 @@ def test_a_server_that_forgot_its_cases_gives_no_case_to_two_families(tmp_path: 
         assert again.exit_code == 1
         assert "failed 4" in again.stderr
         assert len(sandbox_cases(sandbox.url)) == 4, "a conflicted family was created again"
+
+
+def test_a_lost_answer_from_a_server_that_forgot_its_cases_is_a_conflict(tmp_path: Path) -> None:
+    """The reused name is found by the sample look-up after a lost answer: the family stops as
+    a conflict, and no rerun sends its create again."""
+    first = write_manifest(tmp_path / "a.csv", 2, data_row=False)
+    newer = write_manifest(tmp_path / "b.csv", 2, prefix="NEW", data_row=False)
+    merged = tmp_path / "both.csv"
+    merged.write_text(first.read_text(encoding="utf-8")
+                      + "".join(newer.read_text(encoding="utf-8").splitlines(True)[1:]),
+                      encoding="utf-8")
+    ledger = tmp_path / "l.sqlite"
+    with SandboxThread(SandboxConfig(fixture=demo_fixture_path())) as sandbox:
+        port = int(sandbox.url.rsplit(":", 1)[1])
+        assert invoke("run", str(first), "--ledger", str(ledger), "-q", url=sandbox.url
+                      ).exit_code == 0
+    lossy = SandboxConfig(fixture=demo_fixture_path(), drop_after_commit=1.0)
+    with SandboxThread(lossy, port=port) as sandbox:
+        for _ in range(2):
+            result = invoke("run", str(merged), "--ledger", str(ledger), url=sandbox.url)
+            assert result.exit_code == 1, result.stderr
+            assert "failed 2" in result.stderr
+            assert len(sandbox_cases(sandbox.url)) == 2

@@ -80,6 +80,22 @@ def test_a_note_that_no_longer_holds_is_stale(manifest: Manifest) -> None:
     assert planner.stale_note("FAM-000000", planner.plan(manifest.family("FAM-000000")))
 
 
+@pytest.mark.parametrize(("state", "reverted", "recreatable"), [
+    (State.SUCCEEDED, True, True),   # in the trash: skipped, created again only when asked
+    (State.UNKNOWN, True, False),    # the move may have happened: finish the revert first
+    (State.FAILED, True, False),
+    (State.SENDING, True, False),
+])
+def test_a_reverted_family_is_skipped_and_created_again_only_when_done(
+        manifest: Manifest, state: State, reverted: bool, recreatable: bool) -> None:
+    planner = Planner(manifest, {"FAM-000000": created(manifest, "FAM-000000", revert=state),
+                                 "FAM-000001": created(manifest, "FAM-000001")})
+    assert planner.reverted("FAM-000000") is reverted
+    assert not planner.reverted("FAM-000001") and not planner.reverted("FAM-000002")
+    found = [f.family_id for f in planner.recreatable()]
+    assert found == (["FAM-000000"] if recreatable else [])
+
+
 def test_actions_left_to_do_are_planned_and_succeeded_ones_skipped(with_actions: Manifest
                                                                    ) -> None:
     done = created(with_actions, "FAM-000000", assign=State.SUCCEEDED)

@@ -211,17 +211,17 @@ def test_cases_sheet(ledger: Ledger, manifest: Manifest, tmp_path: Path) -> None
     ws = book["Cases"]
     rows = _sheet(book, "Cases")
     assert rows[0] == ["Family Id", "Proband BioSample", "Case", "Create", "Assign",
-                       "Preset Group", "Set Status", "Attempts", "Last Error", "HTTP Status",
-                       "Link", "Updated"]
+                       "Preset Group", "Set Status", "Revert", "Attempts", "Last Error",
+                       "HTTP Status", "Link", "Updated"]
     assert [r[0] for r in rows[1:]] == ["F1", "F2", "F3", "F5", "F6"]
     f2 = rows[2]
-    assert f2[1:7] == ["S3", "EMG000000002", "succeeded", "failed", None, None]
-    assert f2[7] == 2 and f2[9] == 404
-    assert f2[8] == "the server refused the assignment: no such user (HTTP 404)"
-    assert f2[10] == f"{HOST}/case/EMG000000002"
-    assert ws.cell(row=3, column=11).hyperlink.target == f"{HOST}/case/EMG000000002"
-    assert isinstance(f2[11], datetime)
-    assert isinstance(rows[1][7], int) and isinstance(rows[1][9], int)
+    assert f2[1:8] == ["S3", "EMG000000002", "succeeded", "failed", None, None, None]
+    assert f2[8] == 2 and f2[10] == 404
+    assert f2[9] == "the server refused the assignment: no such user (HTTP 404)"
+    assert f2[11] == f"{HOST}/case/EMG000000002"
+    assert ws.cell(row=3, column=12).hyperlink.target == f"{HOST}/case/EMG000000002"
+    assert isinstance(f2[12], datetime)
+    assert isinstance(rows[1][8], int) and isinstance(rows[1][10], int)
     fills = {r[0].value: r[0].fill.fgColor.rgb if r[0].fill.fill_type else None
              for r in ws.iter_rows(min_row=2)}
     assert fills == {"F1": "FFF8CBAD", "F2": "FFF8CBAD", "F3": "FFFFE699", "F5": None,
@@ -296,7 +296,7 @@ def test_links_beyond_excel_limit_are_text(ledger: Ledger, tmp_path: Path,
     book = openpyxl.load_workbook(outputs.write_review(ledger, None, tmp_path / "r.xlsx",
                                                       host=HOST))
     ws = book["Cases"]
-    links = [c.hyperlink for c in ws["K"][1:] if c.value]
+    links = [c.hyperlink for c in ws["L"][1:] if c.value]
     assert len(links) == 2 and links[0] is not None and links[1] is None
 
 

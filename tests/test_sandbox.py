@@ -325,7 +325,8 @@ async def test_list_cases_paging_and_filters(api: Api) -> None:
     later = (await api.call("GET", "/api/test",
                             params={"from_status_change_date": "2999-01-01T00:00:00Z"}))[1]
     assert later == {"hits": [], "total": 0}
-    assert (await api.call("GET", "/api/test", params={"size": 1000}))[1]["total"] == 8
+    # the case in the trash is listed only when asked for by status
+    assert (await api.call("GET", "/api/test", params={"size": 1000}))[1]["total"] == 7
     assert (await api.call("GET", "/api/test",
                            params={"from_status_change_date": "soon"}))[0] == 400
 

@@ -29,6 +29,7 @@ from batch.cli.common import (
 )
 from batch.cli.doctor import doctor_command
 from batch.cli.pull import listen_command, pull_group
+from batch.cli.revert import revert_command
 from batch.cli.sandbox import sandbox_command
 from batch.manifest import Problem
 from batch.outputs.words import plural
@@ -52,6 +53,7 @@ main.add_command(sandbox_command, "sandbox")
 main.add_command(pull_group, "pull")
 main.add_command(listen_command, "listen")
 main.add_command(doctor_command, "doctor")
+main.add_command(revert_command, "revert")
 
 
 # -- run ---------------------------------------------------------------------------------------
@@ -94,6 +96,9 @@ hidden_rows_option = click.option(
               type=click.Choice(["preset_group"]),
               help="Send again a preset group whose answer was lost, after checking in "
                    "Emedgene that it is not on the case.")
+@click.option("--recreate-reverted", is_flag=True,
+              help="Create again the families whose cases `emg-batch revert` moved to the "
+                   "trash (by default they are skipped, with a warning).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the summary as JSON on stdout instead of lines on stderr.")
 @sheet_option
@@ -102,8 +107,8 @@ hidden_rows_option = click.option(
 def run(manifest: Path, host: str | None, sandbox: bool, ledger_path: Path | None,
         out_dir: Path | None, concurrency: int, rate: float | None, max_failures: int | None,
         timeout: float, dry_run: bool, skip_invalid: bool, if_exists: IfExists,
-        resend_unknown: tuple[str, ...], as_json: bool, sheet: str | None,
-        include_hidden_rows: bool, verbose: int, quiet: bool) -> None:
+        resend_unknown: tuple[str, ...], recreate_reverted: bool, as_json: bool,
+        sheet: str | None, include_hidden_rows: bool, verbose: int, quiet: bool) -> None:
     """Create (and update) the cases of MANIFEST; rerun the same command to resume.
 
     On stdout: only the --json summary. On stderr: progress, the manifest's errors and
@@ -121,7 +126,8 @@ def run(manifest: Path, host: str | None, sandbox: bool, ledger_path: Path | Non
     assert where is not None
     options = RunOptions(concurrency=concurrency, max_failures=max_failures, dry_run=dry_run,
                          skip_invalid=skip_invalid, if_exists=if_exists,
-                         resend_unknown=frozenset(resend_unknown), handle_signals=True)
+                         resend_unknown=frozenset(resend_unknown), handle_signals=True,
+                         recreate_reverted=recreate_reverted)
     connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
     progress = for_terminal(quiet=quiet)
     result = call(jobs.run_job, manifest, target=where, connection=connection, options=options,

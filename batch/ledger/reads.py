@@ -10,10 +10,12 @@ from batch.ledger.db import Database
 from batch.ledger.records import FamilyRecord, StepRecord
 from batch.ledger.states import State
 
-_FAMILY = ("SELECT family_id, seq, proband_sample, row_hash, created_hash, case_name, note"
-           " FROM families")
+# adopted: the origin of the family's case, when it is the case the family holds now
+_FAMILY = ("SELECT f.family_id, f.seq, f.proband_sample, f.row_hash, f.created_hash,"
+           " f.case_name, f.note, o.adopted FROM families f LEFT JOIN origins o"
+           " ON o.family_id = f.family_id AND o.case_name = f.case_name")
 _STEP = ("SELECT step, state, attempts, http_status, error_class, error_message, case_name,"
-         " started_at, updated_at, server_started_at FROM steps")
+         " started_at, updated_at, server_started_at, run_id FROM steps")
 
 
 class Reads(Database):
@@ -22,8 +24,8 @@ class Reads(Database):
     def snapshot(self) -> dict[str, FamilyRecord]:
         """Every family with its steps, read in two queries (used to plan a run)."""
         families: dict[str, FamilyRecord] = {}
-        for fid, seq, sample, row_hash, created_hash, case, note in self._execute(_FAMILY):
-            families[fid] = FamilyRecord(fid, seq, sample, row_hash, created_hash, case, note)
+        for row in self._execute(_FAMILY):
+            families[row[0]] = _family(row)
         for row in self._execute(_STEP.replace("SELECT ", "SELECT family_id, ", 1)):
             record = families.get(row[0])
             if record is not None:
@@ -32,10 +34,10 @@ class Reads(Database):
 
     def family(self, family_id: str) -> FamilyRecord | None:
         """One family with its steps."""
-        row = self._execute(_FAMILY + " WHERE family_id = ?", (family_id,)).fetchone()
+        row = self._execute(_FAMILY + " WHERE f.family_id = ?", (family_id,)).fetchone()
         if row is None:
             return None
-        record = FamilyRecord(*row)
+        record = _family(row)
         for srow in self._execute(_STEP + " WHERE family_id = ?", (family_id,)):
             record.steps[srow[0]] = StepRecord(srow[0], State(srow[1]), *srow[2:])
         return record
@@ -77,18 +79,25 @@ class Reads(Database):
         """Every family in manifest order, steps attached, streamed."""
         cur = self._conn.cursor()
         cur.execute(
-            "SELECT f.family_id, f.seq, f.proband_sample, f.row_hash, f.created_hash, f.case_name,"
-            " f.note, s.step, s.state, s.attempts, s.http_status, s.error_class, s.error_message,"
-            " s.case_name, s.started_at, s.updated_at, s.server_started_at FROM families f"
-            " LEFT JOIN steps s ON s.family_id = f.family_id ORDER BY f.seq, f.family_id"
+            _FAMILY.replace(" FROM", ", s.step, s.state, s.attempts, s.http_status,"
+                            " s.error_class, s.error_message, s.case_name, s.started_at,"
+                            " s.updated_at, s.server_started_at, s.run_id FROM", 1)
+            + " LEFT JOIN steps s ON s.family_id = f.family_id ORDER BY f.seq, f.family_id"
         )
         current: FamilyRecord | None = None
         for row in cur:
             if current is None or current.family_id != row[0]:
                 if current is not None:
                     yield current
-                current = FamilyRecord(*row[:7])
-            if row[7] is not None:
-                current.steps[row[7]] = StepRecord(row[7], State(row[8]), *row[9:])
+                current = _family(row[:8])
+            if row[8] is not None:
+                current.steps[row[8]] = StepRecord(row[8], State(row[9]), *row[10:])
         if current is not None:
             yield current
+
+
+def _family(row: Any) -> FamilyRecord:
+    """A family record from the first eight columns of ``_FAMILY``."""
+    adopted = None if row[7] is None else bool(row[7])
+    fid, seq, sample, row_hash, created_hash, case, note = row[:7]
+    return FamilyRecord(fid, seq, sample, row_hash, created_hash, case, note, adopted)

@@ -53,6 +53,8 @@ class StepRecord:
     updated_at: float | None = None
     #: The server's clock when the step was first sent (None: no ``Date`` was seen).
     server_started_at: float | None = None
+    #: The run that last moved the step (for a succeeded create: the run that made its case).
+    run_id: int | None = None
 
 
 @dataclass(slots=True)
@@ -66,12 +68,21 @@ class FamilyRecord:
     created_hash: str | None
     case_name: str | None
     note: str | None
+    #: True: the case was found on the server and adopted; False: a run created it; None:
+    #: not known (no case, or recorded before the ledger kept it).
+    adopted: bool | None = None
     steps: dict[str, StepRecord] = field(default_factory=dict)
 
     @property
     def create(self) -> StepRecord | None:
         """The create step, if the family has one."""
         return self.steps.get("create")
+
+    @property
+    def reverted(self) -> bool:
+        """``emg-batch revert`` moved (or began to move) the family's case to the trash."""
+        revert = self.steps.get("revert")
+        return revert is not None and (revert.state is not State.PENDING or revert.attempts > 0)
 
     @property
     def done(self) -> bool:

@@ -6,7 +6,9 @@ cut, which a bulk import can rerun from). Tokens, passwords and headers are neve
 
 Versions: 1, the first; 2 adds ``binding`` (the server a ledger belongs to), filled from the
 host of the last run; 3 adds ``steps.server_started_at`` (the server's clock when a step was
-first sent, from its ``Date`` header: what tells a lost create's case from an older one).
+first sent, from its ``Date`` header: what tells a lost create's case from an older one); 4 adds
+``origins`` (whether each case was created by a run or found on the server and adopted; a case
+recorded before version 4 has no origin: not known).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from batch.errors import LedgerError
 from batch.ledger.disk import prepare, private
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -92,6 +94,13 @@ CREATE TABLE IF NOT EXISTS events (
     failed_at REAL
 );
 CREATE INDEX IF NOT EXISTS events_case ON events (case_name, handled_at);
+-- How a family's case came to the ledger: created by a run (0) or adopted (1). A table of its
+-- own, so that making it is idempotent (no ALTER TABLE on a half-made ledger).
+CREATE TABLE IF NOT EXISTS origins (
+    family_id TEXT PRIMARY KEY,
+    case_name TEXT NOT NULL,
+    adopted INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS binding (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     host TEXT NOT NULL,
@@ -107,6 +116,7 @@ INSERT OR IGNORE INTO binding (id, host, account, bound_at)
     SELECT 1, host, NULL, started_at FROM runs WHERE host IS NOT NULL ORDER BY id DESC LIMIT 1;
 """,
     2: "ALTER TABLE steps ADD COLUMN server_started_at REAL;",
+    3: "",  # origins: made by SCHEMA; the cases recorded before have no origin (not known)
 }
 #: Columns a migration adds, so that it is skipped where the column is already there (a file
 #: whose first open stopped after the tables were made, before its version was written).

@@ -25,6 +25,10 @@ definition of what may follow what; the ledger refuses anything else (a bug, not
 | unknown   | failed    | sent again and refused                                         |
 | unknown   | unknown   | still cannot tell                                              |
 | succeeded | —         | final: a succeeded step is never sent again                    |
+
+``revert`` is not part of a family's chain: ``emg-batch revert`` adds it to a family whose case
+it moves to the trash, and it moves through the same states (a lost answer is reconciled by
+reading the case's status: moving a case to the trash twice changes nothing).
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ class Step(StrEnum):
     ASSIGN = "assign"
     PRESET_GROUP = "preset_group"
     SET_STATUS = "set_status"
+    #: Not a chain step: the case moved to the trash by ``emg-batch revert``.
+    REVERT = "revert"
 
 
 class State(StrEnum):
@@ -52,7 +58,7 @@ class State(StrEnum):
     UNKNOWN = "unknown"
 
 
-#: Step names in chain order.
+#: Step names in chain order, then ``revert``.
 STEPS: tuple[str, ...] = tuple(str(s) for s in Step)
 
 _P, _S, _OK, _F, _U = State.PENDING, State.SENDING, State.SUCCEEDED, State.FAILED, State.UNKNOWN

@@ -179,17 +179,24 @@ class Ledger(Reads, RunLog, EventLog, Bindings):
                 )
 
     async def record_created(self, family_id: str, case_name: str, *, http_status: int = 201,
-                             run_id: int | None = None, final: bool = False) -> None:
-        """The create succeeded (or its case was found and adopted).
+                             run_id: int | None = None, final: bool = False,
+                             adopted: bool = False) -> None:
+        """The create succeeded (or its case was found and *adopted*).
 
-        One statement: a trigger stores the case and the rows' hash on the family, so a
+        A trigger stores the case and the rows' hash on the family in the step's statement,
+        and the case's origin (created or adopted) is written in the same commit, so a
         process killed at any instant cannot leave a succeeded create without its case.
         Durable, unless *final* (no step follows): then it rides with the next commit and
         returns at once. Lost with a killed process, it leaves the create ``sending``, which
         the next run reconciles by looking the case up: never a second case.
         """
-        write = functools.partial(self.set_step, family_id, "create", State.SUCCEEDED,
-                                  http_status=http_status, case_name=case_name, run_id=run_id)
+
+        def write() -> None:
+            self.set_step(family_id, "create", State.SUCCEEDED, http_status=http_status,
+                          case_name=case_name, run_id=run_id)
+            self._execute("INSERT OR REPLACE INTO origins (family_id, case_name, adopted)"
+                          " VALUES (?, ?, ?)", (family_id, case_name, int(adopted)))
+
         if final:
             self.later(write)
         else:
@@ -233,6 +240,22 @@ class Ledger(Reads, RunLog, EventLog, Bindings):
         """
         self.set_step(family_id, step, State.PENDING, error_class=outcome.kind,
                       error_message=outcome.message)
+
+    def recreate(self, family_id: str, steps: Sequence[str], note: str) -> None:
+        """Start a family whose case was moved to the trash over: its steps (the revert too)
+        make way for *steps*, all ``pending``, and its case is forgotten, with *note* saying
+        which it was. Not a transition (a succeeded step stays final): the family begins a
+        new life, as a family never seen, and is looked up before its first create.
+        Committed at once, in one transaction.
+        """
+        now = time.time()
+        with self.transaction():
+            self._execute("DELETE FROM steps WHERE family_id = ?", (family_id,))
+            self._execute("UPDATE families SET case_name = NULL, created_hash = NULL, note = ?,"
+                          " updated_at = ? WHERE family_id = ?", (note, now, family_id))
+            for step in steps:
+                self._execute("INSERT INTO steps (family_id, step, state, updated_at)"
+                              " VALUES (?, ?, 'pending', ?)", (family_id, step, now))
 
     def note(self, family_id: str, text: str | None) -> None:
         """Why a family is reported (e.g. edited after its case was created); None clears it.

@@ -18,7 +18,7 @@ from batch.outputs.workbook import Column, Fill
 
 # Headers are Title Case in every table for people, as the manifest's own columns are.
 STEP_TITLES = {"create": "Create", "assign": "Assign", "preset_group": "Preset Group",
-               "set_status": "Set Status"}
+               "set_status": "Set Status", "revert": "Revert"}
 STATE_ORDER = tuple(str(s) for s in State)
 
 
@@ -131,6 +131,14 @@ def case_of(record: FamilyRecord, known: str | None = None) -> str | None:
     return known
 
 
+def revert_note(record: FamilyRecord) -> str | None:
+    """What a done revert says of the family's case, or None when none is done."""
+    revert = record.steps.get("revert")
+    if revert is None or revert.state is not State.SUCCEEDED:
+        return None
+    return f"case {case_of(record)} moved to the trash by revert"
+
+
 def fill_of(record: FamilyRecord, *, live: bool = False) -> Fill:
     """The colour of the family's row: failed, unknown (or interrupted, unless *live*: a run
     is going on and its steps are in flight), or none."""
@@ -174,7 +182,7 @@ def case_row(record: FamilyRecord, host: str | None, known_case: str | None, *,
         case,
         *(str(record.steps[s].state) if s in record.steps else None for s in STEPS),
         sum(s.attempts for s in record.steps.values()),
-        error or record.note or None,
+        error or revert_note(record) or record.note or None,
         status,
         case_url(host, case) if host and case and links_to_cases(host) else None,
         when(updated),

@@ -17,7 +17,7 @@ from typing import IO
 
 from batch.ledger import Ledger
 from batch.manifest import Manifest
-from batch.outputs.facts import case_of, known_cases, problem_message
+from batch.outputs.facts import case_of, known_cases, problem_message, revert_note
 from batch.outputs.files import atomic_path
 from batch.outputs.keep import keep_case_ids
 from batch.outputs.safe import formula_safe
@@ -33,7 +33,8 @@ def write_results(ledger: Ledger, manifest: Manifest, out: Path) -> Path:
 
     ``Case Id`` holds, on each proband row, the case of every family whose create succeeded (or
     was adopted) or that named a Case Id already; ``Errors`` holds, on the proband row of each
-    failed or unknown family, one line saying which step went wrong and why. Families the ledger
+    failed or unknown family, one line saying which step went wrong and why (and, with no
+    ``Case Id``, that a reverted family's case was moved to the trash). Families the ledger
     does not hold (never attempted) get neither. *out* is the file, or a directory to put
     ``<stem>_results.csv`` in.
 
@@ -52,9 +53,11 @@ def write_results(ledger: Ledger, manifest: Manifest, out: Path) -> Path:
     for family_id in manifest.family_ids:
         record, named = records.get(family_id), known.get(family_id)
         case = case_of(record, named) if record is not None else named
-        if case:
+        reverted = revert_note(record) if record is not None else None
+        if case and not reverted:  # a case in the trash is no Case Id to run actions on
             case_ids[family_id] = case
         message = problem_message(record) if record is not None else None
+        message = message or reverted
         if message:
             position = manifest.proband_position(family_id)
             if position is None:

@@ -14,11 +14,13 @@ from batch.ledger import State
 
 #: What each step does to a case, as a noun phrase.
 ACTS = {"create": "the case creation", "assign": "the assignment",
-        "preset_group": "the preset group", "set_status": "the status change"}
+        "preset_group": "the preset group", "set_status": "the status change",
+        "revert": "the move to the trash"}
 #: What to do when a step's outcome is unknown: only the create and the preset group are not
 #: safe to send twice, so they are looked up first.
 UNKNOWN_ADVICE = {"create": "the case may exist; rerun to look it up",
-                  "preset_group": "the group may have been added; rerun to check"}
+                  "preset_group": "the group may have been added; rerun to check",
+                  "revert": "rerun revert: the case's status is read before anything is sent"}
 DEFAULT_UNKNOWN_ADVICE = "rerun to send it again (safe to repeat)"
 INTERRUPTED = "interrupted while the request was in flight"
 NOT_SENT = "nothing was sent"

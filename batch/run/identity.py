@@ -15,9 +15,10 @@ one place, from what the server says and never from this computer's clock:
   record, only a matching case is taken;
 * otherwise a matching case is the family's existing case (a lost ledger, an earlier import by
   other means): ``--if-exists`` says whether the family stops, adopts it or creates another;
-* a case that another family of the ledger holds is never taken, and a create answered with
-  such a name (a server that forgot its cases: a reset test tenant, a restarted sandbox) is a
-  conflict that stops the family, for good, with no later step on it.
+* a case that another family of the ledger holds is never taken: a create answered with such a
+  name, or a look-up that finds the family's sample in such a case, is a server that forgot its
+  cases (a reset test tenant, a restarted sandbox) and a conflict that stops both families for
+  good, with no later step on the case.
 
 Nothing is ever sent again for a create that may have reached the server without this decision
 having answered "absent".
@@ -61,6 +62,8 @@ class _Candidate:
     case: str
     matches: bool
     created: float | None
+    #: Another family of the ledger that holds this case (its proband is another sample).
+    holder: str | None = None
 
 
 class CaseIdentity:
@@ -149,7 +152,8 @@ class CaseIdentity:
         if verdict.case is None:
             return "absent"
         if verdict.kind == "ours" or ctx.options.if_exists == "adopt":
-            return await self.record(family, verdict.case, adopted=True)
+            return await self.record(family, verdict.case, adopted=True,
+                                     ours=verdict.kind == "ours")
         await self._fail(family, Outcome(kind="CaseExists", message=(
             f"the family's case already exists on the server: {verdict.case}; rerun with "
             "--if-exists adopt to take it over (and run the family's other steps on it), or "
@@ -230,9 +234,11 @@ class CaseIdentity:
     # -- recording ----------------------------------------------------------------------------
 
     async def record(self, family: Family, case: str, *, adopted: bool, status: int = 201,
-                     final: bool = False) -> str | None:
+                     final: bool = False, ours: bool = True) -> str | None:
         """The family's case is *case*: recorded, unless another family holds it (a conflict,
-        recorded as the family's failure); None then."""
+        recorded as the family's failure); None then. *adopted*: found rather than answered;
+        *ours*: made by a create of this ledger (a lost answer's case is; an existing case
+        taken over is not, and ``revert`` leaves it alone unless asked)."""
         ctx, fid = self.ctx, family.family_id
         self.reserved.discard(fid)
         holder = self.claimed.setdefault(case, fid)
@@ -240,7 +246,7 @@ class CaseIdentity:
             await self._conflict(family, case, holder)
             return None
         await ctx.ledger.record_created(fid, case, http_status=status, run_id=ctx.run_id,
-                                        final=final)
+                                        final=final, adopted=not ours)
         if adopted:
             ctx.summary.adopted += 1
         else:
@@ -290,6 +296,9 @@ class CaseIdentity:
         create = record.create if record else None
         reference = create.server_started_at if uncertain and create else None
         candidates = await self._candidates(family, samples)
+        held = [c.case for c in candidates if c.holder is not None]
+        if held:  # the family's sample in a case another family holds: recorded as a conflict
+            return Verdict("ours", held[0])
         if uncertain:
             ours = [c.case for c in candidates if self._made_by(family, c, reference)]
             if len(ours) > 1:
@@ -316,12 +325,12 @@ class CaseIdentity:
         return found.matches or not self.ctx.planner.twins(family)
 
     async def _candidates(self, family: Family, samples: Sequence[str]) -> list[_Candidate]:
-        """Every readable case whose proband is one of *samples*, not held by another family."""
+        """Every readable case whose proband is one of *samples*, but those a twin holds."""
         found: list[_Candidate] = []
         seen: set[str] = set()
         key = family_key(family)
         for sample in samples:
-            for case in await self._cases_of(sample, family.family_id):
+            for case, holder in await self._cases_of(sample, family.family_id):
                 if case in seen:
                     continue
                 seen.add(case)
@@ -329,19 +338,33 @@ class CaseIdentity:
                     data = await self.ctx.client.get_case(case)
                 except NotFound:
                     continue  # the sample names a case that is gone (or not ours to read)
+                if data.get("status") == "trash":
+                    continue  # in the trash (reverted): no family's case any more
                 if sample in _samples_of(_proband_of(data)):
-                    found.append(_Candidate(case, key is not None and key == case_key(data, key[0]),
-                                            _created(data)))
+                    matches = key is not None and key == case_key(data, key[0])
+                    found.append(_Candidate(case, matches, _created(data), holder))
         return found
 
-    async def _cases_of(self, sample: str, family_id: str) -> list[str]:
-        """The cases a sample look-up names, less those another family of the ledger holds."""
-        cases: list[str] = []
+    async def _cases_of(self, sample: str, family_id: str) -> list[tuple[str, str | None]]:
+        """The cases a sample look-up names, each with the other family of the ledger that
+        holds it (None: none does); a case a twin holds (a family of the same proband sample,
+        whose case it rightly is) is left out."""
+        cases: list[tuple[str, str | None]] = []
         for hit in await self.ctx.client.find_samples(sample, exact=True):
             case = str(hit.get("note") or "")
-            if case.startswith("EMG") and self.claimed.get(case, family_id) == family_id:
-                cases.append(case)
+            if not case.startswith("EMG"):
+                continue
+            holder = self.claimed.get(case, family_id)
+            if holder == family_id:
+                cases.append((case, None))
+            elif not self._is_twin(holder, sample):
+                cases.append((case, holder))
         return cases
+
+    def _is_twin(self, family_id: str, sample: str) -> bool:
+        """Whether *family_id* (another family) has *sample* as its proband too."""
+        record = self.ctx.ledger.family(family_id)
+        return record is not None and record.proband_sample == sample
 
     def _refuse_twins(self, family: Family) -> None:
         """Two uncertain families of the same proband sample and content cannot be told apart:

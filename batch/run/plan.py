@@ -6,7 +6,9 @@ Rules (DESIGN.md, "Steps, ledger and resume"):
 * a create left ``sending`` or ``unknown`` is reconciled (looked up) before anything is sent;
 * a family edited after its case was created is reported, never re-created;
 * a family with a ``Case Id`` in the manifest skips the create and runs only its actions;
-* a ledger that shares no family with the manifest belongs to another manifest.
+* a ledger that shares no family with the manifest belongs to another manifest;
+* a family whose case ``revert`` moved to the trash is skipped, and created again only when
+  asked (``--recreate-reverted``), once its revert is done.
 
 The runner asks; it never decides these itself.
 """
@@ -150,6 +152,21 @@ class Planner:
         row_hash = self.manifest.family_hash(family.family_id)
         return plan_family(family, self.records.get(family.family_id), row_hash,
                            look_up=self.look_up)
+
+    def reverted(self, family_id: str) -> bool:
+        """``revert`` moved (or began to move) the family's case to the trash: skipped."""
+        record = self.records.get(family_id)
+        return record is not None and record.reverted
+
+    def recreatable(self) -> list[Family]:
+        """The families whose revert is done: created again with ``--recreate-reverted``."""
+        found = []
+        for family_id in self.manifest.family_ids:
+            record = self.records.get(family_id)
+            revert = record.steps.get("revert") if record else None
+            if revert is not None and revert.state is State.SUCCEEDED:
+                found.append(self.manifest.family(family_id))
+        return found
 
     def sample_to_keep(self, family: Family) -> str | None:
         """The proband sample the ledger must keep before a create is sent: the manifest's,

@@ -23,7 +23,7 @@ from batch.payload import resolve
 from batch.run.actions import run_action
 from batch.run.context import RunContext
 from batch.run.identity import CaseIdentity
-from batch.run.plan import FamilyPlan, Planner
+from batch.run.plan import FamilyPlan, Planner, family_steps
 from batch.run.pool import run_pool
 from batch.run.progress import Progress, SilentProgress
 from batch.run.summary import RunOptions, RunSummary
@@ -72,7 +72,10 @@ class Runner:
                 "over with a new --ledger PATH, or delete that file."
             )
         self.summary.families = len(self.manifest)
+        if self.ctx.options.recreate_reverted and not self.ctx.options.dry_run:
+            self._recreate()
         await self._validate_or_halt()
+        self._warn_reverted()
         if self.summary.stopped is None and self._may_send():
             self._register()
             try:
@@ -83,6 +86,32 @@ class Runner:
         self._collect_stats()
         self.summary.elapsed = time.monotonic() - started
         return self.summary
+
+    def _recreate(self) -> None:
+        """Start the families whose revert is done over, as families never seen."""
+        families = self.planner.recreatable()
+        for family in families:
+            case = self.planner.records[family.family_id].case_name
+            self.ctx.ledger.recreate(family.family_id, family_steps(family),
+                                     f"created again (--recreate-reverted); case {case} is "
+                                     "in the trash")
+        if families:
+            self.planner.records = self.ctx.ledger.snapshot()
+            self.identity.load(self.planner.records)
+
+    def _warn_reverted(self) -> None:
+        """One warning naming the families skipped because their cases went to the trash."""
+        skipped = [fid for fid in self.manifest.family_ids if self.planner.reverted(fid)]
+        if not skipped:
+            return
+        shown = ", ".join(skipped[:10]) + (f" and {len(skipped) - 10} more"
+                                             if len(skipped) > 10 else "")
+        self.summary.problems.append(Problem(
+            file=self.manifest.path.name, severity="warning", message=(
+                f"skipped {len(skipped)} {'family' if len(skipped) == 1 else 'families'} whose "
+                f"case was moved to the trash by revert: {shown}"),
+            hint="rerun with --recreate-reverted to create them again, once their revert is "
+                 "done"))
 
     def _may_send(self) -> bool:
         """Nothing is sent when a family is invalid, unless --skip-invalid; not even then
@@ -141,6 +170,10 @@ class Runner:
     def _plans(self) -> Iterator[tuple[Family, FamilyPlan]]:
         plan_counts = self.summary.plan
         for family_id in self.manifest.family_ids:
+            if self.planner.reverted(family_id):
+                plan_counts["reverted"] = plan_counts.get("reverted", 0) + 1
+                self.summary.skipped += 1
+                continue
             if family_id in self._invalid or self.planner.unchanged_and_done(family_id):
                 plan_counts["skip"] = plan_counts.get("skip", 0) + 1
                 if family_id not in self._invalid:

@@ -33,6 +33,8 @@ class RunOptions:
     if_exists: IfExists = "stop"
     #: Non-idempotent steps left unknown that the user checked did not take effect: send again.
     resend_unknown: frozenset[str] = frozenset()
+    #: Create again the families whose cases ``revert`` moved to the trash (else skipped).
+    recreate_reverted: bool = False
     timeline_step: float = TIMELINE_STEP
 
     def __post_init__(self) -> None:

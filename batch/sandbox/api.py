@@ -79,7 +79,8 @@ async def create_case(request: web.Request) -> web.Response:
 
 
 async def get_case(request: web.Request) -> web.Response:
-    """``GET /api/test/{case}/``: the case object, keys sorted as the real server sorts them."""
+    """``GET /api/test/{case}/``: the case object, keys sorted as the real server sorts them
+    (a case in the trash too, with ``status`` ``trash``: inferred)."""
     case = case_or_404(request)
     if isinstance(case, web.Response):
         return case
@@ -139,8 +140,10 @@ async def list_cases(request: web.Request) -> web.Response:
         return message(400, str(problem))
     statuses = set(request.query.getall("status", []))
     rt.tick()
+    # a case in the trash is listed only when asked for by status (inferred: the web app
+    # shows the trash bin as a view of its own)
     hits = [c for c in rt.state.cases.values()
-            if (not statuses or c.status in statuses)
+            if (c.status in statuses if statuses else c.status != "trash")
             and (since is None or c.status_change >= since)]
     page = [render.case_summary(c) for c in hits[start:start + size]]
     return json_answer({"hits": page, "total": len(hits)})

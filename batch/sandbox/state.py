@@ -200,10 +200,17 @@ class SandboxState:
                 self._next_sample_id += 1
 
     def find_samples(self, query: str, *, exact: bool) -> list[JsonObj]:
-        """Sample hits whose name equals (or, not exact, contains) *query*."""
+        """Sample hits whose name equals (or, not exact, contains) *query*; a sample of a case
+        in the trash is not found (inferred: the trash bin keeps its cases out of searches)."""
         if exact:
-            return list(self.samples.get(query, ()))
-        return [h for name, hits in self.samples.items() if query in name for h in hits]
+            found = list(self.samples.get(query, ()))
+        else:
+            found = [h for name, hits in self.samples.items() if query in name for h in hits]
+        return [h for h in found if not self._trashed(h.get("note"))]
+
+    def _trashed(self, case: Any) -> bool:
+        held = self.cases.get(case) if isinstance(case, str) else None
+        return held is not None and held.status == "trash"
 
     # -- lifecycle ------------------------------------------------------------------------
 

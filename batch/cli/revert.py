@@ -1,0 +1,104 @@
+"""``emg-batch revert``: undo a run, its cases moved to the trash after a look at the plan."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from batch import jobs
+from batch.cli.common import (
+    ENVIRONMENT,
+    Number,
+    call,
+    fail,
+    host_options,
+    output_options,
+    say,
+    setup_logging,
+    target,
+)
+from batch.errors import UsageError
+from batch.jobs.revert import revert_job
+from batch.outputs.reverts import question, render_plan, render_revert
+from batch.run.revert import RevertOptions, RevertPlan
+
+#: Refused without a terminal to ask on: nothing is sent.
+NO_TERMINAL = ("not asking without a terminal: nothing was sent; pass --yes to move these cases "
+               "to the trash, or --dry-run to only see the plan")
+
+
+def interactive() -> bool:
+    """Whether the user can be asked (stdin and stderr are a terminal)."""
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def _families(value: str | None) -> frozenset[str]:
+    return frozenset(f.strip() for f in (value or "").split(",") if f.strip())
+
+
+@click.command(epilog=ENVIRONMENT)
+@click.argument("manifest", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--ledger", "ledger_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Ledger file (default: the manifest's, <manifest stem>.ledger.sqlite).")
+@host_options
+@click.option("--run", "run_id", type=Number(min=1, integer=True), default=None,
+              help="Only the cases run N created (default: every run of the ledger; "
+                   "`emg-batch status` shows the runs).")
+@click.option("--only", metavar="FAMILY,...", default=None,
+              help="Only these families (Family Ids, comma-separated).")
+@click.option("--include-adopted", is_flag=True,
+              help="Also cases the run found on the server and adopted (not created by it).")
+@click.option("--include-moved", is_flag=True,
+              help="Also cases whose status moved on since the run (delivered, finalized, a "
+                   "custom status someone set).")
+@click.option("--dry-run", is_flag=True, help="Read the statuses and show the plan; send nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask (for scripts).")
+@click.option("--concurrency", type=Number(1, 64, integer=True), default=8, show_default=True,
+              help="Cases read or moved at once.")
+@output_options
+def revert_command(manifest: Path | None, ledger_path: Path | None, host: str | None,
+                   sandbox: bool, run_id: int | None, only: str | None, include_adopted: bool,
+                   include_moved: bool, dry_run: bool, yes: bool, concurrency: int,
+                   verbose: int, quiet: bool) -> None:
+    """Undo a run: move the cases its ledger created to the Emedgene trash.
+
+    First the plan: how many cases, which, their status now (read from the server), and
+    which are left alone and why; then, on a terminal, a question (--yes for scripts;
+    without a terminal and without --yes nothing is sent, exit 2). Only cases a run of
+    this ledger created; adopted ones with --include-adopted, ones whose status moved on
+    with --include-moved. Rerun the same command to resume: nothing is sent twice.
+
+    On stdout: nothing. On stderr: the plan, the question and what was done. With
+    --quiet, the question, errors, and the summary when some cases failed.
+
+    \b
+    Examples:
+      emg-batch revert cases.csv --host https://lab.emg.illumina.com --dry-run
+      emg-batch revert --ledger runs/cases.sqlite --run 2 --only F7,F9 --yes
+    """
+    setup_logging(verbose, quiet)
+    if manifest is None and ledger_path is None:
+        raise click.UsageError("pass a MANIFEST or --ledger PATH")
+    where = target(host, sandbox)
+    assert where is not None
+    options = RevertOptions(run=run_id, only=_families(only), include_adopted=include_adopted,
+                            include_moved=include_moved, dry_run=dry_run,
+                            concurrency=concurrency)
+
+    def decide(plan: RevertPlan) -> bool:
+        say(render_plan(plan), quiet=quiet)
+        if dry_run or not plan.to_send or yes:
+            return True
+        if not interactive():
+            raise UsageError(NO_TERMINAL)
+        return click.confirm(question(plan), default=False, err=True)
+
+    summary = call(revert_job, manifest, ledger_path=ledger_path, target=where,
+                   connection=jobs.Connection(concurrency=concurrency), options=options,
+                   decide=decide)
+    if summary is None:
+        fail("nothing was sent (answered no)", None, 2)
+    say(render_revert(summary), quiet=quiet and summary.exit_code == 0)
+    sys.exit(summary.exit_code)
