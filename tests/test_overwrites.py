@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from batch.outputs.keep import case_ids_held
 from batch.sandbox import SandboxConfig, SandboxThread, demo_fixture_path
 from tests.cli_sandbox import invoke
 from tests.manifests import write_manifest
@@ -89,7 +90,7 @@ def test_validate_of_an_edited_manifest_keeps_the_runs_results(tmp_path: Path,
         assert result.exit_code == 2, result.output
         assert results.read_bytes() == before
         assert f"results: {beside}" in result.stderr.splitlines()
-        assert (f"kept: {results} holds more Case Ids than these results; left as it is"
+        assert (f"kept: {results} holds Case Ids these results lack; left as it is"
                 in result.stderr.splitlines())
         assert "Errors" in beside.read_text(encoding="utf-8").splitlines()[1]
     assert not (tmp_path / "m_results-3.csv").exists()  # the errors file is replaced, not piled
@@ -123,3 +124,18 @@ def test_template_replaces_a_file_only_with_force(tmp_path: Path) -> None:
     result = invoke("template", "--out-dir", str(tmp_path), "--force")
     assert result.exit_code == 0
     assert filled.read_bytes() != edited
+
+
+def test_a_run_with_another_ledger_keeps_the_first_runs_results(tmp_path: Path,
+                                                                sandbox_url: str) -> None:
+    """A second ledger knows none of the cases (its families stop: already on the server):
+    its results go beside the first run's, which keeps every Case Id."""
+    manifest = ran(tmp_path, sandbox_url)
+    results = tmp_path / "m_results.csv"
+    before = results.read_bytes()
+    other = invoke("run", str(manifest), "--ledger", str(tmp_path / "other.sqlite"),
+                   url=sandbox_url)
+    assert other.exit_code == 1, other.output
+    assert results.read_bytes() == before
+    assert f"results: {tmp_path / 'm_results-2.csv'}" in other.stderr.splitlines()
+    assert case_ids_held(tmp_path / "m_results-2.csv") == set()

@@ -163,7 +163,7 @@ LEDGER_GONE = ("warning: the ledger {ledger} was deleted during the run: what th
 def _say_kept(kept: Path | None, *, quiet: bool) -> None:
     """The line about a results file left as it is (its Case Ids are a run's record)."""
     if kept is not None:
-        say(f"kept: {kept} holds more Case Ids than these results; left as it is", quiet=quiet)
+        say(f"kept: {kept} holds Case Ids these results lack; left as it is", quiet=quiet)
 
 
 #: Warnings ``run`` shows (after a count); ``validate`` shows them all.

@@ -1,17 +1,19 @@
 """What an output never replaces: a manifest a command reads, the ledger, and a results file
-holding more Case Ids than the one about to be written (the only record of a run's cases for
-someone without the ledger).
+holding Case Ids that the one about to be written would lose (the only record of a run's
+cases for someone without the ledger).
 
 A manifest or a ledger is refused outright (``UsageError``, exit 2, nothing written). A results
-file with more Case Ids is kept, and the new results go beside it (``<stem>_results-2.csv``):
-a ``validate`` of an edited manifest still gets its errors file, and the run's file stays.
+file with Case Ids the new results lack is kept, and the new results go beside it
+(``<stem>_results-2.csv``): a ``validate`` of an edited manifest still gets its errors file,
+and the run's file stays. A Case Id the writer's ledger accounts for (a case moved to the
+trash by ``revert``) may leave the file: that is the ledger's record, not a loss.
 """
 
 from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Set
 from pathlib import Path
 
 from batch.errors import UsageError
@@ -46,45 +48,45 @@ def refuse_inputs(out: Path, *, manifests: Iterable[Path] = (), ledger: Path | N
                              f"another {option} file")
 
 
-def case_ids_held(path: Path) -> int:
-    """How many rows of the CSV at *path* hold a ``Case Id`` (0 when there is no such file
-    or column). Read as a stream: a results file may have 100,000 rows."""
+def case_ids_held(path: Path) -> set[str]:
+    """The ``Case Id`` cells of the CSV at *path* (none when there is no such file or
+    column). Read as a stream: a results file may have 100,000 rows."""
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            return _count_case_ids(csv.reader(handle))
+            return _case_ids(csv.reader(handle))
     except (OSError, UnicodeDecodeError, csv.Error):
-        return 0
+        return set()
 
 
-def _count_case_ids(rows: Iterable[list[str]]) -> int:
+def _case_ids(rows: Iterable[list[str]]) -> set[str]:
     column: int | None = None
-    held = 0
+    held: set[str] = set()
     for number, row in enumerate(rows):
         if column is None:
             if number >= HEADER_ROWS:
-                return 0
+                break
             cells = [cell.strip() for cell in row]
             column = cells.index("Case Id") if "Case Id" in cells else None
-            continue
-        held += column < len(row) and bool(row[column].strip())
+        elif column < len(row) and row[column].strip():
+            held.add(row[column].strip())
     return held
 
 
-def keep_case_ids(out: Path, written: Callable[[], int]) -> Path:
-    """Where results holding ``written()`` Case Ids go: *out*, unless *out* holds more, then
-    the first of ``<stem>-2<suffix>``, ``-3``, ... that holds no more than they do (so a
-    repeated ``validate`` replaces its own file, not the run's). *written* is called only
-    when *out* holds Case Ids."""
+def keep_case_ids(out: Path, written: Callable[[], Set[str]]) -> Path:
+    """Where results holding the Case Ids ``written()`` (with those the writer's ledger
+    accounts for) go: *out*, unless it holds others, then the first of ``<stem>-2<suffix>``,
+    ``-3``, ... that holds no others (so a repeated ``validate`` replaces its own file, not
+    the run's). *written* is called only when *out* holds Case Ids."""
     held = case_ids_held(out)
     if not held:
         return out
-    count = written()
-    if count >= held:
+    kept = written()
+    if held <= kept:
         return out
     number = 2
     while True:
         beside = out.with_name(f"{out.stem}-{number}{out.suffix}")
-        if not beside.exists() or case_ids_held(beside) <= count:
+        if not beside.exists() or case_ids_held(beside) <= kept:
             return beside
         number += 1
 
