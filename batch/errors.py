@@ -20,9 +20,15 @@
       - ServerError            -- 500, 502, 503, 504
     + PermanentError           -- do not retry: record it against the family and move on
       - NotFound               -- 404
+      - Forbidden              -- 403 that persists after a fresh login: the account lacks
+                                  the role for that route (recorded against the step)
+      - ListingError           -- a paginated listing that does not end (a repeated page, a
+                                  total that changes, an offset past the cap)
       - RedirectRefused        -- a redirect not followed (another origin, HTTPS to HTTP, a
                                   request other than GET, too many hops); names the Location
       - BodyTooLarge           -- an answer over its size limit; not read further
+      - ListingError           -- a listing that pages inconsistently (a repeated page, a
+                                  total that changes, more pages than the bound)
     + AmbiguousCreate          -- a create was sent and its outcome is unknown (reconcile)
     + AuthError                -- login refused, or a token that a fresh login cannot fix
     + RetriesExhausted         -- a transient failure outlived the retry policy or budget
@@ -169,6 +175,18 @@ class PermanentError(ApiError):
 
 class NotFound(PermanentError):
     """HTTP 404."""
+
+
+class Forbidden(PermanentError):
+    """HTTP 403 to a freshly issued token, after one re-login: not an expired token nor a
+    failed login, but an account without the role (from Emedgene v38, an IAM scope) for that
+    route. The step fails with the route named; the others go on."""
+
+
+class ListingError(PermanentError):
+    """A paginated listing that would not end or does not hold together: a page that repeats,
+    a ``total`` that changes while it is read, or an offset past the cap. Nothing read of it
+    is trusted and nothing more is asked for."""
 
 
 class RedirectRefused(PermanentError):

@@ -13,12 +13,19 @@ a thin protocol wrapper that knows the connection's state:
 
 At ``max_connections`` a new connection takes the place of the oldest one that is waiting or
 idle (a slow client is dropped, not the new one); when every connection is busy, the new one
-gets ``503`` with ``Retry-After`` and is closed.
+gets ``503`` with ``Retry-After`` and is closed. One peer address may hold ``max_per_peer``
+connections: over that, a new one takes the place of that peer's oldest idle connection, or
+gets ``503`` (so one address cannot take every place, nor push out another's connections).
+
+A *screen* given to :func:`serve` decides on the request line and headers alone, before any
+body is read: a request it refuses is answered at once, and its connection is closed when the
+body has not all arrived (an unauthenticated peer trickling a body holds nothing).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import os
 from collections import OrderedDict
@@ -31,9 +38,11 @@ from aiohttp import web
 
 from batch.errors import CannotListen
 
-__all__ = ["CannotListen", "GuardStats", "Limits", "Served", "serve"]
+__all__ = ["CannotListen", "GuardStats", "Limits", "Screen", "Served", "serve"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: Decides on a request's line and headers: an answer refuses it, None lets it in.
+Screen = Callable[[web.Request], web.StreamResponse | None]
 
 #: The whole answer to a connection over the limit: written raw, before any parsing.
 BUSY_ANSWER = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain"
@@ -53,6 +62,8 @@ class Limits:
     max_body: int = 1 << 20
     #: Seconds spent reading (and dropping) the rest of a body that was refused.
     linger: float = 1.0
+    #: Connections one peer address may hold (None: only ``max_connections``).
+    max_per_peer: int | None = None
 
 
 @dataclass(slots=True)
@@ -67,6 +78,10 @@ class GuardStats:
     idle_closed: int = 0
     body_timeouts: int = 0
     too_large: int = 0
+    #: Connections refused or displaced because their peer address held its share.
+    peer_limited: int = 0
+    #: Requests answered on their headers alone, before any body was read.
+    screened: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +109,13 @@ class _Watched(asyncio.Protocol):
         self.state = _State.WAITING
         self.deadline = 0.0
         self.timer: asyncio.TimerHandle | None = None
+        self.peer = ""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods
         self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.peer = str(peer[0]) if isinstance(peer, tuple) and peer else ""
         if not self.guard.admit(self):
             self.transport.write(BUSY_ANSWER)
             self.transport.close()
@@ -138,13 +156,15 @@ class _Watched(asyncio.Protocol):
 class _Guard:
     """The connections of one server, their deadlines, and the middleware that marks them."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, screen: Screen | None = None) -> None:
         self.limits = limits
+        self.screen = screen
         self.stats = GuardStats()
         self.server: web.Server | None = None
         self.by_handler: dict[Any, _Watched] = {}
         self._open: set[_Watched] = set()
         self._quiet: OrderedDict[_Watched, None] = OrderedDict()  # waiting or idle, oldest first
+        self._by_peer: dict[str, int] = {}
 
     def __call__(self) -> _Watched:
         """The protocol factory given to the event loop."""
@@ -155,19 +175,38 @@ class _Guard:
         return self.server()
 
     def admit(self, conn: _Watched) -> bool:
-        """Take *conn* in, making room by dropping the oldest quiet connection if needed."""
-        if len(self._open) >= self.limits.max_connections:
-            if not self._quiet:
-                self.stats.refused += 1
+        """Take *conn* in, making room by dropping the oldest quiet connection if needed
+        (of its own peer when that peer holds its share)."""
+        cap = self.limits.max_per_peer
+        if cap is not None and self._by_peer.get(conn.peer, 0) >= cap:
+            self.stats.peer_limited += 1
+            if not self._make_room(conn.peer):  # its own waiting ones have a request coming
                 return False
-            victim = next(iter(self._quiet))
-            self.stats.evicted += 1
-            self.forget(victim)
-            victim.close()
+        if len(self._open) >= self.limits.max_connections and not self._make_room(None):
+            return False
         self._open.add(conn)
+        self._by_peer[conn.peer] = self._by_peer.get(conn.peer, 0) + 1
         self.stats.open = len(self._open)
         self.stats.peak = max(self.stats.peak, self.stats.open)
         self.set_state(conn, _State.WAITING)
+        return True
+
+    def _make_room(self, peer: str | None) -> bool:
+        """Drop a quiet connection: *peer*'s oldest idle one, or else the oldest of the peer
+        that holds the most connections (many peers churning connections push out each
+        other, not a sender that holds a few); False when there is none."""
+        if peer is not None:
+            victim = next((c for c in self._quiet
+                           if c.peer == peer and c.state is _State.IDLE), None)
+        else:
+            by_peer = self._by_peer
+            victim = max(self._quiet, key=lambda c: by_peer.get(c.peer, 0), default=None)
+        if victim is None:
+            self.stats.refused += 1
+            return False
+        self.stats.evicted += 1
+        self.forget(victim)
+        victim.close()
         return True
 
     def set_state(self, conn: _Watched, state: _State) -> None:
@@ -213,7 +252,11 @@ class _Guard:
             conn.timer.cancel()
             conn.timer = None
         self._quiet.pop(conn, None)
-        self._open.discard(conn)
+        if conn in self._open:
+            self._open.discard(conn)
+            left = self._by_peer.pop(conn.peer, 1) - 1
+            if left:
+                self._by_peer[conn.peer] = left
         self.stats.open = len(self._open)
 
     def close_all(self) -> None:
@@ -223,11 +266,16 @@ class _Guard:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Mark the connection busy, read the body within its deadline, then handle."""
+        """Mark the connection busy, screen the headers, read the body within its deadline,
+        then handle."""
         conn = self.by_handler.get(request.protocol)
         if conn is not None:
             self.set_state(conn, _State.BUSY)
         try:
+            screened = self.screen(request) if self.screen is not None else None
+            if screened is not None:
+                self.stats.screened += 1
+                return await _answer_before_body(request, screened)
             refused = await self._read_body(request)
             return refused if refused is not None else await handler(request)
         finally:
@@ -255,6 +303,21 @@ class _Guard:
             self.stats.too_large += 1
             return _closing(413, "request body too large")
         return None
+
+
+async def _answer_before_body(request: web.Request,
+                              answer: web.StreamResponse) -> web.StreamResponse:
+    """Send *answer* now; close the connection unless the whole body is already here (what is
+    still coming is not waited for, not even for aiohttp's lingering read)."""
+    if not request.body_exists or request.content.is_eof():
+        return answer
+    answer.force_close()
+    with contextlib.suppress(ConnectionError):  # the peer has gone already: nothing to say
+        await answer.prepare(request)
+        await answer.write_eof()
+    if request.transport is not None:
+        request.transport.close()  # after the answer's bytes: close() flushes them first
+    return answer
 
 
 def _closing(status: int, message: str) -> web.Response:
@@ -290,14 +353,16 @@ class _Site(web.BaseSite):
 
 @asynccontextmanager
 async def serve(
-    app: web.Application, *, host: str = "127.0.0.1", port: int = 0, limits: Limits | None = None
+    app: web.Application, *, host: str = "127.0.0.1", port: int = 0, limits: Limits | None = None,
+    screen: Screen | None = None,
 ) -> AsyncIterator[Served]:
     """Serve *app* on *host*:*port* (0: a free port) within *limits* for the block's duration.
 
     Binding is the caller's decision (loopback checks live with the commands). The guard's
-    middleware goes first in *app*, which must not be running yet.
+    middleware goes first in *app*, which must not be running yet. *screen* sees each request
+    before its body is read (see the module's docstring).
     """
-    guard = _Guard(limits or Limits())
+    guard = _Guard(limits or Limits(), screen)
     app.middlewares.insert(0, guard.middleware)
     # No access log: it costs more than the handlers themselves under load.
     runner = web.AppRunner(app, access_log=None, handle_signals=False,

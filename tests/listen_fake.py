@@ -1,6 +1,7 @@
-"""A loopback fake of the few API routes the listener uses (login, the case object), which
-counts reads per case and how many of them are in flight at once; cases can be refused (403),
-missing (404), held, or slow. For the listener's tests and its benchmark."""
+"""A loopback fake of the few API routes the listener uses (login, the case object, the case
+listing), which counts reads per case and how many of them are in flight at once; cases can be
+refused (403), missing (404), held, or slow; the listing can page wrongly and has a clock of
+its own. For the listener's tests and its benchmark."""
 
 from __future__ import annotations
 
@@ -33,6 +34,13 @@ class FakeApi:
     max_in_flight: Counter[str] = field(default_factory=Counter)
     logins: int = 0
     url: str = ""
+    #: The listing's hits (``GET /api/test``), the server's Date header, the queries seen.
+    listing: list[dict[str, str]] = field(default_factory=list)
+    date: str = "Mon, 05 Feb 2024 01:31:43 GMT"
+    queries: list[dict[str, str]] = field(default_factory=list)
+    #: A listing that answers the first page whatever ``from`` says, or whose total grows.
+    ignore_from: bool = False
+    growing_total: bool = False
 
     @property
     def peak(self) -> int:
@@ -65,10 +73,19 @@ class FakeApi:
         return web.json_response({"name": name, "status": self.statuses.get(name, "delivered"),
                                   "reports": []})
 
+    async def list_cases(self, request: web.Request) -> web.Response:
+        self.queries.append(dict(request.query))
+        start = 0 if self.ignore_from else int(request.query.get("from", "0"))
+        size = int(request.query.get("size", "20"))
+        total = len(self.listing) + (len(self.queries) if self.growing_total else 0)
+        return web.json_response({"hits": self.listing[start:start + size], "total": total},
+                                 headers={"Date": self.date})
+
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post(LOGIN, self.login)
         app.router.add_get("/api/test/{case}/", self.case)
+        app.router.add_get("/api/test", self.list_cases)
         return app
 
 

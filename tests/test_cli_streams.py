@@ -267,7 +267,7 @@ def test_listen_prints_the_url_on_stdout(tmp_path: Path, url: str, quiet: bool) 
             "listening for webhooks at http://127.0.0.1:PORT (Ctrl-C to stop)",
             "  (a new token on every start: set EMG_WEBHOOK_TOKEN to keep the URL)",
             "stopped: 0 events (0 duplicates), 0 handled, 0 reports downloaded, 0 failures "
-            "(0 left failed), 0 refused, 0 answered busy",
+            "(0 left failed), 0 refused, 0 answered busy, 0 naming no case (kept)",
         ]
 
 

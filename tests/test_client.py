@@ -28,6 +28,7 @@ from batch.api import (
 from batch.errors import (
     AmbiguousCreate,
     AuthError,
+    Forbidden,
     NotFound,
     PermanentError,
     RateLimited,
@@ -170,9 +171,19 @@ async def test_401_then_relogin_then_success() -> None:
 async def test_refused_twice_is_auth_error() -> None:
     with aioresponses() as m:
         login_ok(m, repeat=True)
-        m.get(CASE, status=403, body="Forbidden", repeat=True)
+        m.get(CASE, status=401, body="Unauthorized", repeat=True)
         async with make() as client:
             with pytest.raises(AuthError):
+                await client.get_case("EMG123456789")
+        assert calls(m, "GET", CASE) == 2
+
+
+async def test_forbidden_twice_is_a_missing_role_not_an_auth_error() -> None:
+    with aioresponses() as m:
+        login_ok(m, repeat=True)
+        m.get(CASE, status=403, body="Forbidden", repeat=True)
+        async with make() as client:
+            with pytest.raises(Forbidden, match="lacks the role for GET /api/test/"):
                 await client.get_case("EMG123456789")
         assert calls(m, "GET", CASE) == 2
 

@@ -40,8 +40,9 @@ def test_doctor_sandbox_passes() -> None:
     report = json.loads(result.stdout)
     assert report["compatible"] is True
     names = {c["name"]: c["verdict"] for c in report["checks"]}
-    assert names == dict.fromkeys(("login", "openapi", "recent case", "report discovery",
-                                   "sample look-up", "org users", "storage"), "ok")
+    assert names == dict.fromkeys(("login", "openapi", "recent case", "case listing",
+                                   "report discovery", "sample look-up", "org users",
+                                   "storage"), "ok")
 
 
 async def test_doctor_writes_nothing_to_a_tenant(tmp_path: Path) -> None:

@@ -127,7 +127,7 @@ def test_an_old_ledger_takes_the_host_of_its_last_run(tmp_path: Path) -> None:
     path = tmp_path / "l.sqlite"
     make_version_1(path, host="https://LAB-A.emg.illumina.com/")
     with Ledger.open(path) as ledger:
-        assert ledger.meta("schema_version") == str(SCHEMA_VERSION) == "4"
+        assert ledger.meta("schema_version") == str(SCHEMA_VERSION) == "5"
         assert ledger.binding() == Binding(A)
         with pytest.raises(LedgerError, match=f"belongs to {A}, not to {B}"):
             ledger.bind(B, "me@example.com")

@@ -23,6 +23,8 @@ import pytest
 from batch.api import Client, Credentials
 from batch.errors import UsageError
 from batch.ledger import Ledger
+from batch.ledger.events import UNREAD_KEPT
+from batch.outputs.status import render_status, status_report
 from batch.pull import HookAuth, ListenerStats, dedupe_key, listen
 from batch.sandbox import (
     DEFAULT_PASSWORD,
@@ -78,11 +80,12 @@ async def wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:
 
 
 @asynccontextmanager
-async def running_rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    """Used inside each test: a task group cannot span a fixture's setup and teardown."""
+async def running_rig(tmp_path: Path, *, webhook: bool = True) -> AsyncIterator[Rig]:
+    """Used inside each test: a task group cannot span a fixture's setup and teardown.
+    Without *webhook*, the sandbox sends none (as a tenant nobody registered a URL for)."""
     port = free_port()
     hook = f"http://127.0.0.1:{port}/hooks/{TOKEN}"
-    config = SandboxConfig(advance_after=0, webhook=hook)
+    config = SandboxConfig(advance_after=0, webhook=hook if webhook else None)
     creds = Credentials(username=DEFAULT_USER, password=DEFAULT_PASSWORD)
     stats = ListenerStats()
     async with run_sandbox(config) as sandbox, \
@@ -169,25 +172,99 @@ async def test_out_of_order_events_follow_the_server_truth(tmp_path: Path) -> No
         assert len(reports(rig.out)) == 2
 
 
-async def test_bad_events_are_refused(tmp_path: Path) -> None:
-    async with running_rig(tmp_path) as rig:
+async def test_bodies_in_other_shapes_are_found_by_their_case(tmp_path: Path) -> None:
+    async with running_rig(tmp_path, webhook=False) as rig:
+        name = await create(rig.client, 4)
+        shapes: list[dict[str, Any]] = [
+            {"name": name, "status": "delivered", "status_change_date": "D1"},
+            {"test_name": name, "status": "delivered", "status_change_date": "D2"},
+            {"case": name, "status_change_date": "D3"},
+            {"data": {"case_name": name, "status": "delivered", "status_change_date": "D4"}},
+            {"event": "status_changed", "case": {"name": name, "status_change_date": "D5"}},
+            {"event": "case.updated", "type": "other", "case_name": name,
+             "status_change_date": "D6"},
+            # a name that looks like a case wins over other names
+            {"name": "case_status_changed", "payload": {"test_name": name},
+             "status_change_date": "D7"},
+        ]
+        for body in shapes:
+            assert await rig.post(body) == (200, {"recorded": True, "duplicate": False})
+        await wait_for(all_handled(rig.ledger))
+        events = rig.ledger.events()
+        assert [e["case_name"] for e in events] == [name] * len(shapes)
+        assert [e["status_change_date"] for e in events] == [f"D{n}" for n in range(1, 8)]
+        # long or odd status fields are clipped, not refused
+        status, _ = await rig.post({"case_name": name, "status": "x" * 500})
+        assert status == 200 and len(rig.ledger.events()[-1]["status"]) == 100
+        # a form body, with the event as JSON in its payload field
+        async with aiohttp.ClientSession() as s, s.post(
+                rig.hook_url, data={"payload": f'{{"case_name": "{name}"}}'}) as resp:
+            assert resp.status == 200 and (await resp.json())["recorded"] is True
+        assert rig.ledger.unread_count() == 0 and rig.stats.refused == {}
+
+
+async def test_an_event_without_a_date_is_never_folded_into_an_earlier_one(
+        tmp_path: Path) -> None:
+    async with running_rig(tmp_path, webhook=False) as rig:
+        name = await create(rig.client, 5)
+        for _ in range(2):  # two changes the sender describes the same way
+            assert (await rig.post({"case_name": name}))[1]["recorded"] is True
+        assert len(rig.ledger.events()) == 2
+
+
+async def test_a_body_that_names_no_case_is_kept_and_the_listing_catches_up(
+        tmp_path: Path) -> None:
+    async with running_rig(tmp_path, webhook=False) as rig:
+        name = await create(rig.client, 6)
+        await rig.client.set_status(name, "finalized")  # no webhook reaches the listener
+        unreadable = [b'{"event": "case_status_changed", "id": 1000001}', b"not json",
+                      b"[1, 2]", b'{"case_name": "../../etc"}']
         async with aiohttp.ClientSession() as s:
-            json_type = {"Content-Type": "application/json"}
-            async with s.post(rig.hook_url, data=b"not json", headers=json_type) as resp:
-                assert resp.status == 400
-            async with s.post(rig.hook_url, json={"status": "finalized"}) as resp:
-                assert resp.status == 400
-                assert "case_name" in (await resp.json())["message"]
-            async with s.post(rig.hook_url, json={"case_name": "EMG1", "status": "x" * 101}) \
-                    as resp:
-                assert resp.status == 400
-            async with s.post(rig.hook_url, json={"case_name": "../../etc"}) as resp:
-                assert resp.status == 400
-            # another kind of event: acknowledged, not recorded
-            async with s.post(rig.hook_url, json={"event": "other", "case_name": "EMG1"}) \
-                    as resp:
-                assert resp.status == 200 and (await resp.json())["ignored"] is True
-        assert rig.stats.refused == {"bad_event": 4} and rig.ledger.events() == []
+            for body in unreadable:
+                async with s.post(rig.hook_url, data=body,
+                                  headers={"Content-Type": "application/json"}) as resp:
+                    assert resp.status == 200
+                    assert await resp.json() == {"recorded": True, "understood": False}
+        # the listing, read to catch up, found the finalized case: its reports are pulled
+        await wait_for(lambda: len(reports(rig.out)) == 2)
+        assert {p.parent.name for p in reports(rig.out)} == {name}
+        assert rig.stats.unread == 4 and rig.ledger.unread_count() == 4
+        kept = rig.ledger.unread_bodies()
+        assert [k["body"] for k in kept] == unreadable[::-1]
+        assert "no case name found" in kept[0]["reason"] and kept[2]["reason"] == (
+            "the body is not JSON")
+        assert "Content-Type" in kept[0]["header_names"]
+        assert rig.ledger.listing_cursor() is not None
+        assert rig.stats.follow.reads >= 1 and rig.stats.follow.recorded >= 1
+
+
+def test_unread_bodies_are_bounded_and_counted(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "events.sqlite") as ledger:
+        for n in range(UNREAD_KEPT + 5):
+            ledger.keep_unread(b"%d" % n, content_type="text/plain", header_names=[],
+                               reason="r")
+        assert ledger.unread_count() == UNREAD_KEPT + 5
+        kept = ledger.unread_bodies(limit=1000)
+        assert len(kept) == UNREAD_KEPT and kept[0]["body"] == b"%d" % (UNREAD_KEPT + 4)
+        assert "Webhook bodies that named no case: 105" in render_status(status_report(ledger))
+    from click.testing import CliRunner
+
+    from batch.cli.pull import listen_command
+
+    shown = CliRunner().invoke(listen_command, ["--ledger", str(tmp_path / "events.sqlite"),
+                                                "--show-events"])
+    assert "webhook bodies that named no case: 105" in shown.output
+
+
+def test_the_help_says_what_the_secret_is_for() -> None:
+    from click.testing import CliRunner
+
+    from batch.cli.pull import listen_command
+
+    text = " ".join(CliRunner().invoke(listen_command, ["--help"]).output.split())
+    assert "This secret URL is how Emedgene's sender is authenticated" in text
+    assert "EMG_WEBHOOK_SECRET only for a relay of your own that signs" in text
+    assert "Emedgene's sender cannot compute it" in text and "--poll SECONDS" in text
 
 
 async def test_events_left_unhandled_are_handled_at_start(tmp_path: Path) -> None:
@@ -334,3 +411,26 @@ def test_show_events_lists_the_failed_ones(tmp_path: Path) -> None:
             in result.output)
     result = CliRunner().invoke(listen_command, ["--ledger", str(path)])
     assert result.exit_code == 2 and "--port is required" in result.output
+
+
+def test_a_secret_set_says_that_only_a_relay_can_sign(tmp_path: Path) -> None:
+    with SandboxThread(SandboxConfig(advance_after=0)) as sandbox:
+        env = {**os.environ, "EMG_HOST": sandbox.url, "EMG_USERNAME": DEFAULT_USER,
+               "EMG_PASSWORD": DEFAULT_PASSWORD, "EMG_TOKEN": "", "EMG_WEBHOOK_TOKEN": TOKEN,
+               "EMG_WEBHOOK_SECRET": "relay-secret-0123456789"}
+        script = ("import sys; from batch.cli.pull import listen_command; "
+                  "listen_command(sys.argv[2:])")
+        proc = subprocess.Popen([sys.executable, "-c", script, "--", "--port", "0", "--ledger",
+                                 str(tmp_path / "events.sqlite")], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            proc.stdout.readline()  # bound
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert "only a relay of your own can sign, Emedgene's sender cannot" in err
+    assert "relay-secret" not in err

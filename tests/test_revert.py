@@ -375,7 +375,7 @@ def test_a_ledger_older_than_origins_takes_its_cases_as_adopted(sandbox: Sandbox
         "  FAM-000000  EMG100000001  uploading  origin not recorded (written before this "
         "ledger kept it): taken as adopted (--include-adopted)"]
     with Ledger.open(ledger_of(manifest), create=False) as ledger:
-        assert ledger.meta("schema_version") == "4"
+        assert ledger.meta("schema_version") == "5"
     asked = cli(sandbox, "revert", str(manifest), "--include-adopted", "--yes")
     assert asked.stderr.splitlines()[-1] == "moved 1 case to the trash"
 

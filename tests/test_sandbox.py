@@ -536,3 +536,11 @@ def test_sandbox_thread_serves_sync_code() -> None:
 def test_command_refuses_remote_host() -> None:
     result = CliRunner().invoke(sandbox_command, ["--host", "0.0.0.0", "--port", "0"])
     assert result.exit_code == 2 and "--allow-remote" in result.output
+
+
+async def test_a_deeply_nested_create_body_is_malformed_not_a_crash(api: Api) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    status, body, _ = await api.call("POST", CREATE, data=deep,
+                                     params={"dry_run": "true"},
+                                     headers={**api.headers, "Content-Type": "application/json"})
+    assert (status, body) == (400, {"message": "Malformed JSON body"})

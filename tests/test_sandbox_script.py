@@ -122,3 +122,45 @@ async def test_the_legacy_users_listing(script: Script) -> None:
     me = next(u for u in users["hits"] if u["email"] == DEFAULT_USER)
     assert isinstance(me["organization_id"], int) and isinstance(me["id"], int)
     assert set(me) == {"id", "email", "name", "organization_id"}
+
+
+async def _listing(script: Script, storage: int, path: str) -> list[dict[str, str]]:
+    """``get_remote_object_list`` of the script: every page of one directory, 200 or fail."""
+    found: list[dict[str, str]] = []
+    start, more = 0, True
+    while more:
+        status, page = await script.get(f"/api/storage/{storage}/fs/list",
+                                        params={"from": start, "size": 100, "path": path})
+        assert status == 200, (path, page)
+        found += page["resources"]
+        more, start = page["has_more"], start + 100
+    return found
+
+
+async def _to_ids(script: Script, human: str) -> str:
+    """``convert_basespace_path_to_path_with_ids``: aliases to ids, from the root ("") down."""
+    current: list[str] = []
+    for step in [s for s in human.split("/") if s.strip()]:
+        entries = await _listing(script, 2, "/".join(current))
+        current.append(next(e["name"] for e in entries if e["alias"].lower() == step.lower()))
+    return "/" + "/".join(current)
+
+
+async def test_the_root_listing_the_script_and_the_official_cli_send(script: Script) -> None:
+    for empty in ("", "/"):
+        assert {"name": "projects", "alias": "projects"} in await _listing(script, 2, empty)
+    human = "/projects/Demo-Project/biosamples/DEMO-01/datasets/DEMO-01/sequenced files/" \
+            "DEMO-01_S1_L001_R1_001.fastq.gz"
+    assert await _to_ids(script, human) == \
+        "/projects/1001/biosamples/2001/datasets/ds.demo01/sequenced files/30011"
+
+
+async def test_the_scripts_placeholder_project_lists_a_biosamples_files(script: Script) -> None:
+    under = "/projects/0000000000/biosamples/2002/datasets"
+    datasets = await _listing(script, 2, under + "/")
+    assert datasets == await _listing(script, 2, "/projects/1001/biosamples/2002/datasets")
+    files = await _listing(script, 2, f"{under}/{datasets[0]['name']}/sequenced files")
+    assert [f["name"] for f in files] == ["30021", "30022"]
+    status, _ = await script.get("/api/storage/2/fs/list",
+                                 params={"path": "/projects/0000000000/biosamples/9999/datasets"})
+    assert status == 404  # an unknown biosample is still not found

@@ -175,3 +175,40 @@ async def test_the_sandbox_closes_partial_headers(monkeypatch: pytest.MonkeyPatc
         assert closed == 300
         async with aiohttp.ClientSession() as s, s.get(sandbox.url + "/_sandbox/stats") as r:
             assert r.status == 200
+
+
+async def test_a_screened_request_is_answered_before_its_body_and_closed() -> None:
+    def screen(request: web.Request) -> web.StreamResponse | None:
+        return None if request.path == "/" else web.json_response({"m": "no"}, status=404)
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.json_response({"length": len(await request.read())})
+
+    app = web.Application(client_max_size=QUICK.max_body)
+    app.router.add_route("*", "/{tail:.*}", ok)
+    async with serve(app, limits=QUICK, screen=screen) as served:
+        reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+        writer.write(b"POST /elsewhere HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nab")
+        started = time.monotonic()
+        answer = await asyncio.wait_for(reader.read(), 5)  # the answer, then EOF
+        assert answer.startswith(b"HTTP/1.1 404") and time.monotonic() - started < 0.4
+        assert served.stats.screened == 1 and served.stats.body_timeouts == 0
+        writer.close()
+        assert (await get(served.url, data=b"abc"))[0] == 200  # a body that passes: read
+
+
+async def test_one_peer_address_holds_at_most_its_share() -> None:
+    limits = Limits(max_connections=64, header_timeout=2.0, idle_timeout=60.0, max_per_peer=8)
+    async with echo_server(limits) as served:
+        socks = []
+        for _ in range(40):
+            sock = socket.create_connection(("127.0.0.1", served.port),
+                                            source_address=("127.0.0.2", 0))
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+            socks.append(sock)
+        with anyio.fail_after(2):
+            while served.stats.peer_limited < 32:  # noqa: ASYNC110 - accepting
+                await anyio.sleep(0.01)
+        assert served.stats.open <= 8  # its own oldest made room for each new one
+        assert (await get(served.url, data=b"abc")) == (200, '{"length": 3}')
+        await anyio.to_thread.run_sync(closed_within, socks, 3.0)

@@ -17,12 +17,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batch.api.token import Lifetime, describe, lifetime, strip_bearer
-from batch.errors import AuthError, RedirectRefused, UsageError
+from batch.api.translate import Scrubber
+from batch.errors import AuthError, Forbidden, PermanentError, UsageError
 
 log = logging.getLogger(__name__)
 
 LOGIN_PATH = "/api/auth/v2/api_login/"
 MAX_RELOGINS = 3  # shared re-logins one request may wait for before giving up
+#: Secrets configured in the environment, removed from every text a server sends (with the
+#: password and every token this client held).
+SECRET_ENVS = ("EMG_PASSWORD", "EMG_TOKEN", "EMG_WEBHOOK_TOKEN", "EMG_WEBHOOK_SECRET")
+_KEPT_TOKENS = 8  # earlier tokens still scrubbed: a server may quote a token it refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +130,9 @@ class Auth:
         self._host = host
         self._token: Secret | None = None
         self._life: Lifetime | None = None
+        self._configured = [os.environ.get(name) for name in SECRET_ENVS]
+        self._held: list[str] = []
+        self.scrub = Scrubber([credentials.password, credentials.token, *self._configured])
         if credentials.token:
             self._set(strip_bearer(credentials.token), fresh=False)
         self.generation = 0
@@ -146,6 +154,10 @@ class Auth:
     def _set(self, token: str, *, fresh: bool = True) -> None:
         self._token = Secret(token)
         self._life = lifetime(token, now=time.time(), fresh=fresh)
+        self._held = [*self._held[-(_KEPT_TOKENS - 1):], token]
+        credentials = self._credentials
+        self.scrub = Scrubber([credentials.password, credentials.token, *self._configured,
+                               *self._held])
 
     def _due(self) -> bool:
         """Whether the token is close enough to its end to log in again first."""
@@ -163,9 +175,9 @@ class Auth:
         return f"EMG_TOKEN expires in {describe(left)}; a longer run stops when it does; {again}"
 
     def redact(self, text: str) -> str:
-        """*text* with the current token replaced (for messages quoting server data)."""
-        token = self._token.reveal() if self._token is not None else ""
-        return text.replace(token, "<token>") if len(token) >= 8 else text
+        """*text* without the password, the tokens or any configured secret, in any form a
+        server may echo them (for every text quoting server data)."""
+        return self.scrub(text)
 
     def headers(self) -> dict[str, str]:
         """The ``Authorization`` header of the current token (none before the first login)."""
@@ -208,7 +220,9 @@ class Auth:
                 raise self._refused
             try:
                 self._set((await self._login(self._credentials)).reveal())
-            except (AuthError, RedirectRefused) as err:
+            except (AuthError, PermanentError) as err:
+                # any 4xx but 408 and 429 (retried as transient), a redirect refused, an
+                # answer that is not JSON: the credentials or the host are wrong; stop once
                 self._refused = AuthError(
                     f"login refused for {self._credentials.username}: {err.message}",
                     status=err.status,
@@ -218,6 +232,23 @@ class Auth:
                 raise self._refused from None
             self.generation += 1
             log.info("logged in to %s as %s", self._host, self._credentials.username)
+
+    def forbidden(self, refused: TokenRefused, relogins: int) -> Forbidden | None:
+        """The error for a 403 that persists after a re-login, with the newest token, else None.
+
+        A fresh token refused with 403 on one route is not expiry (a newer token would exist)
+        nor a refused login (the login answered a token): the account lacks the role for the
+        route (from v38, roles are IAM scopes). A 401 stays an authentication failure.
+        """
+        where = refused.where
+        if where["status"] != 403 or relogins == 0 or refused.generation != self.generation:
+            return None
+        route = f"{where['method']} {where['path']}"
+        account = " ".join(filter(None, ("the account", self._credentials.username)))
+        return Forbidden(
+            f"{account} lacks the role for {route}: HTTP "
+            "403 to a freshly issued token (from Emedgene v38 roles are IAM scopes; ask the "
+            f"tenant's administrator for this route's scope): {refused.message}", **where)
 
     def may_relogin(self, generation: int, relogins: int) -> bool:
         """Whether a request refused with token *generation* may log in (again) and retry.

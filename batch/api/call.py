@@ -77,26 +77,30 @@ def dumps(body: Any) -> bytes:
 
 
 def decode(raw: bytes | bytearray, *, method: str, path: str) -> Any:
-    """JSON bytes to Python values; ValueError when they are not JSON. A seam on purpose:
-    ``tests/test_provenance.py`` wraps it to record every answer field the client reads."""
-    try:
-        return orjson.loads(raw)
-    except ValueError:
-        pass  # not strict UTF-8 JSON: let the lenient standard decoder have a go
-    return json.loads(raw.decode("utf-8", errors="replace"))
+    """Strict JSON bytes to Python values; ValueError when they are not strict JSON. A seam on
+    purpose: ``tests/test_provenance.py`` wraps it to record every answer field the client reads.
+
+    orjson is strict on purpose, with no lenient fallback: NaN and Infinity, invalid UTF-8 (a
+    name read with U+FFFD in it would be requested and written to disk as another name) and
+    nesting past 1024 levels are refused, where the standard decoder accepts the first two
+    and overflows the stack on the last.
+    """
+    return orjson.loads(raw)
 
 
 async def read_json(resp: aiohttp.ClientResponse) -> Any:
     """The answer's JSON (``{}`` for an empty body), read within the client's limit
-    (BodyTooLarge past it); PermanentError when it is not JSON."""
+    (BodyTooLarge past it); PermanentError when it is not strict JSON."""
     raw = await read_capped(resp)
     if not raw.strip():
         return {}
     try:
         return decode(raw, method=resp.method, path=resp.url.path)
-    except ValueError:
+    except ValueError as exc:
         raise PermanentError(
-            f"the server answered HTTP {resp.status} with a body that is not JSON",
+            f"the server answered HTTP {resp.status} with a body that is not strict JSON "
+            f"({exc}; NaN, Infinity, invalid UTF-8 and nesting deeper than 1024 levels are "
+            "refused)",
             status=resp.status,
             method=resp.method,
             path=resp.url.path,
@@ -239,6 +243,9 @@ class Caller:
             try:
                 result = await self._attempt(request, reader)
             except TokenRefused as refused:
+                forbidden = self.auth.forbidden(refused, relogins)
+                if forbidden is not None:
+                    raise forbidden from None
                 if not self.auth.may_relogin(refused.generation, relogins):
                     raise refused.public() from None
                 relogins += 1
@@ -366,7 +373,7 @@ class Caller:
         """What *reader* makes of a 2xx answer; the error of any other."""
         method, path = request.method, request.path
         if request.auth and resp.status in (401, 403):
-            raise TokenRefused(server_message(resp.status, await read_error(resp)), generation,
+            raise TokenRefused(self._message(resp.status, await read_error(resp)), generation,
                                status=resp.status, method=method, path=path)
         if request.auth:
             self.auth.accepted(generation)
@@ -387,8 +394,12 @@ class Caller:
         if status == 429:
             self.stats.rate_limited += 1
             self.limiter.on_throttle(sent_at)
-        return status_error(status, server_message(status, text), method=resp.method,
+        return status_error(status, self._message(status, text), method=resp.method,
                             path=path, unsafe=unsafe, retry_after=retry_after)
+
+    def _message(self, status: int, text: str) -> str:
+        """The message of an error answer, without any secret the server echoed."""
+        return server_message(status, text, self.auth.redact)
 
     def _honour_retry_after(self, seconds: float | None) -> None:
         pause = self.retry.retry_after(seconds)

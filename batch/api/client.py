@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, BinaryIO, Generic, TypeVar
@@ -22,6 +22,7 @@ from batch.api.call import Caller, read_json
 from batch.api.clock import ServerClock
 from batch.api.limiter import Limiter
 from batch.api.limits import Limits
+from batch.api.pages import MAX_PAGES, Page, PageGuard, read_pages
 from batch.api.retry import RetryPolicy
 from batch.api.segments import segment
 from batch.api.stats import ClientStats
@@ -97,6 +98,11 @@ def hits(data: Any) -> list[dict[str, Any]]:
         found = data.get("hits", [])
         return [h for h in found if isinstance(h, dict)] if isinstance(found, list) else []
     return []
+
+
+async def _dated(resp: aiohttp.ClientResponse) -> tuple[Any, str | None]:
+    """A JSON answer and the server's ``Date`` header (server time, for cursors)."""
+    return await read_json(resp), resp.headers.get("Date")
 
 
 def _as_dict(data: Any) -> dict[str, Any]:
@@ -231,23 +237,32 @@ class Client:
         await self._call("PUT", f"/api/test/{_segment(case)}", body={"status": status})
 
     async def list_cases(
-        self, *, status: Sequence[str] = (), since: str | None = None, page_size: int = 100
+        self, *, status: Sequence[str] = (), since: str | None = None, page_size: int = 100,
+        max_pages: int = MAX_PAGES,
     ) -> AsyncIterator[dict[str, Any]]:
-        """Every case with one of *status* whose status changed since *since*, all pages."""
-        offset = 0
-        while True:
+        """Every case with one of *status* whose status changed since *since*, all pages
+        (``ListingError`` when the pages are inconsistent, see ``batch.api.pages``)."""
+        async for page in self.list_pages(status=status, since=since, page_size=page_size,
+                                          max_pages=max_pages):
+            for hit in page.hits:
+                yield hit
+
+    def list_pages(
+        self, *, status: Sequence[str] = (), since: str | None = None, page_size: int = 100,
+        max_pages: int = MAX_PAGES,
+    ) -> AsyncGenerator[Page, None]:
+        """The pages of ``GET /api/test`` (each with the server's ``Date``), checked."""
+
+        async def fetch(offset: int) -> Page:
             params = [("status", s) for s in status]
             if since:
                 params.append(("from_status_change_date", since))
             params += [("from", str(offset)), ("size", str(page_size))]
-            data: Any = await self._call("GET", "/api/test", params=params)
-            page = hits(data)
-            for hit in page:
-                yield hit
-            offset += len(page)
+            data, date = await self._call("GET", "/api/test", params=params, reader=_dated)
             total = data.get("total") if isinstance(data, dict) else None
-            if len(page) < page_size or (isinstance(total, int) and offset >= total):
-                return
+            return Page(hits(data), total if isinstance(total, int) else None, date)
+
+        return read_pages(fetch, page_size=page_size, max_pages=max_pages)
 
     async def candidates(self, case: str) -> list[dict[str, Any]]:
         """The case's tagged variants (the hits of ``GET /api/candidates/{case}``)."""
@@ -357,17 +372,18 @@ class Client:
         async def fetch() -> list[dict[str, str]]:
             entries: list[dict[str, str]] = []
             offset = 0
+            route = f"/api/storage/{int(storage_id)}/fs/list"
+            guard = PageGuard(f"{route}?path={path}")
             while True:
                 params = [("from", str(offset)), ("size", str(_FS_PAGE)), ("path", path)]
-                data: Any = await self._call(
-                    "GET", f"/api/storage/{int(storage_id)}/fs/list", params=params
-                )
+                data: Any = await self._call("GET", route, params=params)
                 resources = data.get("resources", []) if isinstance(data, dict) else []
                 page = [
                     {str(k): str(v) for k, v in r.items() if v is not None}
                     for r in resources
                     if isinstance(r, dict)
                 ]
+                guard.check(offset, page)
                 entries += page
                 offset += _FS_PAGE
                 if not (isinstance(data, dict) and data.get("has_more")) or not page:

@@ -127,6 +127,11 @@ FIELDS: tuple[Field, ...] = (
        "a bare list is read as the hits"),
     _f("GET /api/test", "hits[].name", "confirmed", "examples", "a hit without a name is skipped"),
     _f("GET /api/test", "total", "inferred", "ref §8", "absent: pages are read until a short one"),
+    _f("GET /api/test", "hits[].status_change_date", "inferred",
+       "ref §7.1 (on the case object: confirmed, real; on a listing hit: a guess)",
+       "absent: the listing cursor moves to the server's Date header instead"),
+    _f("GET /api/test", "hits[].status", "inferred", "ref §8 (filtered by it: examples)",
+       "absent: the listed case is recorded without a status; it is re-read anyway"),
     _f("GET /api/candidates/{case}", "hits", "inferred", "ref §7.2 (shape not public)",
        "a bare list is read as the hits"),
     _f("GET /api/candidates/{case}", "hits[].*", "inferred", "ref §7.2 (shape not public)",
@@ -221,6 +226,8 @@ SANDBOX: tuple[Behaviour, ...] = (
        "examples (the words), ref §7.2"),
     _b("GET /api/test: {hits, total} by status and from_status_change_date, paged from/size",
        "inferred", "examples (query), ref §8"),
+    _b("GET /api/test without status: every status; from_status_change_date compared with >=",
+       "inferred", "examples (the query with status), ref §8"),
     _b("POST /api/test/{case}/preset_group: 201 {id, name}", "confirmed", "examples"),
     _b("GET /api/test/{case}/export: {variants: [{tag.value, gene_name, variant_details}]}",
        "confirmed", "S7 reader (partial)"),
@@ -243,6 +250,20 @@ SANDBOX: tuple[Behaviour, ...] = (
     _b("GET /api/storage/{id}: the storage with its scheme", "confirmed", "cli36"),
     _b("GET /api/storage/{id}/fs/list: {resources: [{name, alias}], has_more}, from/size",
        "confirmed", "cli36, script"),
+    _b("GET /api/storage/{id}/fs/list: path \"\" (or \"/\") lists the root, whose entry "
+       "\"projects\" leads to the projects; every folder on the way to a listed one lists "
+       "the folders inside it (a project: \"biosamples\")", "confirmed",
+       "cli36 (a Files Names item without a folder is looked up in directory \"\", "
+       "BEHAVIOUR.md §1 stage 4), script (recursive_construct_basespace_path_with_ids lists "
+       "\"\", then every folder of a path down from it, taking the entry whose alias is the "
+       "next step; get_human_readable_file_name lists a bare file's dirname, \"\"); the "
+       "entries' names and aliases there: inferred"),
+    _b("GET /api/storage/{id}/fs/list: under /projects/{p}/biosamples/{b}/ the project id is "
+       "not read (the biosample id is enough)", "confirmed",
+       "script (get_dataset_list_of_sample and get_sequenced_files_list list "
+       "/projects/0000000000/biosamples/{b}/datasets[/{d}/sequenced files] on real tenants, "
+       "and send those paths in create bodies); project ids other than the placeholder: "
+       "inferred"),
     _b("GET /api/apidoc/openapi.json: OpenAPI 3 of the emulated routes, spectree operation ids",
        "inferred", "ref §12 (Swagger UI at /api/apidoc/swagger; spectree's default spec URL)"),
     _b("GET /_sandbox/cases: every case with its body (emulator only)", "inferred", "none"),

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 MARGIN = 120.0  # seconds before expiry that a renewal is due, at most ...
 SHARE = 0.1  # ... and at most this share of the token's lifetime
@@ -35,7 +36,7 @@ def claims(token: str) -> dict[str, Any] | None:
         return None
     try:
         raw = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
-        data = json.loads(raw)
+        data = orjson.loads(raw)
     except (binascii.Error, ValueError):
         return None
     return data if isinstance(data, dict) else None

@@ -3,15 +3,21 @@
 ``transport_error`` maps aiohttp and timeout exceptions, ``status_error`` maps an HTTP error
 answer. A non-idempotent request (*unsafe*: a create, a preset group) that may have reached the
 server becomes ``AmbiguousCreate``, never a retryable error: it must be reconciled, not re-sent.
+Every text a server sent passes a ``Scrubber`` first, so no secret it echoes is stored or shown.
 """
 
 from __future__ import annotations
 
+import html
 import json
+import re
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from urllib.parse import quote, quote_plus
 
 import aiohttp
+import orjson
 
 from batch.errors import (
     AmbiguousCreate,
@@ -28,20 +34,56 @@ from batch.errors import (
 
 #: Answers that say the server is down or overloaded for everyone.
 SERVER_STATUSES = (500, 502, 503, 504)
+#: What stands for a secret removed from a server's text.
+REDACTED = "<redacted>"
+MIN_SECRET = 4
 
 
-def server_message(status: int, text: str) -> str:
-    """The server's message: JSON ``{"message"}``, a JSON string, or the plain-text body."""
+def _forms(secret: str) -> set[str]:
+    """The ways a server may echo *secret*: as is, JSON-escaped (ASCII or not, ``/`` as
+    ``\\/`` or not), URL-encoded (``%20`` or ``+``, ``/`` kept or not), HTML-escaped."""
+    escaped = json.dumps(secret)[1:-1]
+    return {secret, escaped, escaped.replace("/", "\\/"),
+            json.dumps(secret, ensure_ascii=False)[1:-1], quote(secret, safe=""),
+            quote(secret), quote_plus(secret), quote_plus(secret, safe="/"), html.escape(secret)}
+
+
+def _pattern(form: str) -> str:
+    # percent escapes match in either case (%2f and %2F)
+    return "".join(f"%(?i:{re.escape(part[:2])}){re.escape(part[2:])}" if i else re.escape(part)
+                   for i, part in enumerate(form.split("%")))
+
+
+class Scrubber:
+    """Removes secrets (a password, tokens, any configured secret) from text a server sent,
+    in every form a server may echo them, before the text is stored or shown. Secrets
+    shorter than ``MIN_SECRET`` characters are left (they would mangle every message)."""
+
+    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
+        forms = {f for s in secrets if s and len(s) >= MIN_SECRET for f in _forms(s)}
+        ordered = sorted(forms, key=len, reverse=True)  # the longest form first
+        self._re = re.compile("|".join(map(_pattern, ordered))) if ordered else None
+
+    def __call__(self, text: str) -> str:
+        """*text* with every form of every secret replaced by ``<redacted>``."""
+        return self._re.sub(REDACTED, text) if self._re is not None else text
+
+
+def server_message(status: int, text: str, scrub: Callable[[str], str] = str) -> str:
+    """The server's message: JSON ``{"message"}``, a JSON string, or the plain-text body;
+    *scrub* removes secrets from the body and from the message (a framework validating the
+    login may echo its input, the password included)."""
     fallback = f"Request failed with status code {status}"
+    text = scrub(text)
     try:
-        data = json.loads(text)
+        data = orjson.loads(text)  # strict and depth-limited: a deep body is plain text
     except ValueError:
         return text.strip() or fallback
     if isinstance(data, dict):
         message = data.get("message")
-        return message.strip() if isinstance(message, str) and message.strip() else fallback
+        data = message if isinstance(message, str) else None
     if isinstance(data, str) and data.strip():
-        return data.strip()
+        return scrub(data.strip())  # once more: an escape the raw text hid is undone now
     return fallback
 
 

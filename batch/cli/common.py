@@ -29,6 +29,7 @@ from batch.errors import (
     AuthError,
     BatchError,
     LedgerError,
+    ListingError,
     ManifestError,
     OutputError,
     UsageError,
@@ -148,6 +149,8 @@ def fail_for(exc: BatchError) -> NoReturn:
     if isinstance(exc, AuthError):
         fail(f"authentication refused: {exc.message}",
              "check EMG_USERNAME/EMG_PASSWORD or EMG_TOKEN", 3)
+    if isinstance(exc, ListingError):
+        fail(str(exc), "nothing past the listing was done; rerun the same command later", 3)
     fail(str(exc), None, 1)
 
 

@@ -41,6 +41,7 @@ from batch.pull import (
     FINALIZED,
     SIGNATURE_HEADER,
     FinalizedOptions,
+    FollowOptions,
     HookAuth,
     ListenerStats,
     PullResult,
@@ -259,11 +260,18 @@ def info(manifest: Path | None, cases: Sequence[str], ledger_path: Path | None, 
 # -- listen ------------------------------------------------------------------------------------
 
 
-def _ready(auth: HookAuth, stats: ListenerStats, quiet: bool) -> Callable[[str], None]:
+def _ready(auth: HookAuth, stats: ListenerStats, quiet: bool,
+           poll: float | None) -> Callable[[str], None]:
     """What the listener says once when it is bound: where (stderr), and the URL to give the
-    sender (its data, on stdout)."""
+    sender (its data, on stdout); without a port, how often it reads the listing."""
 
     def ready(url: str) -> None:
+        if poll is not None:
+            say(f"following status changes through the case listing every {poll:g} s"
+                f"{'' if url else ' (Ctrl-C to stop)'}", quiet=quiet)
+        if not url:
+            _say_ledger(stats, quiet)
+            return
         base = url[: -len(auth.path)]
         say(f"listening for webhooks at {base} (Ctrl-C to stop)", quiet=quiet)
         click.echo(f"webhook URL for the sender: "
@@ -272,7 +280,9 @@ def _ready(auth: HookAuth, stats: ListenerStats, quiet: bool) -> Callable[[str],
             say(f"  (a new token on every start: set {TOKEN_ENV} to keep the URL)", quiet=quiet)
         if auth.secret is not None:
             say(f"bodies must be signed: {SIGNATURE_HEADER}: sha256=<HMAC-SHA256 of the body "
-                f"with ${SECRET_ENV}, hex>", quiet=quiet)
+                f"with ${SECRET_ENV}, hex>; only a relay of your own can sign, Emedgene's "
+                f"sender cannot (unset {SECRET_ENV} when Emedgene posts here directly)",
+                quiet=quiet)
         _say_ledger(stats, quiet)
 
     return ready
@@ -295,6 +305,9 @@ def _show_events(ledger_path: Path) -> NoReturn:
     counts, failed = call_sync(events_view, ledger_path)
     click.echo(f"events: {counts['handled']} handled, {counts['pending']} pending, "
                f"{counts['failed']} failed")
+    if counts.get("unread"):
+        click.echo(f"webhook bodies that named no case: {counts['unread']} (the newest "
+                   "100 are kept in the ledger's unread table)")
     for event in failed:
         click.echo(f"failed: {event['case_name']} {event['status'] or '-'} "
                    f"({event['status_change_date'] or 'no date'}) after "
@@ -305,7 +318,12 @@ def _show_events(ledger_path: Path) -> NoReturn:
 
 @click.command("listen")
 @click.option("--port", type=Number(0, 65535, integer=True), default=None,
-              help="Port to listen on (0: any free one). Required unless --show-events.")
+              help="Port to listen on for webhooks (0: any free one). Required unless --poll "
+                   "or --show-events.")
+@click.option("--poll", type=Number(1, 86_400), default=None, metavar="SECONDS",
+              help="Also read the case listing every SECONDS (status changes since the last "
+                   "one seen, kept in the ledger); works on every tenant, with or without "
+                   "--port.")
 @click.option("--bind", default="127.0.0.1", show_default=True,
               help="Address to listen on.")
 @click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --bind address.")
@@ -323,36 +341,47 @@ def _show_events(ledger_path: Path) -> NoReturn:
 @click.option("--show-events", is_flag=True,
               help="Print the ledger's events (handled, pending, failed and why) and exit.")
 @_client_options
-def listen_command(port: int | None, bind: str, allow_remote: bool, ledger_path: Path,
+def listen_command(port: int | None, poll: float | None, bind: str, allow_remote: bool,
+                   ledger_path: Path,
                    on_finalized: str | None, out: Path | None, reports: Sequence[str],
                    retry_failed: bool, show_events: bool, host: str | None, sandbox: bool,
                    concurrency: int, rate: float | None, timeout: float, verbose: int,
                    quiet: bool) -> None:
-    """Receive case-status-change webhooks at a secret URL; record each one, re-read the
-    case, and optionally download the reports of cases that are finalized. Runs until Ctrl-C.
+    """Follow case status changes: webhooks at a secret URL (--port), the case listing
+    (--poll), or both. Record each change, re-read the case, and optionally download the
+    reports of cases that are finalized. Runs until Ctrl-C.
+
+    A webhook body in which no case name is found is kept in the ledger and answered 200,
+    and the listing is read at once to catch up. See docs/listening.md.
 
     On stdout: the webhook URL for the sender, once bound (with --show-events: the events).
     On stderr: where it listens, what the ledger holds, and at the end what it did; with
     --quiet, only errors.
 
     \b
-    Example:
+    Examples:
       export EMG_WEBHOOK_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
       emg-batch listen --port 8001 --ledger events.sqlite \\
+          --on-finalized pull-reports --out reports/
+      emg-batch listen --poll 300 --ledger events.sqlite \\
           --on-finalized pull-reports --out reports/
 
     \b
     Environment:
       EMG_WEBHOOK_TOKEN   the token of the webhook URL /hooks/<token> (default: a new one,
-                          printed at start)
-      EMG_WEBHOOK_SECRET  when set, every body must carry X-Emg-Signature: sha256=<hex>,
-                          the HMAC-SHA256 of the body with this secret
+                          printed at start). This secret URL is how Emedgene's sender is
+                          authenticated: give Illumina support the whole URL.
+      EMG_WEBHOOK_SECRET  only for a relay of your own that signs what it forwards: every
+                          body must then carry X-Emg-Signature: sha256=<hex>, the
+                          HMAC-SHA256 of the body with this secret. Emedgene's sender cannot
+                          compute it: with it set, every webhook Emedgene sends directly is
+                          refused (401). Leave it unset when Emedgene posts to the listener.
     """
     setup_logging(verbose, quiet)
     if show_events:
         _show_events(ledger_path)
-    if port is None:
-        raise click.UsageError("--port is required (0: any free port)")
+    if port is None and poll is None:
+        raise click.UsageError("--port is required (0: any free port), or --poll SECONDS")
     if (on_finalized is None) != (out is None):
         raise click.UsageError("--on-finalized pull-reports and --out DIR go together")
     try:
@@ -367,14 +396,20 @@ def listen_command(port: int | None, bind: str, allow_remote: bool, ledger_path:
     connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
     stats = ListenerStats()
     call(jobs.listen_job, where, connection, ledger_path, host=bind, port=port, auth=auth,
-         on_finalized_out=out, report_types=types, ready=_ready(auth, stats, quiet),
-         allow_remote=allow_remote, workers=concurrency, retry_failed=retry_failed, stats=stats)
+         follow=FollowOptions(interval=poll), on_finalized_out=out, report_types=types,
+         ready=_ready(auth, stats, quiet, poll), allow_remote=allow_remote,
+         workers=concurrency, retry_failed=retry_failed, stats=stats)
     _say_stopped(stats, quiet)
 
 
 def _say_stopped(stats: ListenerStats, quiet: bool) -> None:
     refused = sum(stats.refused.values())
+    listing = stats.follow
+    read = (f"; listing read {plural(listing.reads, 'time')} "
+            f"({plural(listing.recorded, 'new change')}, {listing.failures} failed)"
+            if listing.reads or listing.failures else "")
     say(f"stopped: {plural(stats.received, 'event')} ({stats.duplicates} duplicates), "
         f"{stats.handled} handled, {plural(stats.reports_downloaded, 'report')} downloaded, "
         f"{plural(stats.failures, 'failure')} ({stats.gave_up} left failed), {refused} "
-        f"refused, {stats.busy} answered busy", quiet=quiet)
+        f"refused, {stats.busy} answered busy, {stats.unread} naming no case (kept){read}",
+        quiet=quiet)

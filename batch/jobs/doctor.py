@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import aclosing
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -119,8 +120,9 @@ class Doctor:
                      "EMG_USERNAME/EMG_PASSWORD (or EMG_TOKEN) and the host")
             return
         checks = (("openapi", self.openapi), ("recent case", self.recent_case),
-                  ("report discovery", self.reports), ("sample look-up", self.samples),
-                  ("org users", self.users), ("storage", self.storage))
+                  ("case listing", self.listing), ("report discovery", self.reports),
+                  ("sample look-up", self.samples), ("org users", self.users),
+                  ("storage", self.storage))
         for name, check in checks:
             await self.guarded(name, check)
 
@@ -173,6 +175,29 @@ class Doctor:
                                                  "every field emg-batch reads is there"),
                  "lost answers cannot be reconciled and existing cases cannot be found"
                  if wrong else "reconciliation and the look-up of existing cases work")
+
+    async def listing(self) -> None:
+        """The case listing pages with ``from``/``size`` and its hits carry what ``listen``
+        follows (status, status-change date): two pages of one case each are read."""
+        since = (datetime.now(UTC) - timedelta(days=365)).replace(microsecond=0).isoformat()
+        hits: list[dict[str, Any]] = []
+        pages = self.client.list_pages(since=since, page_size=1, max_pages=2)
+        async with aclosing(pages):  # a repeated second page is a ListingError: failed
+            async for page in pages:
+                hits += page.hits
+                if len(hits) >= 2:  # two pages are enough: stop before the bound's error
+                    break
+        if not hits:
+            self.add("case listing", "warning", "the tenant lists no case changed in a year",
+                     "its paging and fields could not be checked")
+            return
+        missing = [k for k in ("status", "status_change_date") if any(k not in h for h in hits)]
+        pages_read = "two pages, different cases" if len(hits) > 1 else "one page"
+        self.add("case listing", "warning" if missing else "ok",
+                 f"GET /api/test: {pages_read}" + (f"; hits without {', '.join(missing)}"
+                                                   if missing else ", status and dates"),
+                 "listen --poll moves its cursor by the server's Date instead" if missing
+                 else "listen --poll and its catch-up can follow this tenant")
 
     async def reports(self) -> None:
         """Report ids can be found: on the case object, or by a report listing."""
@@ -232,6 +257,7 @@ class Doctor:
 _MEANINGS = {
     "openapi": "the operations could not be checked",
     "recent case": "reconciliation and the look-up of existing cases cannot be checked",
+    "case listing": "listen --poll, its catch-up and pull finalized cannot follow this tenant",
     "report discovery": "pull finalized may not find reports on its own",
     "sample look-up": "existing cases and lost creates cannot be found",
     "org users": "Assign To needs users with an e-mail and an id",

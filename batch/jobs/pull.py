@@ -65,7 +65,8 @@ async def table_job(puller: Puller, target: Target, connection: Connection,
 async def listen_job(target: Target, connection: Connection, ledger_path: Path, *,
                      retry_failed: bool = False, stats: ListenerStats | None = None,
                      **options: Any) -> ListenerStats:
-    """``emg-batch listen``: receive webhooks until SIGINT or SIGTERM; the counters after.
+    """``emg-batch listen``: follow status changes (webhooks, the listing) until SIGINT or
+    SIGTERM; the counters after.
 
     *retry_failed* gives the events left failed by earlier runs a fresh set of attempts.
     The ledger's folder and the report folder are tried first (``OutputError``), and the
@@ -89,9 +90,11 @@ async def listen_job(target: Target, connection: Connection, ledger_path: Path, 
 
 def events_view(ledger_path: Path, *, limit: int = 20) -> tuple[dict[str, int],
                                                                 list[dict[str, Any]]]:
-    """``emg-batch listen --show-events``: the events by state, and the newest failed ones."""
+    """``emg-batch listen --show-events``: the events by state (and ``unread``, the webhook
+    bodies that named no case), and the newest failed ones."""
     with Ledger.open(ledger_path, create=False) as ledger:
-        return ledger.event_counts(), ledger.failed_events(limit)
+        return ({**ledger.event_counts(), "unread": ledger.unread_count()},
+                ledger.failed_events(limit))
 
 
 async def _stop_on_signal(scope: anyio.CancelScope) -> None:

@@ -1,5 +1,7 @@
 """The ``events`` table: webhook events, each recorded once (by its dedupe key) before it is
-answered, then handled, or failed with its reason and attempts.
+answered, then handled, or failed with its reason and attempts. Also the ``unread`` table
+(webhook bodies in which no case was found, the newest few kept) and the listing cursor (the
+server time up to which the case listing has been read, in ``meta``).
 
 Only the fields the listener uses are kept (case, status, previous status, change date, time
 received), never the body, so a row stays a few hundred bytes whatever a sender posts. Work
@@ -21,6 +23,10 @@ EVENT_KEYS = ("id", "dedupe_key", "case_name", "status", "previous_status",
               "status_change_date", "received_at", "handled_at", "attempts", "error", "failed_at")
 _COLUMNS = ", ".join(EVENT_KEYS)
 _OPEN = "handled_at IS NULL AND failed_at IS NULL"
+#: Unread bodies kept (each at most the listener's body cap, 64 KB): the newest ones.
+UNREAD_KEPT = 100
+UNREAD_KEYS = ("id", "received_at", "content_type", "header_names", "reason", "body")
+_CURSOR = "listing_cursor"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +114,44 @@ class EventLog(Database):
             f"SELECT {_COLUMNS} FROM events WHERE failed_at IS NOT NULL AND handled_at IS NULL"
             " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [dict(zip(EVENT_KEYS, r, strict=True)) for r in rows]
+
+    def keep_unread(self, body: bytes, *, content_type: str, header_names: list[str],
+                    reason: str) -> int:
+        """Keep a webhook body in which no case was found (dropping the oldest beyond
+        ``UNREAD_KEPT``); how many have been kept in all."""
+        with self.transaction():
+            cur = self._execute(
+                "INSERT INTO unread (received_at, content_type, header_names, reason, body)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (time.time(), content_type[:200], ", ".join(header_names)[:2000], reason, body))
+            total = int(cur.lastrowid or 0)
+            self._execute("DELETE FROM unread WHERE id <= ?", (total - UNREAD_KEPT,))
+        return total
+
+    def unread_count(self) -> int:
+        """Webhook bodies ever kept as unread (older ones may have been dropped)."""
+        row = self._execute("SELECT seq FROM sqlite_sequence WHERE name = 'unread'").fetchone()
+        return int(row[0]) if row else 0
+
+    def unread_bodies(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest unread bodies, newest first, at most *limit*."""
+        rows = self._execute(f"SELECT {', '.join(UNREAD_KEYS)} FROM unread ORDER BY id DESC"
+                             " LIMIT ?", (limit,)).fetchall()
+        return [dict(zip(UNREAD_KEYS, r, strict=True)) for r in rows]
+
+    def recent_change_dates(self, limit: int = 1000) -> list[str]:
+        """The change dates of the newest *limit* events, as recorded (text: the sender's)."""
+        rows = self._execute("SELECT status_change_date FROM events WHERE status_change_date"
+                             " IS NOT NULL ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def listing_cursor(self) -> str | None:
+        """The server time (ISO 8601) up to which the case listing has been read, if any."""
+        return self.meta(_CURSOR)
+
+    def set_listing_cursor(self, when: str) -> None:
+        """Record that the case listing has been read up to *when* (server time, ISO 8601)."""
+        self.set_meta(_CURSOR, when)
 
     def events(self) -> list[dict[str, Any]]:
         """Every recorded webhook event, oldest first."""

@@ -8,7 +8,8 @@ Versions: 1, the first; 2 adds ``binding`` (the server a ledger belongs to), fil
 host of the last run; 3 adds ``steps.server_started_at`` (the server's clock when a step was
 first sent, from its ``Date`` header: what tells a lost create's case from an older one); 4 adds
 ``origins`` (whether each case was created by a run or found on the server and adopted; a case
-recorded before version 4 has no origin: not known).
+recorded before version 4 has no origin: not known); 5 adds ``unread`` (webhook bodies the
+listener could not read, the newest few).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from batch.errors import LedgerError
 from batch.ledger.disk import prepare, private
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -101,6 +102,16 @@ CREATE TABLE IF NOT EXISTS origins (
     case_name TEXT NOT NULL,
     adopted INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- Authenticated webhook bodies in which no case was found: the newest few, for a person to
+-- read; AUTOINCREMENT so that the largest id counts every one ever kept.
+CREATE TABLE IF NOT EXISTS unread (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at REAL NOT NULL,
+    content_type TEXT,
+    header_names TEXT,
+    reason TEXT NOT NULL,
+    body BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS binding (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     host TEXT NOT NULL,
@@ -117,6 +128,7 @@ INSERT OR IGNORE INTO binding (id, host, account, bound_at)
 """,
     2: "ALTER TABLE steps ADD COLUMN server_started_at REAL;",
     3: "",  # origins: made by SCHEMA; the cases recorded before have no origin (not known)
+    4: "",  # the unread table: made by SCHEMA, nothing to fill
 }
 #: Columns a migration adds, so that it is skipped where the column is already there (a file
 #: whose first open stopped after the tables were made, before its version was written).

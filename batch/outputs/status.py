@@ -29,7 +29,8 @@ def status_report(ledger: Ledger) -> dict[str, Any]:
 
     ``{"families", "server": {"host", "account"} | None, "in_progress": {"run", "command",
     "pid", "since", "concurrency"} | None, "steps": {step: {state: n}}, "failures": [...],
-    "last_run": {...} | None}``; *server* is where the ledger's cases are; *in_progress* the
+    "last_run": {...} | None}``, and ``"unread_webhook_bodies": n`` when the listener kept
+    bodies that named no case; *server* is where the ledger's cases are; *in_progress* the
     run going on now (its process alive and holding the ledger), whose ``sending`` steps are
     in flight, not interrupted; times are ISO 8601 with the local offset.
     """
@@ -41,7 +42,7 @@ def status_report(ledger: Ledger) -> dict[str, Any]:
         "exit_code": last.exit_code, "counts": last.counts,
     }
     bound = ledger.binding()
-    return {
+    report = {
         "families": ledger.family_count(),
         "server": None if bound is None else {"host": bound.host, "account": bound.account},
         "in_progress": None if live is None else {
@@ -51,6 +52,10 @@ def status_report(ledger: Ledger) -> dict[str, Any]:
         "failures": ledger.failure_groups(),
         "last_run": run,
     }
+    unread = ledger.unread_count()
+    if unread:
+        report["unread_webhook_bodies"] = unread
+    return report
 
 
 def render_status(report: Mapping[str, Any]) -> str:
@@ -65,6 +70,10 @@ def render_status(report: Mapping[str, Any]) -> str:
     lines += _render_steps(report.get("steps") or {})
     lines += _render_failures(report.get("failures") or [])
     lines += _render_run(report.get("last_run"), live=bool(live))
+    unread = report.get("unread_webhook_bodies")
+    if unread:
+        lines.append(f"Webhook bodies that named no case: {unread} (kept in the ledger; the "
+                     "listener caught up from the case listing)")
     return "\n".join(lines)
 
 

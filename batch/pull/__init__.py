@@ -2,15 +2,16 @@
 
 ``finalized`` (cases finalized since a time, and their reports), ``reports`` (one case's
 reports, resumable), ``tables`` (tagged variants and case info of many cases), ``cases``
-(which cases), ``options`` (``--since``, report types) and ``listen`` (the webhook receiver,
-with ``hooks``, its authenticated door, and ``inbox``, its bounded work list).
+(which cases), ``options`` (``--since``, report types) and ``listen`` (the listener, with
+``hooks``, its authenticated door, ``shapes``, the webhook bodies it reads, ``follow``, the
+case listing it reads, and ``inbox``, its bounded work list).
 """
 
 from batch.pull.cases import cases_from_ledger, cases_from_manifest, split_cases
 from batch.pull.discover import Discovery, parse_report_ids
 from batch.pull.finalized import FinalizedOptions, PullResult, pull_finalized
 from batch.pull.hooks import SIGNATURE_HEADER, HookAuth
-from batch.pull.listen import ListenerLimits, ListenerStats, dedupe_key, listen
+from batch.pull.listen import FollowOptions, ListenerLimits, ListenerStats, dedupe_key, listen
 from batch.pull.options import ALL_REPORTS, parse_report_types, parse_since
 from batch.pull.paths import report_path, safe_name
 from batch.pull.reports import FINALIZED, CaseReports, pull_case_reports
@@ -23,6 +24,7 @@ __all__ = [
     "CaseReports",
     "Discovery",
     "FinalizedOptions",
+    "FollowOptions",
     "HookAuth",
     "ListenerLimits",
     "ListenerStats",

@@ -71,9 +71,9 @@ class PullResult:
 async def pull_finalized(client: Client, options: FinalizedOptions) -> PullResult:
     """List the cases whose status changed since ``options.since`` (every page) and download
     their reports into ``options.out``; write ``cases.xlsx`` and ``cases.csv`` there."""
-    hits = [hit async for hit in client.list_cases(
-        status=options.statuses, since=options.since, page_size=options.page_size)]
-    listed = [str(h["name"]) for h in hits if h.get("name")]
+    listed = [str(hit["name"]) async for hit in client.list_cases(
+        status=options.statuses, since=options.since, page_size=options.page_size)
+        if hit.get("name")]  # names only: a long listing's hits are not all kept
     names = list(dict.fromkeys([*listed, *options.report_ids]))
     results: dict[str, CaseReports] = {}
     discovery = Discovery(client, dict(options.report_ids))

@@ -1,11 +1,17 @@
-"""The listener's door: who may post, what a status event must look like, and the answers.
+"""The listener's door: who may post, and the answers.
 
 Emedgene's webhook headers and signing are not public, so authentication has to work with a
 sender we do not control: the URL itself carries a secret token (``/hooks/<token>``, from
-``EMG_WEBHOOK_TOKEN`` or generated at start), and when ``EMG_WEBHOOK_SECRET`` is set every
-body must also carry our own HMAC-SHA256 signature, ``X-Emg-Signature: sha256=<hex>``. Both
-are compared in constant time. Everything is checked before anything is recorded: wrong path
-or token 404, wrong signature 401, not JSON content 415, a bad event 400.
+``EMG_WEBHOOK_TOKEN`` or generated at start). That is how Emedgene's sender is authenticated.
+``EMG_WEBHOOK_SECRET`` is for a relay of the user's own that signs what it forwards: when it is
+set, every body must also carry our HMAC-SHA256 signature, ``X-Emg-Signature: sha256=<hex>``,
+which Emedgene's sender cannot compute. Both are compared in constant time.
+
+The path and its token are decided on the request line alone, before any body is read (the
+``screen`` given to ``batch.serving``): a wrong path or token gets 404 at once and its
+connection is closed, so an unauthenticated peer cannot hold the listener by trickling a body.
+Then a wrong signature gets 401. Every authenticated body is answered ``200``: one that names
+a case becomes an event, any other is kept for the listener to catch up from (see ``shapes``).
 """
 
 from __future__ import annotations
@@ -20,31 +26,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from batch.errors import UsageError
+from batch.pull.shapes import HookEvent, Unread, dedupe_key, read_body
+from batch.serving import Screen
 
-__all__ = ["SIGNATURE_HEADER", "HookAuth", "HookEvent", "Refusal", "dedupe_key", "hook_app"]
+__all__ = ["SIGNATURE_HEADER", "HookAuth", "HookEvent", "Refusal", "Unread", "dedupe_key",
+           "hook_app"]
 
 log = logging.getLogger("batch.pull.listen")
 
 TOKEN_ENV = "EMG_WEBHOOK_TOKEN"
 SECRET_ENV = "EMG_WEBHOOK_SECRET"
 SIGNATURE_HEADER = "X-Emg-Signature"
-EVENT_TYPE = "case_status_changed"
 #: A status event is a few hundred bytes; 64 KB leaves room for a sender's additions.
 MAX_BODY = 64 * 1024
-FIELD_LIMIT = 100
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{20,256}")
-_CASE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-_FIELDS = ("status", "previous_status", "status_change_date")
-
-
-def dedupe_key(event: Mapping[str, Any]) -> str:
-    """The identity of an event: case, new status and the time of the change."""
-    return "|".join(str(event.get(k) or "") for k in ("case_name", "status",
-                                                      "status_change_date"))
+_HOOKS = "/hooks/"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,27 +92,6 @@ class HookAuth:
                                                          self.sign(body).encode())
 
 
-@dataclass(frozen=True, slots=True)
-class HookEvent:
-    """The fields of a status event that the listener uses (nothing else is kept)."""
-
-    case: str
-    status: str | None
-    previous_status: str | None
-    status_change_date: str | None
-
-    @property
-    def key(self) -> str:
-        """The dedupe key."""
-        return dedupe_key(self.fields())
-
-    def fields(self) -> dict[str, str | None]:
-        """The event as the ledger stores it."""
-        return {"case_name": self.case, "status": self.status,
-                "previous_status": self.previous_status,
-                "status_change_date": self.status_change_date}
-
-
 class Refusal(Exception):
     """A request answered with an error; *reason* is what the counters call it."""
 
@@ -129,62 +107,46 @@ class Refusal(Exception):
         return web.json_response({"message": self.message}, status=self.status, headers=headers)
 
 
-def parse_event(raw: bytes) -> HookEvent | None:
-    """The event in *raw*; None for another kind of event (acknowledged, not recorded)."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise Refusal(400, "bad_event", "the body is not JSON") from None
-    if not isinstance(data, dict):
-        raise Refusal(400, "bad_event", "expected a JSON object")
-    if data.get("event", EVENT_TYPE) != EVENT_TYPE:
-        return None
-    case = data.get("case_name")
-    if not isinstance(case, str) or not _CASE.fullmatch(case.strip()):
-        raise Refusal(400, "bad_event", "expected a JSON event with case_name (a case name, "
-                      "letters, digits, '.', '-' or '_', at most 100)")
-    values = [data.get(name) for name in _FIELDS]
-    for name, value in zip(_FIELDS, values, strict=True):
-        if value is not None and (not isinstance(value, str) or len(value) > FIELD_LIMIT):
-            raise Refusal(400, "bad_event", f"{name} must be text of at most {FIELD_LIMIT} "
-                          "characters")
-    return HookEvent(case.strip(), *values)
-
-
 Accept = Callable[[HookEvent], dict[str, Any]]
+#: Keeps a body that could not be read: the raw bytes, its content type, the header names,
+#: and why.
+Keep = Callable[[bytes, str, list[str], Unread], dict[str, Any]]
 
 
 class _Door:
-    """The request handler: checks in order, then hands the event to *accept*."""
+    """The request handler: checks in order, then hands the event to *accept* (or the body
+    that names no case to *keep*)."""
 
-    def __init__(self, auth: HookAuth, accept: Accept, refused: dict[str, int]) -> None:
-        self.auth, self.accept, self.refused = auth, accept, refused
+    def __init__(self, auth: HookAuth, accept: Accept, keep: Keep,
+                 refused: dict[str, int]) -> None:
+        self.auth, self.accept, self.keep, self.refused = auth, accept, keep, refused
+
+    def screen(self, request: web.Request) -> web.StreamResponse | None:
+        """Decide on the request line alone: the token's path goes on, anything else 404."""
+        path = request.path
+        if path.startswith(_HOOKS) and self.auth.token_matches(path[len(_HOOKS):]):
+            return None
+        if path in ("/", "/webhook") and request.method == "POST":
+            refusal = Refusal(404, "old_path", "not found: webhooks go to the /hooks/<token> "
+                              "URL the listener printed at start")
+        else:
+            refusal = Refusal(404, "wrong_token", "not found")
+        self._count(refusal)
+        return refusal.response()
 
     async def receive(self, request: web.Request) -> web.Response:
         try:
-            event = await self._event(request)
-            if event is None:
-                return web.json_response({"recorded": False, "ignored": True})
-            return web.json_response(self.accept(event))
+            raw = await request.read()  # read (bounded, with a deadline) by batch.serving
+            if not self.auth.signature_matches(raw, request.headers.get(SIGNATURE_HEADER)):
+                raise Refusal(401, "bad_signature", f"missing or wrong {SIGNATURE_HEADER}")
+            found = read_body(raw, request.content_type)
+            if isinstance(found, Unread):
+                return web.json_response(self.keep(raw, request.content_type,
+                                                   sorted(set(request.headers)), found))
+            return web.json_response(self.accept(found))
         except Refusal as refusal:
             self._count(refusal)
             return refusal.response()
-
-    async def _event(self, request: web.Request) -> HookEvent | None:
-        if not self.auth.token_matches(request.match_info["token"]):
-            raise Refusal(404, "wrong_token", "not found")
-        raw = await request.read()  # read (bounded, with a deadline) by batch.serving
-        if not self.auth.signature_matches(raw, request.headers.get(SIGNATURE_HEADER)):
-            raise Refusal(401, "bad_signature", f"missing or wrong {SIGNATURE_HEADER}")
-        if request.content_type != "application/json":
-            raise Refusal(415, "not_json", "Content-Type must be application/json")
-        return parse_event(raw)
-
-    async def old_path(self, request: web.Request) -> web.Response:
-        refusal = Refusal(404, "old_path", "not found: webhooks go to the /hooks/<token> URL "
-                          "the listener printed at start")
-        self._count(refusal)
-        return refusal.response()
 
     def _count(self, refusal: Refusal) -> None:
         seen = self.refused.get(refusal.reason, 0)
@@ -194,15 +156,15 @@ class _Door:
                         refusal.status, refusal.reason, refusal.message)
 
 
-def hook_app(auth: HookAuth, accept: Accept, *, refused: dict[str, int]) -> web.Application:
-    """The listener's application: ``POST /hooks/<token>``, nothing else.
+def hook_app(auth: HookAuth, accept: Accept, keep: Keep, *,
+             refused: dict[str, int]) -> tuple[web.Application, Screen]:
+    """The listener's application (``POST /hooks/<token>``, nothing else) and its screen,
+    to give ``batch.serving.serve``.
 
     The old unauthenticated ``POST /`` and ``/webhook`` answer 404 with a pointer to the new
     URL. *refused* counts refusals by reason.
     """
-    door = _Door(auth, accept, refused)
+    door = _Door(auth, accept, keep, refused)
     app = web.Application(client_max_size=MAX_BODY)
     app.router.add_post("/hooks/{token}", door.receive)
-    for old in ("/", "/webhook"):
-        app.router.add_post(old, door.old_path)
-    return app
+    return app, door.screen

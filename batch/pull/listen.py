@@ -1,10 +1,13 @@
-"""The webhook receiver: authenticated case-status events in, durable records and report pulls
-out, within fixed bounds.
+"""The listener: case-status changes in (webhooks, the case listing, or both), durable records
+and report pulls out, within fixed bounds.
 
-A request passes ``hooks`` (token, signature, content type, a well-formed event) and only then
-touches the ledger: each event is recorded once (by its dedupe key, only the fields used)
-*before* it is answered ``200``, so an acknowledged event is never lost; duplicates get
-``200`` too, so the sender stops retrying. When the work list (``inbox``) is full, a new case
+A request passes ``hooks`` (the token, decided before the body is read; the signature) and
+only then touches the ledger: each event is recorded once (by its dedupe key, only the fields
+used) *before* it is answered ``200``, so an acknowledged event is never lost; duplicates get
+``200`` too, so the sender stops retrying. An authenticated body in which no case is found
+(``shapes``) is kept in the ledger, answered ``200``, and the listing is read at once to catch
+up (``follow``); with ``follow.interval`` the listing is also read on a clock, with or
+without a webhook port. When the work list (``inbox``) is full, a new case
 gets ``503`` with ``Retry-After`` and nothing is recorded. An event is only a hint: workers
 re-read the case (``GET /api/test/{case}/``) and act on what the server says now, one read per
 case at a time. A case whose handling fails (refused, missing, a failed download) is recorded
@@ -29,19 +32,21 @@ from batch.errors import ApiError, AuthError, LedgerError, OutputError, UsageErr
 from batch.ledger import Ledger
 from batch.outputs.files import writing
 from batch.pull.discover import Discovery
-from batch.pull.hooks import MAX_BODY, HookAuth, HookEvent, Refusal, dedupe_key, hook_app
+from batch.pull.follow import Busy, Follower, FollowOptions, FollowStats
+from batch.pull.hooks import MAX_BODY, HookAuth, HookEvent, Refusal, Unread, dedupe_key, hook_app
 from batch.pull.inbox import Inbox, Job
 from batch.pull.reports import FINALIZED, pull_case_reports
 from batch.serving import GuardStats, Limits, serve
 
-__all__ = ["ListenerLimits", "ListenerStats", "dedupe_key", "listen"]
+__all__ = ["FollowOptions", "ListenerLimits", "ListenerStats", "dedupe_key", "listen"]
 
 log = logging.getLogger(__name__)
 
 WORKERS = 4
-#: The listener's server: a sender needs few connections; a status event is small.
+#: The listener's server: a sender needs few connections; a status event is small; one peer
+#: address may hold a quarter of the connections.
 SERVER_LIMITS = Limits(max_connections=128, header_timeout=10.0, idle_timeout=30.0,
-                       body_timeout=10.0, max_body=MAX_BODY)
+                       body_timeout=10.0, max_body=MAX_BODY, max_per_peer=32)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,6 +85,10 @@ class ListenerStats:
     at_start: dict[str, int] = field(default_factory=dict)
     #: Failed events given fresh attempts at start (``--retry-failed``).
     retried: int = 0
+    #: Authenticated webhook bodies in which no case was found (kept in the ledger).
+    unread: int = 0
+    #: Reading the case listing (on a clock, or to catch up).
+    follow: FollowStats = field(default_factory=FollowStats)
 
 
 class _CaseFailed(Exception):
@@ -104,6 +113,8 @@ class _Setup:
     #: Set when the listener's own credentials are refused: it stops with this error.
     stop: list[AuthError] = field(default_factory=list)
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    #: Reads the case listing (on a clock, and to catch up).
+    follower: Follower
 
 
 async def listen(
@@ -112,7 +123,8 @@ async def listen(
     client: Client,
     auth: HookAuth | None = None,
     host: str = "127.0.0.1",
-    port: int = 0,
+    port: int | None = 0,
+    follow: FollowOptions | None = None,
     on_finalized_out: Path | None = None,
     report_types: Sequence[str] = ("pdf",),
     ready: Callable[[str], None] | None = None,
@@ -121,36 +133,91 @@ async def listen(
     stats: ListenerStats | None = None,
     limits: ListenerLimits | None = None,
 ) -> None:
-    """Receive webhooks on *host*:*port* until cancelled.
+    """Receive webhooks on *host*:*port* (None: no webhooks) until cancelled, and read the
+    case listing as *follow* says (by default only to catch up after a body that names no
+    case; ``follow.interval``: also every so many seconds).
 
     ``ready(url)`` is called once the port is bound, with the whole webhook URL to give the
-    sender (it carries the token: show it to the operator, never log it). Without *auth*, a
-    token is generated. With *on_finalized_out*, the reports of every case found finalized
-    are downloaded there (as ``pull finalized`` does). Raises AuthError when the listener's
-    own credentials are refused.
+    sender (it carries the token: show it to the operator, never log it), or with ``""``
+    when there is no port. Without *auth*, a token is generated. With *on_finalized_out*,
+    the reports of every case found finalized are downloaded there (as ``pull finalized``
+    does). Raises AuthError when the listener's own credentials are refused.
     """
     if not allow_remote and not is_loopback(host):
         raise UsageError(f"{host} is not a loopback address; pass --allow-remote to listen on it")
+    if port is None and (follow is None or follow.interval is None):
+        raise UsageError("nothing to follow: give a webhook port, a polling interval, or both")
     limits = limits or ListenerLimits()
+    stats = stats or ListenerStats()
+    follower = Follower(ledger, client, lambda event: _record_listed(setup, event),
+                        options=follow or FollowOptions(), stats=stats.follow)
     setup = _Setup(ledger=ledger, client=client, out=on_finalized_out,
-                   report_types=tuple(report_types), stats=stats or ListenerStats(),
-                   limits=limits, inbox=Inbox(capacity=limits.max_cases),
-                   discovery=Discovery(client))
+                   report_types=tuple(report_types), stats=stats, limits=limits,
+                   inbox=Inbox(capacity=limits.max_cases), discovery=Discovery(client),
+                   follower=follower)
     for case in ledger.open_cases():  # recorded before a stop, not settled: take them up
         setup.inbox.put(case.case, case.upto, attempts=case.attempts)
     auth = auth or HookAuth.from_env({})
-    app = hook_app(auth, lambda event: _accept(setup, event), refused=setup.stats.refused)
-    async with serve(app, host=host, port=port, limits=limits.server) as served:
+    if port is None:
+        await _run(setup, ready, "", workers)
+        return
+    app, screen = hook_app(auth, lambda event: _accept(setup, event),
+                           lambda *unread: _keep(setup, *unread), refused=setup.stats.refused)
+    async with serve(app, host=host, port=port, limits=limits.server, screen=screen) as served:
         setup.stats.server = served.stats
-        with setup.scope:
-            async with anyio.create_task_group() as tg:
-                for _ in range(max(1, workers)):
-                    tg.start_soon(_worker, setup)
-                if ready is not None:
-                    ready(served.url + auth.path)
-                await anyio.sleep_forever()
+        await _run(setup, ready, served.url + auth.path, workers)
+
+
+async def _run(setup: _Setup, ready: Callable[[str], None] | None, url: str,
+               workers: int) -> None:
+    """The workers and the follower, until cancelled or the credentials are refused."""
+    with setup.scope:
+        async with anyio.create_task_group() as tg:
+            for _ in range(max(1, workers)):
+                tg.start_soon(_worker, setup)
+            tg.start_soon(_follow, setup)
+            if ready is not None:
+                ready(url)
+            await anyio.sleep_forever()
     if setup.stop:
         raise setup.stop[0]
+
+
+async def _follow(setup: _Setup) -> None:
+    try:
+        await setup.follower.run()
+    except AuthError as err:  # the listener's own credentials: stop, once
+        setup.stop.append(err)
+        setup.scope.cancel()
+
+
+def _keep(setup: _Setup, raw: bytes, content_type: str, header_names: list[str],
+          unread: Unread) -> dict[str, bool]:
+    """Keep an authenticated body that names no case, and catch up from the listing."""
+    try:
+        setup.ledger.keep_unread(raw, content_type=content_type, header_names=header_names,
+                                 reason=unread.reason)
+    except LedgerError as err:  # not kept, so not acknowledged: the sender retries
+        log.error("%s", err)
+        raise Refusal(503, "ledger", "cannot record the body now; retry later",
+                      retry_after=setup.limits.retry_after) from None
+    setup.stats.unread += 1
+    if setup.stats.unread == 1:
+        log.warning("a webhook body names no case (%s): kept in the ledger; catching up from "
+                    "the case listing (further ones are only counted)", unread.reason)
+    setup.follower.catch_up()
+    return {"recorded": True, "understood": False}
+
+
+def _record_listed(setup: _Setup, event: HookEvent) -> int | None:
+    """Record a case the listing shows changed (Busy when the work list is full)."""
+    if not setup.inbox.accepts(event.case):
+        raise Busy(f"the work list is full ({setup.limits.max_cases} cases); the listing is "
+                   "read again later")
+    row = setup.ledger.add_event(event.key, event.case, event.fields())
+    if row is not None:
+        setup.inbox.put(event.case, row)
+    return row
 
 
 def _accept(setup: _Setup, event: HookEvent) -> dict[str, bool]:

@@ -47,7 +47,7 @@ async def read_json(request: web.Request) -> Any:
         if raw.strip():
             try:
                 value = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):  # deep nesting: malformed, not a 500
                 value = INVALID
     request[_BODY_KEY] = value
     return value
