@@ -10,6 +10,8 @@
     + BuildError               -- building failed; the message goes to the proband row
   x LedgerError                -- the ledger cannot be used (foreign, locked, unwritable) (exit 2)
   x OutputError                -- an output file or folder cannot be written (exit 3)
+  x CredentialError            -- credentials cannot be had (a password command failed);
+                                  nothing sent (exit 3)
     + UnsafePath               -- a symbolic link (or other non-file) where a pulled report
                                   goes: refused, recorded against the case
   x ApiError                   -- one request failed; carries status, method, path, message
@@ -120,6 +122,11 @@ class OutputError(BatchError):
 class UnsafePath(OutputError):
     """A path inside the output folder that is not followed (a symbolic link, or not a plain
     file or folder): the case it belongs to is refused, the others go on."""
+
+
+class CredentialError(BatchError):
+    """The password cannot be had: the command that gives it failed, hung or printed none.
+    The message names the command's origin, never its output."""
 
 
 class ApiError(BatchError):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,16 @@ from batch.sandbox import SandboxConfig, run_sandbox
 from tests.corpus import FIXTURE
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_user_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test reads the tenants of the person running the suite (docs/tenants.md)."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+    patch.delenv("EMG_TENANT", raising=False)
+    yield
+    patch.undo()
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,13 @@ import batch.api.call
 from batch.api import Client, Credentials, RetryPolicy
 from batch.api.provenance import FIELDS
 from batch.jobs import Connection, Target, doctor_job, run_job
-from batch.pull import FinalizedOptions, pull_candidates, pull_finalized, pull_info
+from batch.pull import (
+    FinalizedOptions,
+    pull_candidates,
+    pull_finalized,
+    pull_info,
+    pull_samples,
+)
 from batch.run import RunOptions
 from batch.sandbox import (
     DEFAULT_PASSWORD,
@@ -127,6 +133,7 @@ async def _flows(tmp_path: Path) -> None:
             await pull_finalized(client, FinalizedOptions(out=tmp_path / "reports"))
             await pull_info(client, names)
             await pull_candidates(client, names)
+            await pull_samples(client, ["PB-0001", "NOT-A-SAMPLE"])
     lossy = SandboxConfig(fixture=demo_fixture_path(), drop_after_commit=1.0)
     async with run_sandbox(lossy) as sb:
         shutil.copy(REPO / "inputs" / "example.csv", tmp_path / "lost.csv")

@@ -18,6 +18,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import anyio
@@ -28,12 +29,14 @@ from batch.api import Credentials, normalise_host
 from batch.errors import (
     AuthError,
     BatchError,
+    CredentialError,
     LedgerError,
     ListingError,
     ManifestError,
     OutputError,
     UsageError,
 )
+from batch.jobs import Setting, Tenant
 
 # uvloop's event loop spends less CPU per request than asyncio's own; used where installed.
 HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
@@ -48,6 +51,7 @@ Environment:
   EMG_USERNAME   user for POST /api/auth/v2/api_login/
   EMG_PASSWORD   password (prompted for when missing and stdin is a terminal)
   EMG_TOKEN      a ready bearer token instead of username and password
+  EMG_TENANT     a tenant of the config file (instead of --tenant); see docs/tenants.md
 """
 
 
@@ -146,6 +150,8 @@ def fail_for(exc: BatchError) -> NoReturn:
         fail(str(exc), None, 2)
     if isinstance(exc, OutputError):
         fail(str(exc), "free space or fix permissions, then rerun the same command", 3)
+    if isinstance(exc, CredentialError):
+        fail(str(exc), "run the command yourself to see what it says; nothing was sent", 3)
     if isinstance(exc, AuthError):
         fail(f"authentication refused: {exc.message}",
              "check EMG_USERNAME/EMG_PASSWORD or EMG_TOKEN", 3)
@@ -154,38 +160,170 @@ def fail_for(exc: BatchError) -> NoReturn:
     fail(str(exc), None, 1)
 
 
-def credentials() -> Credentials | None:
-    """Credentials from the environment, or a prompt on a terminal; None when neither."""
+def credentials(tenant: Tenant | None = None) -> tuple[Credentials | None, list[Setting]]:
+    """Credentials from the environment, the tenant's username and password command, or a
+    prompt on a terminal (None when none of them gives both); and where each came from."""
     env = os.environ
     if env.get("EMG_TOKEN") or (env.get("EMG_USERNAME") and env.get("EMG_PASSWORD")):
-        try:
-            return Credentials.from_env(env)
-        except UsageError as exc:
-            raise click.UsageError(str(exc)) from None
+        return _from_env()
+    user, user_origin = _username(tenant)
+    if user is None:
+        if not sys.stdin.isatty():
+            return None, []
+        user, user_origin = click.prompt("Emedgene user (e-mail)", err=True), "prompt"
+    password, password_origin = _password(tenant)
+    if password is None:
+        return None, []
+    return Credentials(username=user, password=password), [
+        Setting("username", user, user_origin), Setting("password", "hidden", password_origin)]
+
+
+def _from_env() -> tuple[Credentials, list[Setting]]:
+    """``EMG_TOKEN``, or ``EMG_USERNAME`` with ``EMG_PASSWORD``."""
+    try:
+        found = Credentials.from_env(os.environ)
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    if found.token and not found.password:
+        return found, [Setting("token", "hidden", "EMG_TOKEN")]
+    return found, [Setting("username", found.username or "", "EMG_USERNAME"),
+                   Setting("password", "hidden", "EMG_PASSWORD")]
+
+
+def _password(tenant: Tenant | None) -> tuple[str | None, str]:
+    """``EMG_PASSWORD``, else the tenant's password command, else a prompt on a terminal."""
+    if os.environ.get("EMG_PASSWORD"):
+        return os.environ["EMG_PASSWORD"], "EMG_PASSWORD"
+    if tenant is not None and tenant.password_command:
+        label = f"password_command of tenant {tenant.name}"
+        return call_sync(jobs.run_password_command, tenant.password_command, label=label), label
     if sys.stdin.isatty():
-        user = env.get("EMG_USERNAME") or click.prompt("Emedgene user (e-mail)", err=True)
-        password = click.prompt("Password", hide_input=True, err=True)
-        return Credentials(username=user, password=password)
-    return None
+        return click.prompt("Password", hide_input=True, err=True), "prompt"
+    return None, "none"
 
 
-def target(host: str | None, sandbox: bool, *, needed: bool = True) -> jobs.Target | None:
-    """Where requests go, from --host / $EMG_HOST / --sandbox."""
-    given = host is not None
-    host = host or os.environ.get("EMG_HOST")
+def _username(tenant: Tenant | None) -> tuple[str | None, str]:
+    """``EMG_USERNAME``, else the tenant's username."""
+    given = os.environ.get("EMG_USERNAME", "").strip()
+    if given:
+        return given, "EMG_USERNAME"
+    if tenant is not None and tenant.username:
+        return tenant.username, f"tenant {tenant.name}"
+    return None, "prompt"
+
+
+def config_path() -> Path:
+    """The config file that names tenants (``$XDG_CONFIG_HOME/emg-batch/config.toml``, else
+    the platform's configuration folder)."""
+    return jobs.config_file(os.environ, Path(click.get_app_dir("emg-batch")))
+
+
+def target(host: str | None, sandbox: bool, tenant: str | None = None, *,
+           needed: bool = True) -> jobs.Target | None:
+    """Where requests go, from --host / --sandbox / --tenant, $EMG_HOST / $EMG_TENANT and the
+    config file's default tenant (docs/tenants.md), with where each setting came from."""
+    picked = _pick(host, sandbox, tenant)
     if sandbox:
-        if host:
+        if host or os.environ.get("EMG_HOST"):
             raise click.UsageError("--host and --sandbox exclude each other")
-        return jobs.Target(sandbox=True)
-    if not host:
+        return jobs.Target(sandbox=True, settings=(Setting("host", "built-in sandbox",
+                                                           "--sandbox"),))
+    chosen, origin = _host(host, picked)
+    if not chosen:
         if needed:
-            raise click.UsageError(jobs.NO_HOST)
+            raise click.UsageError(f"{jobs.NO_HOST}, or --tenant NAME (a [tenants.NAME] "
+                                   f"table of {config_path()})")
         return None
-    _check_host(host, given=given)
-    found = credentials()
+    _check_host(chosen, given=host is not None)
+    found, who = _credentials_of(picked)
+    chosen_by = [Setting("tenant", picked.tenant.name, picked.origin or "")] \
+        if picked.tenant else []
+    settings = (*chosen_by, Setting("host", chosen, origin), *who,
+                *_tuning_settings(picked.tenant))
+    return jobs.Target(host=chosen, credentials=found, tenant=picked.tenant, settings=settings)
+
+
+def _pick(host: str | None, sandbox: bool, tenant: str | None) -> jobs.Picked:
+    """The config file's tenant for this command (notes about it on stderr)."""
+    named = "--host" if host is not None else "--sandbox" if sandbox else None
+    picked = call_sync(jobs.pick_tenant, config_path(), os.environ, option=tenant,
+                       host_option=named)
+    for note in picked.notes:
+        say(note, quiet=_quiet())
+    return picked
+
+
+def _credentials_of(picked: jobs.Picked) -> tuple[Credentials, list[Setting]]:
+    """The credentials for the picked tenant (or none); a usage error when there are none."""
+    found, who = credentials(picked.tenant)
     if found is None:
-        raise click.UsageError("no credentials: set EMG_USERNAME and EMG_PASSWORD, or EMG_TOKEN")
-    return jobs.Target(host=host, credentials=found)
+        also = (f", or username and password_command in tenant {picked.tenant.name}"
+                if picked.tenant else "")
+        raise click.UsageError("no credentials: set EMG_USERNAME and EMG_PASSWORD, or "
+                               f"EMG_TOKEN{also}")
+    return found, who
+
+
+def _host(host: str | None, picked: jobs.Picked) -> tuple[str | None, str]:
+    """--host, else the tenant's host, else $EMG_HOST; and which it was."""
+    if host is not None:
+        return host, "--host"
+    if picked.tenant is not None:
+        return picked.tenant.host, picked.label
+    return os.environ.get("EMG_HOST"), "EMG_HOST"
+
+
+#: The options a tenant gives defaults for.
+TUNED = ("rate", "concurrency")
+
+
+def tuned(where: jobs.Target | None, rate: float | None,
+          concurrency: int) -> tuple[float | None, int]:
+    """--rate and --concurrency: the tenant's values where the options were not given."""
+    tenant = where.tenant if where is not None else None
+    found_rate = _tuning("rate", tenant)
+    found_concurrency = _tuning("concurrency", tenant)
+    return (rate if found_rate is None else found_rate[0],
+            concurrency if found_concurrency is None else int(found_concurrency[0]))
+
+
+def _tuning(name: str, tenant: Tenant | None) -> tuple[float, str] | None:
+    """The tenant's *name* setting and its origin, unless the option was given."""
+    value = getattr(tenant, name) if tenant is not None else None
+    ctx = click.get_current_context(silent=True)
+    source = ctx.get_parameter_source(name) if ctx is not None else None
+    given = source not in (None, click.core.ParameterSource.DEFAULT)
+    if value is None or given or tenant is None:
+        return None
+    return float(value), f"tenant {tenant.name}"
+
+
+def _tuning_settings(tenant: Tenant | None) -> list[Setting]:
+    """--rate and --concurrency as the command uses them, and where they came from."""
+    ctx = click.get_current_context(silent=True)
+    settings = []
+    for name in TUNED:
+        found = _tuning(name, tenant)
+        if found is not None:
+            settings.append(Setting(name, f"{found[0]:g}", found[1]))
+        elif ctx is not None and name in ctx.params:
+            source = ctx.get_parameter_source(name)
+            value = ctx.params[name]
+            given = source not in (None, click.core.ParameterSource.DEFAULT)
+            shown = "adaptive" if value is None else f"{value:g}"
+            settings.append(Setting(name, shown, f"--{name}" if given else "default"))
+    return settings
+
+
+def settings_record(where: jobs.Target | None) -> tuple[dict[str, str], ...]:
+    """The target's settings as a run records them in its ledger (``status`` shows them)."""
+    return tuple({"name": s.name, "value": s.value, "origin": s.origin}
+                 for s in (where.settings if where is not None else ()))
+
+
+def _quiet() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.params.get("quiet"))
 
 
 def _check_host(host: str, *, given: bool) -> None:
@@ -208,7 +346,11 @@ def setup_logging(verbose: int, quiet: bool = False) -> None:
 
 
 def host_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--host / --sandbox."""
+    """--host / --sandbox / --tenant."""
+    fn = click.option("--tenant", metavar="NAME", default=None,
+                      help="A tenant named in the config file (host, username, defaults); "
+                           "default $EMG_TENANT, else its default_tenant. See "
+                           "docs/tenants.md.")(fn)
     fn = click.option("--sandbox", is_flag=True,
                       help="Start the built-in Emedgene sandbox on loopback and use it.")(fn)
     return click.option(

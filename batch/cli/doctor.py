@@ -15,7 +15,7 @@ from batch.cli.common import ENVIRONMENT, call, host_options, output_options, se
 @host_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @output_options
-def doctor_command(host: str | None, sandbox: bool, as_json: bool, verbose: int,
+def doctor_command(host: str | None, sandbox: bool, tenant: str | None, as_json: bool, verbose: int,
                    quiet: bool) -> None:
     """Check, read-only and in seconds, that a tenant answers what emg-batch relies on.
 
@@ -32,7 +32,7 @@ def doctor_command(host: str | None, sandbox: bool, as_json: bool, verbose: int,
       emg-batch doctor --sandbox --json
     """
     setup_logging(verbose, quiet)
-    where = target(host, sandbox)
+    where = target(host, sandbox, tenant)
     assert where is not None
     report = call(jobs.doctor_job, where)
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else jobs.render_doctor(report))

@@ -24,8 +24,10 @@ from batch.cli.common import (
     host_options,
     output_options,
     say,
+    settings_record,
     setup_logging,
     target,
+    tuned,
 )
 from batch.cli.doctor import doctor_command
 from batch.cli.pull import listen_command, pull_group
@@ -104,7 +106,8 @@ hidden_rows_option = click.option(
 @sheet_option
 @hidden_rows_option
 @output_options
-def run(manifest: Path, host: str | None, sandbox: bool, ledger_path: Path | None,
+def run(manifest: Path, host: str | None, sandbox: bool, tenant: str | None,
+        ledger_path: Path | None,
         out_dir: Path | None, concurrency: int, rate: float | None, max_failures: int | None,
         timeout: float, dry_run: bool, skip_invalid: bool, if_exists: IfExists,
         resend_unknown: tuple[str, ...], recreate_reverted: bool, as_json: bool,
@@ -122,12 +125,13 @@ def run(manifest: Path, host: str | None, sandbox: bool, ledger_path: Path | Non
       emg-batch run cases.parquet --ledger runs/cases.sqlite --max-failures 20
     """
     setup_logging(verbose, quiet)
-    where = target(host, sandbox)
+    where = target(host, sandbox, tenant)
     assert where is not None
+    rate, concurrency = tuned(where, rate, concurrency)
     options = RunOptions(concurrency=concurrency, max_failures=max_failures, dry_run=dry_run,
                          skip_invalid=skip_invalid, if_exists=if_exists,
                          resend_unknown=frozenset(resend_unknown), handle_signals=True,
-                         recreate_reverted=recreate_reverted)
+                         recreate_reverted=recreate_reverted, settings=settings_record(where))
     connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
     progress = for_terminal(quiet=quiet)
     result = call(jobs.run_job, manifest, target=where, connection=connection, options=options,
@@ -196,8 +200,9 @@ def _print_problems(problems: list[Problem], *, quiet: bool,
 @hidden_rows_option
 @output_options
 def validate(manifest: Path, server: bool, host: str | None, sandbox: bool,
-             out_dir: Path | None, concurrency: int, rate: float | None, as_json: bool,
-             sheet: str | None, include_hidden_rows: bool, verbose: int, quiet: bool) -> None:
+             tenant: str | None, out_dir: Path | None, concurrency: int,
+             rate: float | None, as_json: bool, sheet: str | None, include_hidden_rows: bool,
+             verbose: int, quiet: bool) -> None:
     """Check MANIFEST and print every problem; send nothing.
 
     Without --host or --sandbox, look-ups (storages, BaseSpace, `existing`) are skipped.
@@ -212,7 +217,8 @@ def validate(manifest: Path, server: bool, host: str | None, sandbox: bool,
       emg-batch validate cases.csv --server --host https://lab.emg.illumina.com
     """
     setup_logging(verbose, quiet)
-    where = target(host, sandbox, needed=server)
+    where = target(host, sandbox, tenant, needed=server)
+    rate, concurrency = tuned(where, rate, concurrency)
     connection = jobs.Connection(rate=rate, concurrency=concurrency)
     result = call(jobs.validate_job, manifest, target=where, connection=connection,
                   server=server, out_dir=out_dir, sheet=sheet,

@@ -12,6 +12,7 @@ case failed).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -33,6 +34,7 @@ from batch.cli.common import (
     say,
     setup_logging,
     target,
+    tuned,
 )
 from batch.errors import UsageError, truncate
 from batch.jobs.pull import Puller, cases_ledger, events_view
@@ -45,6 +47,7 @@ from batch.pull import (
     HookAuth,
     ListenerStats,
     PullResult,
+    TableResult,
     cases_from_ledger,
     cases_from_manifest,
     parse_report_ids,
@@ -52,6 +55,8 @@ from batch.pull import (
     parse_since,
     pull_candidates,
     pull_info,
+    pull_samples,
+    samples_from_manifest,
     split_cases,
 )
 from batch.pull.hooks import SECRET_ENV, TOKEN_ENV
@@ -82,7 +87,8 @@ def _client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.group("pull")
 def pull_group() -> None:
-    """Pull data out of Emedgene in bulk: finalized cases and reports, tagged variants, info."""
+    """Pull data out of Emedgene in bulk: finalized cases and reports, tagged variants, info,
+    which case holds a sample."""
 
 
 @pull_group.command("finalized")
@@ -108,8 +114,9 @@ def pull_group() -> None:
 @_client_options
 def finalized(since: str, statuses: Sequence[str], reports: Sequence[str], out: Path,
               page_size: int, report_ids: Sequence[str], report_id_files: Sequence[Path],
-              as_json: bool, host: str | None, sandbox: bool, concurrency: int,
-              rate: float | None, timeout: float, verbose: int, quiet: bool) -> None:
+              as_json: bool, host: str | None, sandbox: bool, tenant: str | None,
+              concurrency: int, rate: float | None, timeout: float, verbose: int,
+              quiet: bool) -> None:
     """Download the reports of the cases finalized since --since; rerun to resume.
 
     On stdout: only the --json summary. On stderr: each case that failed, the counts and the
@@ -130,7 +137,9 @@ def finalized(since: str, statuses: Sequence[str], reports: Sequence[str], out: 
             page_size=page_size, report_ids=parse_report_ids(report_ids, report_id_files))
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
-    where = target(host, sandbox)
+    where = target(host, sandbox, tenant)
+    rate, concurrency = tuned(where, rate, concurrency)
+    options = dataclasses.replace(options, concurrency=concurrency)
     connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
     result = call(jobs.finalized_job, where, connection, options)
     _print_pull(result, as_json=as_json, quiet=quiet)
@@ -197,12 +206,13 @@ def _table_source(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _run_table(puller: Puller, manifest: Path | None, cases: Sequence[str],
                ledger_path: Path | None, out: Path, host: str | None, sandbox: bool,
-               concurrency: int, rate: float | None, timeout: float, verbose: int,
-               quiet: bool) -> NoReturn:
+               tenant: str | None, concurrency: int, rate: float | None, timeout: float,
+               verbose: int, quiet: bool) -> NoReturn:
     setup_logging(verbose, quiet)
     if out.suffix.lower() not in (".xlsx", ".csv", ".parquet"):
         raise click.UsageError("--out must end in .xlsx, .csv or .parquet")
-    where = target(host, sandbox)
+    where = target(host, sandbox, tenant)
+    rate, concurrency = tuned(where, rate, concurrency)
     source = cases_ledger(manifest, ledger_path, where)
     names = _case_names(manifest, cases, ledger_path, source)
     connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
@@ -219,8 +229,8 @@ def _run_table(puller: Puller, manifest: Path | None, cases: Sequence[str],
 @pull_group.command("candidates")
 @_table_source
 def candidates(manifest: Path | None, cases: Sequence[str], ledger_path: Path | None, out: Path,
-               host: str | None, sandbox: bool, concurrency: int, rate: float | None,
-               timeout: float, verbose: int, quiet: bool) -> None:
+               host: str | None, sandbox: bool, tenant: str | None, concurrency: int,
+               rate: float | None, timeout: float, verbose: int, quiet: bool) -> None:
     """The tagged variants of many cases in one table, with each case's info alongside.
 
     Nothing on stdout (the data is the --out file). On stderr: each case that failed, the
@@ -233,15 +243,15 @@ def candidates(manifest: Path | None, cases: Sequence[str], ledger_path: Path | 
       emg-batch pull candidates --cases EMG100000001,EMG100000002 --out variants.parquet
       emg-batch pull candidates --ledger cases.ledger.sqlite --out variants.csv
     """
-    _run_table(pull_candidates, manifest, cases, ledger_path, out, host, sandbox, concurrency,
-               rate, timeout, verbose, quiet)
+    _run_table(pull_candidates, manifest, cases, ledger_path, out, host, sandbox, tenant,
+               concurrency, rate, timeout, verbose, quiet)
 
 
 @pull_group.command("info")
 @_table_source
 def info(manifest: Path | None, cases: Sequence[str], ledger_path: Path | None, out: Path,
-         host: str | None, sandbox: bool, concurrency: int, rate: float | None, timeout: float,
-         verbose: int, quiet: bool) -> None:
+         host: str | None, sandbox: bool, tenant: str | None, concurrency: int,
+         rate: float | None, timeout: float, verbose: int, quiet: bool) -> None:
     """Case info (status, creation time, creator, last update) of many cases in one table.
 
     Nothing on stdout (the data is the --out file). On stderr: each case that failed, the
@@ -253,8 +263,62 @@ def info(manifest: Path | None, cases: Sequence[str], ledger_path: Path | None, 
       emg-batch pull info cases.csv --out info.xlsx
       emg-batch pull info --cases EMG100000001,EMG100000002 --out info.csv
     """
-    _run_table(pull_info, manifest, cases, ledger_path, out, host, sandbox, concurrency, rate,
-               timeout, verbose, quiet)
+    _run_table(pull_info, manifest, cases, ledger_path, out, host, sandbox, tenant, concurrency,
+               rate, timeout, verbose, quiet)
+
+
+@pull_group.command("samples")
+@click.argument("manifest", required=False,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--samples", "samples", multiple=True, metavar="S1,S2",
+              help="Sample names (repeatable or comma list).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="FILE.xlsx, FILE.csv or FILE.parquet.")
+@_client_options
+def samples_command(manifest: Path | None, samples: Sequence[str], out: Path, host: str | None,
+                    sandbox: bool, tenant: str | None, concurrency: int, rate: float | None,
+                    timeout: float, verbose: int, quiet: bool) -> None:
+    """Which case holds each sample: one row per sample and case (its type, status and
+    creation time), and a row for a sample in no case.
+
+    Samples come from MANIFEST (every BioSample Name) or --samples. Each is looked up as
+    run looks up a proband before its first create.
+
+    Nothing on stdout (the data is the --out file). On stderr: each sample whose look-up
+    failed, the counts and the file written; with --quiet, the failed samples only, and the
+    counts when some failed.
+
+    \b
+    Examples:
+      emg-batch pull samples cases.csv --out samples.xlsx
+      emg-batch pull samples --samples NA12878,NA12891 --out samples.csv
+    """
+    setup_logging(verbose, quiet)
+    if out.suffix.lower() not in (".xlsx", ".csv", ".parquet"):
+        raise click.UsageError("--out must end in .xlsx, .csv or .parquet")
+    if (manifest is not None) == bool(samples):
+        raise click.UsageError("name the samples one way: MANIFEST or --samples S1,S2")
+    names = call_sync(samples_from_manifest, manifest) if manifest else split_cases(samples)
+    if not names:
+        fail("no sample names found (no BioSample Name in the manifest)", None, 2)
+    where = target(host, sandbox, tenant)
+    rate, concurrency = tuned(where, rate, concurrency)
+    connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
+    result = call(jobs.table_job, pull_samples, where, connection, names, out)
+    for row in result.rows:
+        if row.get("error"):
+            click.echo(f"{row['sample']}: {row['error']}", err=True)
+    say(_samples_done(names, result), quiet=quiet and result.exit_code == 0)
+    sys.exit(result.exit_code)
+
+
+def _samples_done(names: Sequence[str], result: TableResult) -> str:
+    held = {str(r["sample"]) for r in result.rows if r.get("case")}
+    none = {str(r["sample"]) for r in result.rows if r.get("cases") == 0}
+    cases = {str(r["case"]) for r in result.rows if r.get("case")}
+    return (f"done: {plural(len(names), 'sample')}: {len(held)} in "
+            f"{plural(len(cases), 'case')}, {len(none)} in none, failed {len(result.failed)}"
+            f"\nwrote {result.out}")
 
 
 # -- listen ------------------------------------------------------------------------------------
@@ -345,8 +409,8 @@ def listen_command(port: int | None, poll: float | None, bind: str, allow_remote
                    ledger_path: Path,
                    on_finalized: str | None, out: Path | None, reports: Sequence[str],
                    retry_failed: bool, show_events: bool, host: str | None, sandbox: bool,
-                   concurrency: int, rate: float | None, timeout: float, verbose: int,
-                   quiet: bool) -> None:
+                   tenant: str | None, concurrency: int, rate: float | None, timeout: float,
+                   verbose: int, quiet: bool) -> None:
     """Follow case status changes: webhooks at a secret URL (--port), the case listing
     (--poll), or both. Record each change, re-read the case, and optionally download the
     reports of cases that are finalized. Runs until Ctrl-C.
@@ -392,7 +456,8 @@ def listen_command(port: int | None, poll: float | None, bind: str, allow_remote
     if allow_remote and not is_loopback(bind):
         say("warning: the listener speaks plain HTTP; off this machine, put a TLS-terminating "
             "proxy in front of it", quiet=quiet)
-    where = target(host, sandbox)
+    where = target(host, sandbox, tenant)
+    rate, concurrency = tuned(where, rate, concurrency)
     connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
     stats = ListenerStats()
     call(jobs.listen_job, where, connection, ledger_path, host=bind, port=port, auth=auth,

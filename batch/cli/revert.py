@@ -18,12 +18,15 @@ from batch.cli.common import (
     say,
     setup_logging,
     target,
+    tuned,
 )
 from batch.errors import UsageError
 from batch.jobs.revert import revert_job
 from batch.outputs.reverts import question, render_plan, render_revert
 from batch.run.revert import RevertOptions, RevertPlan
 
+#: The most cases revert reads or moves at once.
+REVERT_MAX_CONCURRENCY = 64
 #: Refused without a terminal to ask on: nothing is sent.
 NO_TERMINAL = ("not asking without a terminal: nothing was sent; pass --yes to move these cases "
                "to the trash, or --dry-run to only see the plan")
@@ -55,13 +58,14 @@ def _families(value: str | None) -> frozenset[str]:
                    "custom status someone set).")
 @click.option("--dry-run", is_flag=True, help="Read the statuses and show the plan; send nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask (for scripts).")
-@click.option("--concurrency", type=Number(1, 64, integer=True), default=8, show_default=True,
+@click.option("--concurrency", type=Number(1, REVERT_MAX_CONCURRENCY, integer=True), default=8,
+              show_default=True,
               help="Cases read or moved at once.")
 @output_options
 def revert_command(manifest: Path | None, ledger_path: Path | None, host: str | None,
-                   sandbox: bool, run_id: int | None, only: str | None, include_adopted: bool,
-                   include_moved: bool, dry_run: bool, yes: bool, concurrency: int,
-                   verbose: int, quiet: bool) -> None:
+                   sandbox: bool, tenant: str | None, run_id: int | None, only: str | None,
+                   include_adopted: bool, include_moved: bool, dry_run: bool, yes: bool,
+                   concurrency: int, verbose: int, quiet: bool) -> None:
     """Undo a run: move the cases its ledger created to the Emedgene trash.
 
     First the plan: how many cases, which, their status now (read from the server), and
@@ -81,8 +85,10 @@ def revert_command(manifest: Path | None, ledger_path: Path | None, host: str | 
     setup_logging(verbose, quiet)
     if manifest is None and ledger_path is None:
         raise click.UsageError("pass a MANIFEST or --ledger PATH")
-    where = target(host, sandbox)
+    where = target(host, sandbox, tenant)
     assert where is not None
+    rate, concurrency = tuned(where, None, concurrency)
+    concurrency = min(concurrency, REVERT_MAX_CONCURRENCY)  # a tenant's may be higher
     options = RevertOptions(run=run_id, only=_families(only), include_adopted=include_adopted,
                             include_moved=include_moved, dry_run=dry_run,
                             concurrency=concurrency)
@@ -96,7 +102,8 @@ def revert_command(manifest: Path | None, ledger_path: Path | None, host: str | 
         return click.confirm(question(plan), default=False, err=True)
 
     summary = call(revert_job, manifest, ledger_path=ledger_path, target=where,
-                   connection=jobs.Connection(concurrency=concurrency), options=options,
+                   connection=jobs.Connection(rate=rate, concurrency=concurrency),
+                   options=options,
                    decide=decide)
     if summary is None:
         fail("nothing was sent (answered no)", None, 2)

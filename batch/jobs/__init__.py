@@ -4,7 +4,8 @@ A job composes the stages (manifest → payload → run → api → ledger → o
 stays a thin layer and everything it does can be done from Python too: ``run`` (run and
 validate), ``pull`` (pulls and the listener), ``views`` (status and export), ``doctor``
 (a read-only check of a tenant), on ``connect``
-(targets, clients, ledgers, output paths).
+(targets, clients, ledgers, output paths), ``tenants`` (tenants by name: the config file) and
+``password`` (a tenant's password from a command).
 """
 
 from batch.jobs.connect import (
@@ -19,31 +20,49 @@ from batch.jobs.connect import (
     output_path,
 )
 from batch.jobs.doctor import DoctorReport, doctor_job, render_doctor
+from batch.jobs.password import run_password_command
 from batch.jobs.pull import finalized_job, listen_job, table_job
 from batch.jobs.run import RunResult, ValidationResult, check_outputs, run_job, validate_job
+from batch.jobs.tenants import (
+    Picked,
+    Setting,
+    Tenant,
+    TenantFile,
+    config_file,
+    load_tenants,
+    pick_tenant,
+)
 from batch.jobs.views import export_job, ledger_for, status_job
 
 __all__ = [
     "NO_HOST",
     "Connection",
     "DoctorReport",
+    "Picked",
     "RunResult",
+    "Setting",
     "Target",
+    "Tenant",
+    "TenantFile",
     "ValidationResult",
     "check_ledger",
     "check_outputs",
+    "config_file",
     "doctor_job",
     "export_job",
     "finalized_job",
     "ledger_file",
     "ledger_for",
     "listen_job",
+    "load_tenants",
     "open_bound",
     "open_client",
     "open_ledger",
     "output_path",
+    "pick_tenant",
     "render_doctor",
     "run_job",
+    "run_password_command",
     "status_job",
     "table_job",
     "validate_job",

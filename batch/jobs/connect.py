@@ -11,6 +11,7 @@ from pathlib import Path
 
 from batch.api import Client, Credentials, RetryPolicy, normalise_host
 from batch.errors import UsageError
+from batch.jobs.tenants import Setting, Tenant
 from batch.ledger import SANDBOX_HOST, Ledger, default_path
 from batch.run.summary import DEFAULT_CONCURRENCY
 
@@ -20,12 +21,15 @@ NO_HOST = "no host: pass --host URL (or set EMG_HOST), or --sandbox to try local
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Target:
-    """Where requests go: a tenant host with credentials, or an in-process sandbox."""
+    """Where requests go: a tenant host with credentials, or an in-process sandbox; the
+    config file's tenant it came from, and where each setting came from (never a secret)."""
 
     host: str | None = None
     credentials: Credentials | None = None
     sandbox: bool = False
     sandbox_fixture: Path | None = None
+    tenant: Tenant | None = None
+    settings: tuple[Setting, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

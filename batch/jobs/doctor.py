@@ -21,6 +21,7 @@ from typing import Any, Literal
 from batch.api import Client, RetryPolicy
 from batch.errors import ApiError, AuthError
 from batch.jobs.connect import Connection, Target, open_client
+from batch.jobs.tenants import Setting
 
 Verdict = Literal["ok", "warning", "failed"]
 #: The operations emg-batch sends, as an OpenAPI document names them.
@@ -68,6 +69,9 @@ class DoctorReport:
     host: str
     checks: list[Check] = field(default_factory=list)
     seconds: float = 0.0
+    #: The config file's tenant checked (None: none), and where each setting came from.
+    tenant: str | None = None
+    settings: list[Setting] = field(default_factory=list)
 
     @property
     def compatible(self) -> bool:
@@ -81,7 +85,8 @@ class DoctorReport:
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
-        return {"host": self.host, "compatible": self.compatible, "seconds": self.seconds,
+        return {"host": self.host, "tenant": self.tenant, "compatible": self.compatible,
+                "seconds": self.seconds, "settings": [asdict(s) for s in self.settings],
                 "checks": [asdict(c) for c in self.checks]}
 
 
@@ -91,7 +96,8 @@ async def doctor_job(target: Target, connection: Connection | None = None) -> Do
                                           retry=RetryPolicy(attempts=2, wait_max=1.0))
     started = time.monotonic()
     async with open_client(target, connection) as client:
-        report = DoctorReport(client.host)
+        report = DoctorReport(client.host, tenant=target.tenant.name if target.tenant else None,
+                              settings=list(target.settings))
         if target.sandbox:  # a new sandbox holds no case: make one to read
             await client.create_case(DEMO_CASE)
         await Doctor(client, report).run()
@@ -303,6 +309,13 @@ def _storage_ids(case: Mapping[str, Any]) -> Iterator[int]:
                 yield value
 
 
+def render_settings(settings: list[Setting]) -> list[str]:
+    """A heading, then each setting, its value and where it came from (none: no lines)."""
+    width = max((len(s.name) for s in settings), default=0)
+    lines = [f"  {s.name:<{width}}  {s.value} (from {s.origin})" for s in settings]
+    return ["settings:", *lines] if lines else []
+
+
 def render_doctor(report: DoctorReport) -> str:
     """The report as a table of lines: check, result, what it means."""
     width = max(len(c.name) for c in report.checks) if report.checks else 5
@@ -310,6 +323,7 @@ def render_doctor(report: DoctorReport) -> str:
     for check in report.checks:
         lines.append(f"{check.name:<{width}}  {check.verdict:<7}  {check.found}")
         lines.append(f"{'':<{width}}           -> {check.meaning}")
+    lines += render_settings(report.settings)
     verdict = "compatible" if report.compatible else "NOT compatible"
     lines.append(f"{report.host}: {verdict} ({report.seconds:.1f} s, read-only)")
     return "\n".join(lines)

@@ -136,14 +136,23 @@ def _render_run(run: Mapping[str, Any] | None, *, live: bool = False) -> list[st
              f"  host: {run.get('host') or '-'}",
              f"  started: {run.get('started') or '-'}",
              f"  ended: {ended}"]
-    options = run.get("options") or {}
+    options = dict(run.get("options") or {})
+    settings = options.pop("settings", None) or []
     if options:
         lines.append("  options: " + ", ".join(f"{k}={options[k]}" for k in sorted(options)))
+    lines += _render_settings(settings)
     counts = run.get("counts") or {}
     shown = [f"{k} {counts[k]}" for k in COUNT_KEYS if counts.get(k)]
     if shown:
         lines.append("  counts: " + ", ".join(shown))
     return lines
+
+
+def _render_settings(settings: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The run's tenant, and where each of its settings came from (``run`` records them)."""
+    shown = [f"{s.get('name')} {s.get('value')} (from {s.get('origin')})" for s in settings
+             if isinstance(s, Mapping)]
+    return ["  settings: " + "; ".join(shown)] if shown else []
 
 
 def render_problems(problems: Sequence[Problem], *, quiet: bool = False,

@@ -1,5 +1,5 @@
 """Which cases a pull is about: from a manifest (its Case Ids, else its ledger's cases), from a
-ledger, or named on the command line."""
+ledger, or named on the command line; and which samples (``pull samples``)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,13 @@ def cases_from_ledger(path: Path) -> list[str]:
     with Ledger.open(path, create=False) as ledger:
         names = [f.case_name for f in ledger.iter_families() if f.case_name]
     return list(dict.fromkeys(names))
+
+
+def samples_from_manifest(path: Path) -> list[str]:
+    """Every ``BioSample Name`` of a manifest (each family member's), in file order, once."""
+    manifest = read_manifest(path)
+    names = (cells[0].strip() for _, cells in manifest.cell_rows(["BioSample Name"]))
+    return list(dict.fromkeys(name for name in names if name))
 
 
 def split_cases(values: Iterable[str]) -> list[str]:

@@ -194,7 +194,9 @@ class Runner:
         ctx.run_id = ctx.ledger.begin_run(
             "run", manifest_path=str(self.manifest.path), host=ctx.client.host,
             options={"concurrency": ctx.options.concurrency,
-                     "max_failures": ctx.options.max_failures},
+                     "max_failures": ctx.options.max_failures,
+                     **({"settings": [dict(s) for s in ctx.options.settings]}
+                        if ctx.options.settings else {})},
         )
         ctx.progress.phase("running", total=len(self.manifest) - self.summary.invalid)
         self._warn_short_token(len(self.manifest) - self.summary.invalid)

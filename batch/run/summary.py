@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -36,6 +37,9 @@ class RunOptions:
     #: Create again the families whose cases ``revert`` moved to the trash (else skipped).
     recreate_reverted: bool = False
     timeline_step: float = TIMELINE_STEP
+    #: Where the run's settings came from (``name``, ``value``, ``origin``; never a secret),
+    #: recorded with the run for ``status``.
+    settings: tuple[Mapping[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
