@@ -6,13 +6,17 @@ token), ``limiter`` (request rate), ``retry`` (backoff and budget), ``outage`` (
 Nothing here imports the domain (manifests, payloads, ledger, runs): data flows one way.
 """
 
-from batch.api.auth import Credentials
-from batch.api.client import Client, CreateResult
-from batch.api.limiter import AdaptiveLimiter, FixedRateLimiter, Limiter
-from batch.api.net import is_loopback, normalise_host
-from batch.api.retry import RetryBudget, RetryPolicy
-from batch.api.stats import ClientStats
-from batch.api.translate import parse_retry_after, server_message
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from batch.api.auth import Credentials
+    from batch.api.client import Client, CreateResult
+    from batch.api.limiter import AdaptiveLimiter, FixedRateLimiter, Limiter
+    from batch.api.net import is_loopback, normalise_host
+    from batch.api.retry import RetryBudget, RetryPolicy
+    from batch.api.stats import ClientStats
+    from batch.api.translate import parse_retry_after, server_message
 
 __all__ = [
     "AdaptiveLimiter",
@@ -29,3 +33,30 @@ __all__ = [
     "parse_retry_after",
     "server_message",
 ]
+
+#: Where each public name lives: imported on first use, so that a command loads only the
+#: modules it needs.
+_HOMES = {
+    "Credentials": "batch.api.auth",
+    "Client": "batch.api.client",
+    "CreateResult": "batch.api.client",
+    "AdaptiveLimiter": "batch.api.limiter",
+    "FixedRateLimiter": "batch.api.limiter",
+    "Limiter": "batch.api.limiter",
+    "is_loopback": "batch.api.net",
+    "normalise_host": "batch.api.net",
+    "RetryBudget": "batch.api.retry",
+    "RetryPolicy": "batch.api.retry",
+    "ClientStats": "batch.api.stats",
+    "parse_retry_after": "batch.api.translate",
+    "server_message": "batch.api.translate",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module on first use."""
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value

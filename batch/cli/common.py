@@ -19,13 +19,12 @@ import os
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-import anyio
 import click
 
 from batch import jobs
-from batch.api import Credentials, normalise_host
+from batch.api import normalise_host
 from batch.errors import (
     AuthError,
     BatchError,
@@ -37,6 +36,9 @@ from batch.errors import (
     UsageError,
 )
 from batch.jobs import Setting, Tenant
+
+if TYPE_CHECKING:
+    from batch.api import Credentials
 
 # uvloop's event loop spends less CPU per request than asyncio's own; used where installed.
 HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
@@ -121,6 +123,8 @@ def first_batch_error(exc: BaseException) -> BaseException:
 
 def call(coro_fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any) -> T:
     """Run a library coroutine; turn expected errors into one line and an exit code."""
+    import anyio  # with the event loop, only for a command that runs one
+
     result: T = call_sync(anyio.run, functools.partial(coro_fn, *args, **kwargs),
                           backend_options={"use_uvloop": HAS_UVLOOP})
     return result
@@ -163,6 +167,8 @@ def fail_for(exc: BatchError) -> NoReturn:
 def credentials(tenant: Tenant | None = None) -> tuple[Credentials | None, list[Setting]]:
     """Credentials from the environment, the tenant's username and password command, or a
     prompt on a terminal (None when none of them gives both); and where each came from."""
+    from batch.api import Credentials  # the transport (aiohttp) for a command that uses it
+
     env = os.environ
     if env.get("EMG_TOKEN") or (env.get("EMG_USERNAME") and env.get("EMG_PASSWORD")):
         return _from_env()
@@ -180,6 +186,8 @@ def credentials(tenant: Tenant | None = None) -> tuple[Credentials | None, list[
 
 def _from_env() -> tuple[Credentials, list[Setting]]:
     """``EMG_TOKEN``, or ``EMG_USERNAME`` with ``EMG_PASSWORD``."""
+    from batch.api import Credentials
+
     try:
         found = Credentials.from_env(os.environ)
     except UsageError as exc:

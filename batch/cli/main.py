@@ -35,9 +35,8 @@ from batch.cli.revert import revert_command
 from batch.cli.sandbox import sandbox_command
 from batch.manifest import Problem
 from batch.outputs.words import plural
-from batch.run import RunOptions
 from batch.run.progress import for_terminal
-from batch.run.summary import DEFAULT_CONCURRENCY, IfExists
+from batch.run.summary import DEFAULT_CONCURRENCY, IfExists, RunOptions
 
 
 @click.group(epilog=ENVIRONMENT)

@@ -18,7 +18,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -37,29 +37,11 @@ from batch.cli.common import (
     tuned,
 )
 from batch.errors import UsageError, truncate
-from batch.jobs.pull import Puller, cases_ledger, events_view
 from batch.outputs.words import plural
-from batch.pull import (
-    FINALIZED,
-    SIGNATURE_HEADER,
-    FinalizedOptions,
-    FollowOptions,
-    HookAuth,
-    ListenerStats,
-    PullResult,
-    TableResult,
-    cases_from_ledger,
-    cases_from_manifest,
-    parse_report_ids,
-    parse_report_types,
-    parse_since,
-    pull_candidates,
-    pull_info,
-    pull_samples,
-    samples_from_manifest,
-    split_cases,
-)
-from batch.pull.hooks import SECRET_ENV, TOKEN_ENV
+
+if TYPE_CHECKING:  # the pull modules (and aiohttp) are imported by the commands that run
+    from batch.jobs.pull import Puller
+    from batch.pull import HookAuth, ListenerStats, PullResult, TableResult
 
 __all__ = ["listen_command", "pull_group"]
 
@@ -129,6 +111,8 @@ def finalized(since: str, statuses: Sequence[str], reports: Sequence[str], out: 
       emg-batch pull finalized --since 2024-02-01 --reports pdf,json --out reports/
       emg-batch pull finalized --report-id EMG100000001:pdf:700001 --out reports/
     """
+    from batch.pull import FINALIZED, FinalizedOptions, parse_report_ids, parse_report_types
+
     setup_logging(verbose, quiet)
     try:
         options = FinalizedOptions(
@@ -147,6 +131,8 @@ def finalized(since: str, statuses: Sequence[str], reports: Sequence[str], out: 
 
 
 def _since(value: str) -> str:
+    from batch.pull import parse_since
+
     try:
         return parse_since(value)
     except OverflowError:  # a duration beyond the calendar (99999999999d)
@@ -177,6 +163,8 @@ def _case_names(manifest: Path | None, cases: Sequence[str], ledger: Path | None
     if sum(given) != 1:
         raise click.UsageError("name the cases one way: MANIFEST, --cases EMG1,EMG2 or "
                                "--ledger PATH")
+    from batch.pull import cases_from_ledger, cases_from_manifest, split_cases
+
     if manifest is not None:
         names = call_sync(cases_from_manifest, manifest, source)
     elif ledger is not None:
@@ -208,6 +196,8 @@ def _run_table(puller: Puller, manifest: Path | None, cases: Sequence[str],
                ledger_path: Path | None, out: Path, host: str | None, sandbox: bool,
                tenant: str | None, concurrency: int, rate: float | None, timeout: float,
                verbose: int, quiet: bool) -> NoReturn:
+    from batch.jobs.pull import cases_ledger
+
     setup_logging(verbose, quiet)
     if out.suffix.lower() not in (".xlsx", ".csv", ".parquet"):
         raise click.UsageError("--out must end in .xlsx, .csv or .parquet")
@@ -243,6 +233,8 @@ def candidates(manifest: Path | None, cases: Sequence[str], ledger_path: Path | 
       emg-batch pull candidates --cases EMG100000001,EMG100000002 --out variants.parquet
       emg-batch pull candidates --ledger cases.ledger.sqlite --out variants.csv
     """
+    from batch.pull import pull_candidates
+
     _run_table(pull_candidates, manifest, cases, ledger_path, out, host, sandbox, tenant,
                concurrency, rate, timeout, verbose, quiet)
 
@@ -263,6 +255,8 @@ def info(manifest: Path | None, cases: Sequence[str], ledger_path: Path | None, 
       emg-batch pull info cases.csv --out info.xlsx
       emg-batch pull info --cases EMG100000001,EMG100000002 --out info.csv
     """
+    from batch.pull import pull_info
+
     _run_table(pull_info, manifest, cases, ledger_path, out, host, sandbox, tenant, concurrency,
                rate, timeout, verbose, quiet)
 
@@ -293,6 +287,8 @@ def samples_command(manifest: Path | None, samples: Sequence[str], out: Path, ho
       emg-batch pull samples cases.csv --out samples.xlsx
       emg-batch pull samples --samples NA12878,NA12891 --out samples.csv
     """
+    from batch.pull import pull_samples, samples_from_manifest, split_cases
+
     setup_logging(verbose, quiet)
     if out.suffix.lower() not in (".xlsx", ".csv", ".parquet"):
         raise click.UsageError("--out must end in .xlsx, .csv or .parquet")
@@ -328,6 +324,9 @@ def _ready(auth: HookAuth, stats: ListenerStats, quiet: bool,
            poll: float | None) -> Callable[[str], None]:
     """What the listener says once when it is bound: where (stderr), and the URL to give the
     sender (its data, on stdout); without a port, how often it reads the listing."""
+
+    from batch.pull import SIGNATURE_HEADER
+    from batch.pull.hooks import SECRET_ENV, TOKEN_ENV
 
     def ready(url: str) -> None:
         if poll is not None:
@@ -366,6 +365,8 @@ def _say_ledger(stats: ListenerStats, quiet: bool) -> None:
 
 
 def _show_events(ledger_path: Path) -> NoReturn:
+    from batch.jobs.pull import events_view
+
     counts, failed = call_sync(events_view, ledger_path)
     click.echo(f"events: {counts['handled']} handled, {counts['pending']} pending, "
                f"{counts['failed']} failed")
@@ -441,6 +442,8 @@ def listen_command(port: int | None, poll: float | None, bind: str, allow_remote
                           compute it: with it set, every webhook Emedgene sends directly is
                           refused (401). Leave it unset when Emedgene posts to the listener.
     """
+    from batch.pull import FollowOptions, HookAuth, ListenerStats, parse_report_types
+
     setup_logging(verbose, quiet)
     if show_events:
         _show_events(ledger_path)

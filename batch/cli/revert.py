@@ -21,7 +21,6 @@ from batch.cli.common import (
     tuned,
 )
 from batch.errors import UsageError
-from batch.jobs.revert import revert_job
 from batch.outputs.reverts import question, render_plan, render_revert
 from batch.run.revert import RevertOptions, RevertPlan
 
@@ -100,6 +99,8 @@ def revert_command(manifest: Path | None, ledger_path: Path | None, host: str | 
         if not interactive():
             raise UsageError(NO_TERMINAL)
         return click.confirm(question(plan), default=False, err=True)
+
+    from batch.jobs.revert import revert_job  # the client (and aiohttp) for this command only
 
     summary = call(revert_job, manifest, ledger_path=ledger_path, target=where,
                    connection=jobs.Connection(rate=rate, concurrency=concurrency),

@@ -13,9 +13,7 @@ import click
 
 from batch.api.net import is_loopback
 from batch.cli.common import QUIET_HELP, Number, say
-from batch.sandbox import DEFAULT_PASSWORD, DEFAULT_USER, SandboxConfig, run_sandbox
-from batch.sandbox.config import DEFAULT_TOKEN_TTL
-from batch.serving import CannotListen
+from batch.sandbox.config import DEFAULT_PASSWORD, DEFAULT_TOKEN_TTL, DEFAULT_USER, SandboxConfig
 
 DEFAULT_BIND = "127.0.0.1"
 HOST_DEPRECATED = ("warning: sandbox --host is deprecated (elsewhere --host is the tenant URL); "
@@ -23,6 +21,8 @@ HOST_DEPRECATED = ("warning: sandbox --host is deprecated (elsewhere --host is t
 
 
 async def _serve(config: SandboxConfig, host: str, port: int) -> None:
+    from batch.sandbox import run_sandbox  # aiohttp is loaded only when the sandbox serves
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError):  # no signal handlers on some platforms
@@ -90,6 +90,8 @@ def sandbox_command(*, bind: str | None, host: str | None, port: int, allow_remo
     On stdout: one line once it serves, with its URL and account (with --quiet too); on
     stderr, warnings and errors (--quiet: errors only).
     """
+    from batch.serving import CannotListen
+
     address = _bind_address(bind, host, allow_remote, quiet)
     options["expired_status"] = int(options["expired_status"])
     config = SandboxConfig(**options)

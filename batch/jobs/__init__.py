@@ -8,31 +8,35 @@ validate), ``pull`` (pulls and the listener), ``views`` (status and export), ``d
 ``password`` (a tenant's password from a command).
 """
 
-from batch.jobs.connect import (
-    NO_HOST,
-    Connection,
-    Target,
-    check_ledger,
-    ledger_file,
-    open_bound,
-    open_client,
-    open_ledger,
-    output_path,
-)
-from batch.jobs.doctor import DoctorReport, doctor_job, render_doctor
-from batch.jobs.password import run_password_command
-from batch.jobs.pull import finalized_job, listen_job, table_job
-from batch.jobs.run import RunResult, ValidationResult, check_outputs, run_job, validate_job
-from batch.jobs.tenants import (
-    Picked,
-    Setting,
-    Tenant,
-    TenantFile,
-    config_file,
-    load_tenants,
-    pick_tenant,
-)
-from batch.jobs.views import export_job, ledger_for, status_job
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from batch.jobs.connect import (
+        NO_HOST,
+        Connection,
+        Target,
+        check_ledger,
+        ledger_file,
+        open_bound,
+        open_client,
+        open_ledger,
+        output_path,
+    )
+    from batch.jobs.doctor import DoctorReport, doctor_job, render_doctor
+    from batch.jobs.password import run_password_command
+    from batch.jobs.pull import finalized_job, listen_job, table_job
+    from batch.jobs.run import RunResult, ValidationResult, check_outputs, run_job, validate_job
+    from batch.jobs.tenants import (
+        Picked,
+        Setting,
+        Tenant,
+        TenantFile,
+        config_file,
+        load_tenants,
+        pick_tenant,
+    )
+    from batch.jobs.views import export_job, ledger_for, status_job
 
 __all__ = [
     "NO_HOST",
@@ -67,3 +71,48 @@ __all__ = [
     "table_job",
     "validate_job",
 ]
+
+#: Where each public name lives: imported on first use, so that a command loads only the
+#: modules it needs.
+_HOMES = {
+    "NO_HOST": "batch.jobs.connect",
+    "Connection": "batch.jobs.connect",
+    "Target": "batch.jobs.connect",
+    "check_ledger": "batch.jobs.connect",
+    "ledger_file": "batch.jobs.connect",
+    "open_bound": "batch.jobs.connect",
+    "open_client": "batch.jobs.connect",
+    "open_ledger": "batch.jobs.connect",
+    "output_path": "batch.jobs.connect",
+    "DoctorReport": "batch.jobs.doctor",
+    "doctor_job": "batch.jobs.doctor",
+    "render_doctor": "batch.jobs.doctor",
+    "run_password_command": "batch.jobs.password",
+    "finalized_job": "batch.jobs.pull",
+    "listen_job": "batch.jobs.pull",
+    "table_job": "batch.jobs.pull",
+    "RunResult": "batch.jobs.run",
+    "ValidationResult": "batch.jobs.run",
+    "check_outputs": "batch.jobs.run",
+    "run_job": "batch.jobs.run",
+    "validate_job": "batch.jobs.run",
+    "Picked": "batch.jobs.tenants",
+    "Setting": "batch.jobs.tenants",
+    "Tenant": "batch.jobs.tenants",
+    "TenantFile": "batch.jobs.tenants",
+    "config_file": "batch.jobs.tenants",
+    "load_tenants": "batch.jobs.tenants",
+    "pick_tenant": "batch.jobs.tenants",
+    "export_job": "batch.jobs.views",
+    "ledger_for": "batch.jobs.views",
+    "status_job": "batch.jobs.views",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module on first use."""
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value

@@ -8,12 +8,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from batch.api import Client, Credentials, RetryPolicy, normalise_host
+from batch.api import normalise_host
 from batch.errors import UsageError
 from batch.jobs.tenants import Setting, Tenant
 from batch.ledger import SANDBOX_HOST, Ledger, default_path
 from batch.run.summary import DEFAULT_CONCURRENCY
+
+if TYPE_CHECKING:
+    from batch.api import Client, Credentials, RetryPolicy
 
 #: What a command that needs a server says when none is given.
 NO_HOST = "no host: pass --host URL (or set EMG_HOST), or --sandbox to try locally"
@@ -50,6 +54,8 @@ def output_path(manifest: Path, suffix: str, out_dir: Path | None) -> Path:
 @asynccontextmanager
 async def open_client(target: Target, connection: Connection) -> AsyncIterator[Client]:
     """A logged-in-on-demand client for *target*; starts the sandbox when asked."""
+    from batch.api import Credentials  # the transport (aiohttp) only for a command that uses it
+
     if target.sandbox:
         from batch.sandbox import (
             DEFAULT_PASSWORD,
@@ -72,6 +78,8 @@ async def open_client(target: Target, connection: Connection) -> AsyncIterator[C
 
 @asynccontextmanager
 async def _client(host: str, credentials: Credentials, c: Connection) -> AsyncIterator[Client]:
+    from batch.api import Client  # aiohttp is loaded only by a command that makes requests
+
     async with Client(host, credentials=credentials, rate=c.rate, concurrency=c.concurrency,
                       retry=c.retry, timeout=c.timeout) as client:
         yield client
@@ -95,6 +103,8 @@ def account_of(target: Target) -> str:
         from batch.sandbox import DEFAULT_USER  # the sandbox is imported only when it is used
 
         return DEFAULT_USER
+    from batch.api import Credentials
+
     credentials = target.credentials or Credentials.from_env(os.environ)
     return credentials.username or "token"
 

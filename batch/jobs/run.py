@@ -6,9 +6,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from batch.api import Client
 from batch.errors import (
     ApiError,
     AuthError,
@@ -37,10 +36,13 @@ from batch.outputs import (
 )
 from batch.outputs.words import plural
 from batch.payload import OfflineResolver, Resolver, build_payload, resolve
-from batch.run import RunOptions, RunSummary, run_manifest
 from batch.run.pool import run_pool
 from batch.run.progress import Progress, SilentProgress
+from batch.run.summary import RunOptions, RunSummary
 from batch.run.validate import check_manifest
+
+if TYPE_CHECKING:
+    from batch.api import Client
 
 
 @dataclass(slots=True)
@@ -99,6 +101,8 @@ async def run_job(
     the ledger is bound to the server (``LedgerError`` when it belongs to another, exit 2).
     *sheet* names the workbook sheet to read (XLSX only); its hidden rows are refused unless
     *include_hidden_rows*."""
+    from batch.run import run_manifest  # the engine (and aiohttp) only for a command that runs
+
     manifest = read_manifest(manifest_path, sheet=sheet, include_hidden_rows=include_hidden_rows)
     progress = progress or SilentProgress()
     path = ledger_file(manifest_path, ledger_path, target)

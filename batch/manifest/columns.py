@@ -53,6 +53,9 @@ def split_items(cell: str) -> list[str]:
     """Items of a ``;`` list: trimmed, empty items dropped."""
     if not cell:
         return []
+    if ";" not in cell:  # one item: most cells
+        item = cell.strip()
+        return [item] if item else []
     return [item for item in map(str.strip, cell.split(";")) if item]
 
 

@@ -97,8 +97,8 @@ def csv_records(lines: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
     quotes = 0
     for number, line in enumerate(lines, start=1):
         if not pending:
-            if '"' not in line:
-                yield number, [cell.strip() for cell in _strip_newline(line).split(",")]
+            if '"' not in line:  # the line ending goes with the last cell's trimming
+                yield number, list(map(str.strip, line.split(",")))
                 continue
             start = number
         pending.append(line)

@@ -104,7 +104,11 @@ class Family:
     """The first row whose Relation is ``proband`` or empty (found once: read very often)."""
 
     def __post_init__(self) -> None:
-        found = next((r for r in self.rows if is_proband(r.cells.get("Relation", ""))), None)
+        found = None
+        for row in self.rows:
+            if is_proband(row.cells.get("Relation", "")):
+                found = row
+                break
         object.__setattr__(self, "proband", found)
 
     @property
@@ -169,6 +173,7 @@ class Manifest:
                         if name not in HASH_IGNORED)
         self._hash_prefixes = [f"{name}\x1f" for name, _ in hashed]
         self._hash_order = _picker([i for _, i in hashed])
+        self._hash_template = _text_template(self._hash_prefixes)
         self._order = _family_order(raw.store.index)
 
     def __len__(self) -> int:
@@ -194,8 +199,17 @@ class Manifest:
 
     def family(self, family_id: str) -> Family:
         """The family with this id; ``KeyError`` when there is none."""
-        rows = tuple([self._row(position) for position in self._store.index[family_id]])
+        line, cells = self._store.line, self._cells
+        rows = tuple([Row(line(p), cells(p)) for p in self._store.index[family_id]])
         return Family(family_id=family_id, rows=rows, columns=self.columns)
+
+    def lead(self, family_id: str) -> Family:
+        """The family with its proband row only (its first row when it has none): what its
+        case id and actions are read from, without building every row."""
+        position = self.proband_position(family_id)
+        if position is None:
+            position = self._store.index[family_id][0]
+        return Family(family_id=family_id, rows=(self._row(position),), columns=self.columns)
 
     def family_hash(self, family_id: str) -> str:
         """``Family.row_hash`` of a family, without building the family."""
@@ -203,8 +217,18 @@ class Manifest:
         if not self._unique_columns:  # the rightmost present cell wins: build the cells
             return content_hash(cells_text(self._cells(p)) for p in positions)
         # Cells picked by position in column-name order: no dict per row (C loops).
-        return content_hash(row_text(self._hash_prefixes, self._hash_order(self._store.values(p)))
+        return content_hash(self._row_text(self._hash_order(self._store.values(p)))
                             for p in positions)
+
+    def _row_text(self, cells: Sequence[str | None]) -> str:
+        """:func:`row_text` of picked cells: every cell present and some column hashed, the
+        cells slotted between the prefixes of a template (one join, no string per cell)."""
+        template = self._hash_template
+        if template is None or None in cells:
+            return row_text(self._hash_prefixes, cells)
+        parts = template.copy()
+        parts[1:-1:2] = cells
+        return "".join(parts)  # type: ignore[arg-type]
 
     @property
     def has_action_columns(self) -> bool:
@@ -212,9 +236,11 @@ class Manifest:
         return self._has_actions
 
     def _cells(self, position: int) -> dict[str, str]:
+        if self._unique_columns:
+            found = self._store.complete(position)
+            if found is not None:  # the common case: one dict from C loops
+                return dict(zip(self.columns, found, strict=True))
         values = self._store.values(position)
-        if self._unique_columns and None not in values:
-            return dict(zip(self.columns, values, strict=True))  # type: ignore[arg-type]
         # Duplicate names: the rightmost present cell wins, as in the official CLI.
         return {name: v for name, v in zip(self.columns, values, strict=True) if v is not None}
 
@@ -251,10 +277,13 @@ class Manifest:
         """``(row number, cells of *columns*)`` for every data row in file order; a column
         that is absent (from the row or the header) reads as ``""``."""
         indices = [rightmost(self.columns, name) for name in columns]
-        for position in range(len(self._store)):
-            values = self._store.values(position)
-            cells = tuple("" if i is None else values[i] or "" for i in indices)
-            yield self._store.line(position), cells
+        present = [i for i in indices if i is not None]
+        if len(present) == len(indices):
+            yield from self._store.picked(present)
+            return
+        for number, cells in self._store.picked(present):
+            found = iter(cells)
+            yield number, tuple("" if i is None else next(found) for i in indices)
 
     def _row(self, position: int) -> Row:
         return Row(number=self._store.line(position), cells=self._cells(position))
@@ -273,6 +302,17 @@ def _picker(indices: list[int]) -> Callable[[Sequence[str | None]], tuple[str | 
     if not indices:
         return lambda values: ()
     return operator.itemgetter(*indices)
+
+
+def _text_template(prefixes: Sequence[str]) -> list[str | None] | None:
+    """``[p1, _, RS p2, _, ..., RS pn, _, RS]``: :func:`row_text` once cells fill the gaps;
+    None without prefixes (an empty row text)."""
+    if not prefixes:
+        return None
+    template: list[str | None] = []
+    for number, prefix in enumerate(prefixes):
+        template += [prefix if number == 0 else "\x1e" + prefix, None]
+    return [*template, "\x1e"]
 
 
 def row_text(prefixes: Sequence[str], cells: Sequence[str | None]) -> str:

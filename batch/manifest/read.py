@@ -16,9 +16,7 @@ from batch.manifest.columns import OFFICIAL_FAMILY_LIMIT, REQUIRED_COLUMNS
 from batch.manifest.formats import read_csv
 from batch.manifest.merges import column_letters
 from batch.manifest.model import Manifest, Problem, source_name
-from batch.manifest.parquet import read_parquet
 from batch.manifest.store import RawManifest, rightmost
-from batch.manifest.xlsx import read_xlsx
 
 _XLSX = (".xlsx", ".xlsm")
 
@@ -53,9 +51,14 @@ def _read_raw(path: Path, sheet: str | None, hidden_rows: bool) -> RawManifest:
     suffix = path.suffix.lower()
     if sheet is not None and suffix not in _XLSX:
         raise ReadFailure("--sheet is for XLSX workbooks; this file has no sheets")
+    # polars and fastexcel are imported only for the files that need them (a CSV does not)
     if suffix in (".parquet", ".pq"):
+        from batch.manifest.parquet import read_parquet
+
         return read_parquet(path)
     if suffix in _XLSX:
+        from batch.manifest.xlsx import read_xlsx
+
         return read_xlsx(path, sheet=sheet, hidden_rows=hidden_rows)
     if suffix == ".xls":
         raise ReadFailure(

@@ -90,11 +90,12 @@ class RowStore:
 
     def add(self, line: int, cells: Sequence[Cell]) -> None:
         """Append one data row (cells beyond the header width are dropped)."""
-        if len(cells) > self.width and any(cell for cell in cells[self.width :]):
-            self.extra_rows.append(line)
-        padded = [(cells[i] if i < len(cells) else None) for i in range(self.width)]
-        absent = sum(cell is None for cell in padded)
-        text = _SEPARATOR.join(_ABSENT if cell is None else cell for cell in padded)
+        if len(cells) == self.width and None not in cells:  # the common case, in C loops
+            padded: Sequence[Cell] = cells
+            text = _SEPARATOR.join(cells)  # type: ignore[arg-type]
+            absent = 0
+        else:
+            padded, text, absent = self._padded(line, cells)
         if text.count(_SEPARATOR) != self.width - 1 or text.count(_ABSENT) != absent:
             index = next(i for i, cell in enumerate(padded)
                          if cell is not None and control_character(cell) is not None)
@@ -105,7 +106,20 @@ class RowStore:
         self._lines.append(line)
         if self.key_position is not None:
             key = padded[self.key_position] or ""
-            self.index.setdefault(key, []).append(position)
+            rows = self.index.get(key)
+            if rows is None:
+                self.index[key] = [position]
+            else:
+                rows.append(position)
+
+    def _padded(self, line: int, cells: Sequence[Cell]) -> tuple[list[Cell], str, int]:
+        """A short or long row cut to the header's width: cells, packed text, absent cells."""
+        if len(cells) > self.width and any(cell for cell in cells[self.width :]):
+            self.extra_rows.append(line)
+        padded = [(cells[i] if i < len(cells) else None) for i in range(self.width)]
+        absent = sum(cell is None for cell in padded)
+        text = _SEPARATOR.join(_ABSENT if cell is None else cell for cell in padded)
+        return padded, text, absent
 
     def find_control(self) -> tuple[int, int] | None:
         """``(row position, cell index)`` of the first cell holding a control character other
@@ -130,12 +144,32 @@ class RowStore:
         """Spreadsheet row number of the row at *position*."""
         return self._lines[position]
 
-    def values(self, position: int) -> tuple[Cell, ...]:
+    def values(self, position: int) -> Sequence[Cell]:
         """The row's cells by header position (None = absent)."""
         raw = self._data[self._starts[position] : self._starts[position + 1]].decode("utf-8")
         if _ABSENT not in raw:  # the common case: every cell present
-            return tuple(raw.split(_SEPARATOR))
-        return tuple(None if cell == _ABSENT else cell for cell in raw.split(_SEPARATOR))
+            return raw.split(_SEPARATOR)
+        return [None if cell == _ABSENT else cell for cell in raw.split(_SEPARATOR)]
+
+    def complete(self, position: int) -> list[str] | None:
+        """The row's cells when every one is present (the common case), else None."""
+        raw = self._data[self._starts[position] : self._starts[position + 1]].decode("utf-8")
+        return None if _ABSENT in raw else raw.split(_SEPARATOR)
+
+    def picked(self, indices: Sequence[int]) -> Iterator[tuple[int, tuple[str, ...]]]:
+        """``(row number, the cells at *indices*)`` of every row in file order, an absent
+        cell as ``""``; a row is cut only as far as the last index asked for."""
+        if not indices:
+            yield from ((line, ()) for line in self._lines)
+            return
+        cut = max(indices)
+        data, starts = self._data, self._starts
+        for position, line in enumerate(self._lines):
+            raw = data[starts[position] : starts[position + 1]].decode("utf-8")
+            cells = raw.split(_SEPARATOR, cut + 1)
+            if _ABSENT in raw:
+                cells = ["" if cell == _ABSENT else cell for cell in cells]
+            yield line, tuple([cells[i] for i in indices])
 
     def column(self, position: int) -> Iterator[tuple[int, Cell]]:
         """``(row position, cell)`` of one column for every row, in file order."""
@@ -144,7 +178,7 @@ class RowStore:
 
 
 def _is_blank(cells: Sequence[Cell]) -> bool:
-    return all(not cell for cell in cells)
+    return not any(cells)
 
 
 def _plain(cells: Sequence[Cell]) -> list[str]:
@@ -159,7 +193,8 @@ def assemble(
     With *data_row*, the header is the row after the first ``[Data]`` row and every row up to
     ``[Data]`` is kept as the prefix; otherwise the first row is the header.
     """
-    iterator = ((line, _trimmed(cells) if trim else cells) for line, cells in records)
+    iterator = (((line, _trimmed(cells)) for line, cells in records) if trim
+                else iter(records))
     prefix: list[list[str]] = []
     if data_row:
         for _line, cells in iterator:
@@ -186,7 +221,7 @@ def assemble(
     store = RowStore(header, key_position(header))
     trailer: list[list[str]] = []
     for line, cells in iterator:
-        if trailer or _is_blank(cells) or _SECTION.match(_first(cells)):
+        if trailer or _is_blank(cells) or _is_section(cells):
             trailer.append(_plain(cells))
             continue
         store.add(line, cells)
@@ -234,6 +269,12 @@ def _check_controls(store: RowStore, header: Sequence[str]) -> None:
         position, index = found
         value = store.values(position)[index] or ""
         raise _control_failure(store.line(position), header[index], value)
+
+
+def _is_section(cells: Sequence[Cell]) -> bool:
+    """A ``[Section]`` row (the first cell tested only when it starts with ``[``)."""
+    first = _first(cells)
+    return first.startswith("[") and _SECTION.match(first) is not None
 
 
 def _first(cells: Sequence[Cell]) -> str:

@@ -6,15 +6,16 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import polars as pl
 
 from batch.ledger import STEPS, FamilyRecord, Ledger, State, StepRecord
 from batch.manifest import Manifest
 from batch.outputs.words import act, describe
 from batch.outputs.workbook import Column, Fill
+
+if TYPE_CHECKING:
+    import polars as pl
 
 # Headers are Title Case in every table for people, as the manifest's own columns are.
 STEP_TITLES = {"create": "Create", "assign": "Assign", "preset_group": "Preset Group",
@@ -33,10 +34,14 @@ CASE_COLUMNS: tuple[Column, ...] = (
     Column("Link", "link"),
     Column("Updated", "datetime"),
 )
-CASE_SCHEMA: dict[str, pl.DataType] = {
-    **{c.name: pl.String() for c in CASE_COLUMNS},
-    "Attempts": pl.Int64(), "HTTP Status": pl.Int64(), "Updated": pl.Datetime("us"),
-}
+
+
+def case_schema() -> dict[str, pl.DataType]:
+    """The types of the Cases table's columns (polars is imported only when a table is made)."""
+    import polars as pl
+
+    return {**{c.name: pl.String() for c in CASE_COLUMNS},
+            "Attempts": pl.Int64(), "HTTP Status": pl.Int64(), "Updated": pl.Datetime("us")}
 
 
 def case_url(host: str, case: str) -> str:
@@ -229,12 +234,14 @@ def cases_table(ledger: Ledger, *, manifest: Manifest | None = None,
                 host: str | None = None, live: bool = False) -> pl.DataFrame:
     """The Cases table (one row per family of the ledger, in manifest order) as a DataFrame;
     *live*: a run is going on (see :func:`case_row`)."""
+    import polars as pl
+
     names = [c.name for c in CASE_COLUMNS]
     columns: list[list[Any]] = [[] for _ in names]
     for values, _ in _case_rows(ledger, host, known_cases(manifest), live):
         for column, value in zip(columns, values, strict=True):
             column.append(value)
-    return pl.DataFrame(dict(zip(names, columns, strict=True)), schema=CASE_SCHEMA)
+    return pl.DataFrame(dict(zip(names, columns, strict=True)), schema=case_schema())
 def sorted_counts(counts: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
     """Steps in chain order, states in lifecycle order."""
     out: dict[str, dict[str, int]] = {}

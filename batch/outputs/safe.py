@@ -10,10 +10,12 @@ forms: :func:`formula_safe` for one cell, :func:`csv_safe` for a whole table.
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-import polars as pl
+from typing import TYPE_CHECKING
 
 from batch.outputs.files import FORMULA_START
+
+if TYPE_CHECKING:
+    import polars as pl
 
 QUOTE = "'"
 #: The same characters as ``FORMULA_START``, as one pattern for the vectorised form (hex
@@ -32,6 +34,8 @@ def csv_safe(frame: pl.DataFrame) -> pl.DataFrame:
     Numbers, dates and flags are left alone (they are never formulas); headers that would
     collide once quoted (``=a`` and ``'=a``) keep the first and number the others.
     """
+    import polars as pl  # here, so that a command writing no table never loads polars
+
     cells = frame.with_columns(
         pl.when(pl.col(name).str.contains(FORMULA_PATTERN))
         .then(pl.lit(QUOTE) + pl.col(name))

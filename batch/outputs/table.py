@@ -14,14 +14,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from batch.errors import UsageError
 from batch.outputs.files import atomic_path
 from batch.outputs.safe import csv_safe, unique
 from batch.outputs.workbook import Column, Formats, add_sheet, write_workbook
+
+if TYPE_CHECKING:
+    import polars as pl
 
 TABLE_SUFFIXES = (".xlsx", ".csv", ".parquet")
 CSV_DATETIME = "%Y-%m-%dT%H:%M:%SZ"  # dates are UTC
@@ -92,6 +93,8 @@ def write_table(
 
 
 def _frame(rows: Sequence[Mapping[str, object]], columns: Sequence[str]) -> pl.DataFrame:
+    import polars as pl  # here, so that a command writing no table never loads polars
+
     data: dict[str, list[object]] = {c: [row.get(c) for row in rows] for c in columns}
     series = []
     for name, values in data.items():

@@ -18,8 +18,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import xlsxwriter
-
 from batch.outputs.files import atomic_path
 
 Kind = Literal["text", "int", "float", "datetime", "link", "any"]
@@ -151,6 +149,8 @@ def _kind_of(value: object) -> Kind:
 
 def write_workbook(out: Path, build: Callable[[Any, Formats], None]) -> Path:
     """Create the workbook *out* safely: *build* adds sheets, the file appears only when done."""
+    import xlsxwriter  # here, so that a command writing no workbook never loads it
+
     with atomic_path(out) as tmp:
         book = xlsxwriter.Workbook(str(tmp), SAFE_OPTIONS)
         try:

@@ -8,6 +8,7 @@ Messages are the official texts; each problem names row, column and value, with 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from batch.errors import ResolveError
 from batch.manifest import Family, Problem, Row, split_items
@@ -85,8 +86,11 @@ def _invalid_relation(relation: str) -> tuple[str, str | None]:
 async def _stage_relations(view: View, lookups: Lookups, report: Report) -> None:
     """Official stage 2; a row with an invalid relation gets that message only (the same
     rows are flagged as by the official CLI)."""
-    relations = [view.relation(row) for row in view.rows]
+    relations = [row.cells.get("Relation") or "proband" for row in view.rows]  # View.relation
     counts = {name: relations.count(name) for name in ("proband", "mother", "father")}
+    if counts["proband"] == 1 and counts["mother"] < 2 and counts["father"] < 2 \
+            and all(relation in RELATIONS for relation in relations):
+        return  # the usual family: nothing to report
     for row, relation in zip(view.rows, relations, strict=True):
         if relation not in RELATIONS:
             message, hint = _invalid_relation(relation)
@@ -108,44 +112,52 @@ _INT_HINT = "a whole number"
 _DATE_HINT = "YYYY-MM-DD or YYYY/MM/DD, a real calendar date"
 
 
+def _required(value: str) -> bool:
+    return bool(value)
+
+
+def _whole_numbers(value: str) -> bool:
+    return all(is_integer(item) for item in split_items(value))
+
+
+def _short_notes(value: str) -> bool:
+    # a JavaScript length is at most twice Python's: most notes need no count
+    return len(value) <= _NOTES_LIMIT // 2 or js_length(value) <= _NOTES_LIMIT
+
+
+#: The proband's value checks, in the official order: (column, rule, message, hint). An empty
+#: cell passes every rule but Case Type's (required).
+_PROBAND_CHECKS: tuple[tuple[str, Callable[[str], bool], str, str | None], ...] = (
+    ("Execute Now", is_bool, 'Execute Now is not "true" or "false"', _BOOL_HINT),
+    ("Case Type", _required, "Case Type is required", "e.g. Exome, Whole Genome"),
+    ("Gene List Id", is_integer, "Gene List Id is not valid", _INT_HINT),
+    ("Kit Id", is_integer, "Kit Id is not valid", _INT_HINT),
+    ("Intersect Bed Id", is_integer, "Intersect Bed Id is not valid", _INT_HINT),
+    ("Boost Genes", is_bool, 'Boost Genes is not "true" or "false"', _BOOL_HINT),
+    ("Due Date", is_date, "Due Date is not valid", _DATE_HINT),
+    ("Label Id", _whole_numbers, "", "a ;-separated list of whole numbers"),
+    ("Opt In", is_bool, 'Opt In is not "true" or "false"', _BOOL_HINT),
+    ("Date Of Birth", is_date, "Date Of Birth is not valid", _DATE_HINT),
+    ("Clinical Notes", _short_notes, "Clinical Notes should be less than 4000 characters", None),
+)
+
+
 def _check_proband_fields(row: Row, report: Report) -> None:
-    def bad_bool(column: str) -> None:
-        if row.get(column) and not is_bool(row.get(column)):
-            report.add(row, f'{column} is not "true" or "false"', column, _BOOL_HINT)
-
-    def bad_int(column: str) -> None:
-        if row.get(column) and not is_integer(row.get(column)):
-            report.add(row, f"{column} is not valid", column, _INT_HINT)
-
-    def bad_date(column: str) -> None:
-        if row.get(column) and not is_date(row.get(column)):
-            report.add(row, f"{column} is not valid", column, _DATE_HINT)
-
-    bad_bool("Execute Now")
-    if not row.get("Case Type"):
-        report.add(row, "Case Type is required", "Case Type", "e.g. Exome, Whole Genome")
-    for column in ("Gene List Id", "Kit Id", "Intersect Bed Id"):
-        bad_int(column)
-    bad_bool("Boost Genes")
-    bad_date("Due Date")
-    labels = [item for item in split_items(row.get("Label Id")) if not is_integer(item)]
-    if labels:
-        report.add(
-            row,
-            f"{plural(labels, 'Label Id', 'Label Ids')} not valid",
-            "Label Id",
-            "a ;-separated list of whole numbers",
-        )
-    bad_bool("Opt In")
-    bad_date("Date Of Birth")
-    if js_length(row.get("Clinical Notes")) > _NOTES_LIMIT:
-        report.add(row, "Clinical Notes should be less than 4000 characters", "Clinical Notes")
+    get = row.cells.get  # one look-up per column: this runs for every family
+    for column, rule, message, hint in _PROBAND_CHECKS:
+        value = get(column, "")
+        if (value or rule is _required) and not rule(value):
+            if rule is _whole_numbers:  # the message names the items that are not
+                labels = [item for item in split_items(value) if not is_integer(item)]
+                message = f"{plural(labels, 'Label Id', 'Label Ids')} not valid"
+            report.add(row, message, column, hint)
 
 
 async def _check_member_fields(view: View, row: Row, lookups: Lookups, report: Report) -> None:
+    get = row.cells.get
     before = len(report.problems)
-    files = row.get("Files Names")
-    name = row.get("BioSample Name")
+    files = get("Files Names", "")
+    name = get("BioSample Name", "")
     if files and not name:
         report.add(row, "BioSample Name is required if Files Names present", "BioSample Name")
     elif _SPACE.search(name):
@@ -157,7 +169,7 @@ async def _check_member_fields(view: View, row: Row, lookups: Lookups, report: R
             "BioSample Name",
             "existing reuses a FASTQ sample already in Emedgene, found by exact name",
         )
-    if row.get(view.sex_column).lower() not in GENDERS:
+    if get(view.sex_column, "").lower() not in GENDERS:
         report.add(
             row,
             f"{view.sex_column} is not valid",
@@ -165,13 +177,13 @@ async def _check_member_fields(view: View, row: Row, lookups: Lookups, report: R
             "M, F, U, Male, Female or Unknown",
         )
     _check_phenotypes(row, report)
-    if files.lower() == "auto" and not row.get("Default Project"):
+    if files.lower() == "auto" and not get("Default Project", ""):
         report.add(row, "Default Project is required if Files Names is auto", "Default Project")
     if files and files != "existing":
         await _check_storage(row, lookups, report)
     if len(report.problems) == before and files == "auto":
         found = await lookups.auto_files(
-            int(row.get("Storage Provider Id")), row.get("Default Project"), name
+            int(get("Storage Provider Id", "")), get("Default Project", ""), name
         )
         if found is None:
             report.add(
@@ -183,8 +195,9 @@ async def _check_member_fields(view: View, row: Row, lookups: Lookups, report: R
 
 
 def _check_phenotypes(row: Row, report: Report) -> None:
-    ids = split_items(row.get("Phenotypes Id"))
-    names = split_items(row.get("Phenotypes"))
+    get = row.cells.get
+    ids = split_items(get("Phenotypes Id", ""))
+    names = split_items(get("Phenotypes", ""))
     if not ids and not names:
         report.add(
             row,
@@ -259,11 +272,9 @@ def _extra_warnings(view: View, report: Report) -> None:
     """What a careful user wants to know that the official CLI does not say."""
     proband = view.proband
     for row in view.rows:
-        if (
-            split_items(row.get("Phenotypes Id"))
-            and split_items(row.get("Phenotypes"))
-            and (row.get("Phenotypes").lower() != "unaffected")
-        ):
+        ids, names = row.get("Phenotypes Id"), row.get("Phenotypes")
+        if ids and names and split_items(ids) and split_items(names) \
+                and names.lower() != "unaffected":
             report.add(
                 row,
                 "Phenotypes is ignored because Phenotypes Id is set",

@@ -13,14 +13,18 @@ from batch.payload.view import Report, View, plural
 
 async def _row_type(row: Row, lookups: Lookups, report: Report | None) -> str | None:
     """Type of a row's files (stage 4); reports problems when *report* is given."""
-    files = row.get("Files Names")
+    get = row.cells.get
+    files = get("Files Names", "")
     if files in ("auto", "existing"):
         return "fastq"
-    storage = row.get("Storage Provider Id")
+    storage = get("Storage Provider Id", "")
+    items = split_items(files)
+    # asked even when every name has a suffix: this first look-up is what finds a server
+    # that cannot be reached before anything is sent
     basespace = is_integer(storage) and await lookups.is_basespace(int(storage))
     types: set[str] = set()
     invalid = False
-    for item in split_items(files):
+    for item in items:
         name = item
         if basespace and "." not in last_segment(item):
             try:

@@ -25,22 +25,26 @@ class Lookups:
 
     async def storage(self, storage_id: int) -> Mapping[str, Any]:
         """Storage details, asked once per family (failures too)."""
-        if storage_id not in self.storages:
-            try:
-                self.storages[storage_id] = await self.resolver.storage(storage_id)
-            except ResolveError as exc:
-                self.storages[storage_id] = exc
-        found = self.storages[storage_id]
+        found = await self._storage_answer(storage_id)
         if isinstance(found, ResolveError):
-            raise found
+            raise ResolveError(found.message)  # a new one: the kept one holds no frames
         return found
 
     async def is_basespace(self, storage_id: int) -> bool:
         """Whether the storage is BaseSpace (an unknown storage is not)."""
-        try:
-            return (await self.storage(storage_id)).get("scheme") == "basespace"
-        except ResolveError:
-            return False
+        # the answer or the failure, read back: an exception costs more than the check
+        found = await self._storage_answer(storage_id)
+        return not isinstance(found, ResolveError) and found.get("scheme") == "basespace"
+
+    async def _storage_answer(self, storage_id: int) -> Mapping[str, Any] | ResolveError:
+        if storage_id not in self.storages:
+            try:
+                self.storages[storage_id] = await self.resolver.storage(storage_id)
+            except ResolveError as exc:
+                # kept without its traceback: its frames would hold this memo in a cycle,
+                # garbage that only the collector frees (slow with a big manifest in memory)
+                self.storages[storage_id] = exc.with_traceback(None)
+        return self.storages[storage_id]
 
     async def list_dir(self, storage_id: int, path: str) -> Sequence[Mapping[str, str]]:
         """A directory's entries, asked once per family."""

@@ -11,10 +11,12 @@ the row, as the official CLI does.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from batch.api import Client
 from batch.errors import PermanentError, ResolveError
+
+if TYPE_CHECKING:
+    from batch.api import Client
 
 _T = TypeVar("_T")
 

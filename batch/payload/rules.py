@@ -56,10 +56,18 @@ def parse_date(cell: str) -> dt.date | None:
 
 
 def _date_parts(cell: str) -> tuple[int, int, int] | None:
-    match = _DATE.match(cell.strip())
-    if match is None:
-        return None
-    year, month, day = map(int, match.groups())
+    text = cell.strip()
+    if len(text) == 10 and text[4] == text[7] == "-" and text.isascii():
+        # YYYY-MM-DD, the usual spelling, without the regular expression
+        year_text, month_text, day_text = text[:4], text[5:7], text[8:]
+        if not (year_text.isdigit() and month_text.isdigit() and day_text.isdigit()):
+            return None
+        year, month, day = int(year_text), int(month_text), int(day_text)
+    else:
+        match = _DATE.match(text)
+        if match is None:
+            return None
+        year, month, day = map(int, match.groups())
     if not 1 <= month <= 12 or not 1 <= day <= _month_days(year, month):
         return None
     return year, month, day

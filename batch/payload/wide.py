@@ -34,19 +34,27 @@ def check_manifest_wide(manifest: Manifest, *, today: dt.date | None = None) -> 
     owners: dict[str, str] = {}
     wanted = (key, "BioSample Name", "Date Of Birth", *ACTION_CELLS)
     actions = any(column in manifest.columns for column in ACTION_CELLS)
+    today_text = today.isoformat()
     for number, cells in manifest.cell_rows(wanted):
         family_id, sample, born_text = cells[:3]
-        problems += _shared_sample(number, family_id, sample, owners, file)
+        if sample and owners.setdefault(sample, family_id) != family_id:
+            problems += _shared_sample(number, family_id, sample, owners, file)
         if actions:
             row = Row(number=number, cells=dict(zip(ACTION_CELLS, cells[3:], strict=True)))
             problems += _action_row(row, family_id, file)
-        born = parse_date(born_text) if born_text else None
+        born = parse_date(born_text) if born_text and not _past(born_text, today_text) else None
         if born is not None and born > today:
             problems.append(Problem(
                 file=file, row=number, family=family_id, column="Date Of Birth",
                 value=born_text, message="the birth date is in the future", severity="warning",
             ))
     return problems
+
+
+def _past(text: str, today: str) -> bool:
+    """A ``YYYY-MM-DD`` cell on or before *today* (ISO text), told without parsing it: such
+    text sorts as its date does (a cell that is not a date then parses as none anyway)."""
+    return len(text) == 10 and text[4] == text[7] == "-" and text <= today
 
 
 def _split_blocks(manifest: Manifest, file: str) -> list[Problem]:

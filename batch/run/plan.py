@@ -107,6 +107,8 @@ class Planner:
         self.records = records
         self.look_up = look_up
         self._by_sample: dict[str, list[str]] | None = None
+        #: Row hashes computed while registering, each taken once more by ``plan``.
+        self._hashes: dict[str, str] = {}
 
     def is_foreign(self) -> bool:
         """True when a non-empty ledger shares no family with the manifest."""
@@ -133,6 +135,7 @@ class Planner:
         rows' hash of an edited family whose case does not exist yet, or nothing."""
         record = self.records.get(family.family_id)
         row_hash = self.manifest.family_hash(family.family_id)
+        self._hashes[family.family_id] = row_hash
         if record is None:
             return NewFamily(family_id=family.family_id, seq=seq,
                              proband_sample=family.proband_sample, row_hash=row_hash,
@@ -149,7 +152,8 @@ class Planner:
 
     def plan(self, family: Family) -> FamilyPlan:
         """What *family* needs in this run."""
-        row_hash = self.manifest.family_hash(family.family_id)
+        row_hash = self._hashes.pop(family.family_id, None) or \
+            self.manifest.family_hash(family.family_id)
         return plan_family(family, self.records.get(family.family_id), row_hash,
                            look_up=self.look_up)
 

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 
-from batch.api import Client
 from batch.errors import (
     AmbiguousCreate,
     ApiError,
@@ -31,6 +30,9 @@ from batch.errors import (
 )
 from batch.ledger import FamilyRecord, Ledger, Outcome, State
 from batch.run.pool import run_pool
+
+if TYPE_CHECKING:
+    from batch.api import Client
 
 #: The status a reverted case is moved to.
 TRASH = "trash"

@@ -167,7 +167,9 @@ class Runner:
                 self.ctx.ledger.update_family(family_id, row_hash=row_hash)
         self._new, self._rehash = [], []
 
-    def _plans(self) -> Iterator[tuple[Family, FamilyPlan]]:
+    def _plans(self, *, lead_only: bool = False) -> Iterator[tuple[Family, FamilyPlan]]:
+        """Every family to work on and its plan; with *lead_only*, a family holds only the
+        row its plan reads (a dry run counts plans and builds no payload)."""
         plan_counts = self.summary.plan
         for family_id in self.manifest.family_ids:
             if self.planner.reverted(family_id):
@@ -179,7 +181,7 @@ class Runner:
                 if family_id not in self._invalid:
                     self.summary.skipped += 1
                 continue
-            family = self.manifest.family(family_id)
+            family = (self.manifest.lead if lead_only else self.manifest.family)(family_id)
             plan = self.planner.plan(family)
             plan_counts[plan.kind] = plan_counts.get(plan.kind, 0) + 1
             yield family, plan
@@ -188,7 +190,7 @@ class Runner:
         ctx = self.ctx
         self.summary.ran = True
         if ctx.options.dry_run:
-            for _ in self._plans():
+            for _ in self._plans(lead_only=True):
                 pass
             return
         ctx.run_id = ctx.ledger.begin_run(

@@ -29,6 +29,8 @@ class Checked:
 
     def add(self, found: list[Problem]) -> None:
         """Keep *found*; a family with an error is invalid."""
+        if not found:  # most families
+            return
         self.problems.extend(found)
         self.invalid.update(p.family for p in found
                             if p.severity == "error" and p.family is not None)

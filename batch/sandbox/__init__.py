@@ -5,11 +5,15 @@
 serves it from the command line.
 """
 
-from batch.sandbox.app import create_app
-from batch.sandbox.config import DEFAULT_PASSWORD, DEFAULT_USER, SandboxConfig
-from batch.sandbox.fixture import demo_fixture_path
-from batch.sandbox.server import RunningSandbox, SandboxThread, run_sandbox
-from batch.sandbox.state import SandboxState
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from batch.sandbox.app import create_app
+    from batch.sandbox.config import DEFAULT_PASSWORD, DEFAULT_USER, SandboxConfig
+    from batch.sandbox.fixture import demo_fixture_path
+    from batch.sandbox.server import RunningSandbox, SandboxThread, run_sandbox
+    from batch.sandbox.state import SandboxState
 
 __all__ = [
     "DEFAULT_PASSWORD",
@@ -22,3 +26,26 @@ __all__ = [
     "demo_fixture_path",
     "run_sandbox",
 ]
+
+#: Where each public name lives: imported on first use, so that a command loads only the
+#: modules it needs.
+_HOMES = {
+    "create_app": "batch.sandbox.app",
+    "DEFAULT_PASSWORD": "batch.sandbox.config",
+    "DEFAULT_USER": "batch.sandbox.config",
+    "SandboxConfig": "batch.sandbox.config",
+    "demo_fixture_path": "batch.sandbox.fixture",
+    "RunningSandbox": "batch.sandbox.server",
+    "SandboxThread": "batch.sandbox.server",
+    "run_sandbox": "batch.sandbox.server",
+    "SandboxState": "batch.sandbox.state",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module on first use."""
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value

@@ -32,6 +32,7 @@ bench() {
     echo "== $name: $((SECONDS - started)) s"
 }
 
+bench bench_startup.py
 bench bench_sandbox.py
 bench bench_rate.py
 bench bench_manifest.py --families "$MANIFEST"
