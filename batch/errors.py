@@ -115,6 +115,11 @@ class LedgerError(BatchError):
     """The ledger cannot be used: it belongs to another manifest, is locked or unwritable."""
 
 
+class LedgerWriteError(LedgerError):
+    """The ledger's disk refused a write (full, over a size limit, an I/O error): like an output
+    that cannot be written, the command stops (exit 3), never a usage error."""
+
+
 class OutputError(BatchError):
     """An output (results file, workbook, table, report, template) cannot be written."""
 
@@ -211,6 +216,11 @@ class BodyTooLarge(PermanentError):
     def __init__(self, message: str, *, limit: int, **kw: object) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.limit = limit
+
+
+class ServerUnreachable(BatchError):
+    """A command that needs the server stopped early: it did not answer (retries exhausted,
+    connection refused). Exit 3."""
 
 
 class AmbiguousCreate(ApiError):

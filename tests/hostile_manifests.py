@@ -57,7 +57,7 @@ CASES: list[Hostile] = [
             "no sheet named 'Nope'; its sheets: 'Notes', 'Cases'",
             _workbook({"Notes": NOTES, "Cases": _rows()})),
     Hostile("--sheet on a CSV", ("validate", "m.csv", "--sheet", "Cases"), 2,
-            "--sheet is for XLSX workbooks", csv_file("m.csv", f"{HEADER}\n{GOOD}\n")),
+            "--sheet is for workbooks (XLSX, XLS, ODS)", csv_file("m.csv", f"{HEADER}\n{GOOD}\n")),
     Hostile("xlsx merged Family Id with --skip-invalid", ("run", "m.xlsx", "--sandbox",
             "--skip-invalid"), 2, "m.xlsx[Cases]:2: Family Id: cells A2:A3 are merged",
             _workbook({"Cases": _MERGED_TRIO}, {"Cases": [("A2:A3", "F1")]})),

@@ -71,12 +71,14 @@ def interrupted_run(tmp_path: Path, url: str, *extra: str) -> subprocess.Complet
 def masked(text: str, tmp: Path) -> list[str]:
     text = re.sub(r"elapsed \d+\.\ds", "elapsed Xs", text.replace(str(tmp), "TMP"))
     text = re.sub(r"(created|requests) \d+", r"\1 N", text)
+    text = re.sub(r"not attempted: \d+ famil(y|ies)", "not attempted: N families", text)
     return [line for line in text.splitlines() if not PROGRESS.match(line)]
 
 
 SUMMARY = [
     f"interrupted: {FAMILIES} families: created N, adopted 0, updated 0, skipped 0, failed 0, "
     "unknown 0",
+    "not attempted: N families (the run stopped before them)",
     "requests N, retries 0, 429s 0, elapsed Xs",
     "results: TMP/slow_results.csv",
     "review: TMP/slow_review.xlsx",
@@ -119,10 +121,28 @@ def test_the_hint_fits_what_happened() -> None:
     assert last(stopped="interrupted", stop_reason="x") == SUMMARY[-1]
     assert last(stopped="interrupted", unknown=1).startswith("hint: fix what failed")
     assert last(stopped="max-failures", failed=2).startswith("hint: fix what failed")
-    assert last(stopped="auth", stop_reason="authentication refused: no") == SUMMARY[-1]
+    assert last(stopped="auth", stop_reason="the server refused the login: no") == (
+        "hint: check the credentials (EMG_USERNAME and EMG_PASSWORD, or EMG_TOKEN), then rerun "
+        "the same command; created cases are never created again")
+    assert last(stopped="ledger", stop_reason="disk full").startswith("hint: free space")
     assert last(failed=1).startswith("hint: fix what failed")
     assert last().startswith("requests 0")  # all done: no hint
     text = render_summary(RunSummary(families=3, ran=True, stopped="max-failures", failed=2,
-                                     stop_reason="stopped after 2 failed families"), files={})
-    assert text.splitlines()[0].startswith("done: 3 families: ")
-    assert "stopped: stopped after 2 failed families" in text
+                                     not_attempted=1,
+                                     stop_reason="2 families failed (--max-failures 2)"),
+                          files={})
+    assert text.splitlines()[:3] == [
+        "stopped: 3 families: created 0, adopted 0, updated 0, skipped 0, failed 2, unknown 0",
+        "why: 2 families failed (--max-failures 2)",
+        "not attempted: 1 family (the run stopped before them)"]
+
+
+def test_a_stop_before_sending_says_so_and_nothing_else() -> None:
+    from batch.outputs import render_summary
+    from batch.run import RunSummary
+
+    summary = RunSummary(families=3, stopped="server", stop_reason="the server did not answer")
+    assert render_summary(summary, files={"results": None}).splitlines() == [
+        "stopped: the server did not answer; nothing was sent",
+        "hint: check the host (--host or EMG_HOST) and that the server answers (emg-batch "
+        "doctor), then rerun the same command"]

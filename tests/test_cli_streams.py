@@ -109,6 +109,9 @@ def test_run_quiet_still_says_what_failed(tmp_path: Path, url: str) -> None:
     assert result.stdout == ""
     assert masked(result.stderr, tmp_path) == [
         "done: 1 family: created 1, adopted 0, updated 0, skipped 0, failed 1, unknown 0",
+        "failures by reason, most frequent first:",
+        "  1 x the assignment was not sent: unknown user e-mail(s): nobody@example.com "
+        "(family RF-000000)",
         "requests 5, retries 0, 429s 0, elapsed Xs",
         "results: TMP/f_results.csv",
         "review: TMP/f_review.xlsx",

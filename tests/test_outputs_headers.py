@@ -52,8 +52,12 @@ def test_review_and_export_headers_are_title_case(tmp_path: Path) -> None:
             led, None, tmp_path / "r.xlsx", summary={"problems": ["p"], "elapsed": 61.0,
                                                     "timeline": [[30, 5, 0], [61, 9, 1]]}))
         frame = pl.read_csv(outputs.export(led, tmp_path / "c.csv"))
+    # the Failed sheet keeps the manifest's own names; the Summary opens with a sentence,
+    # and its table of what needs action is checked here
     headers = {ws.title: [c.value for c in ws[1]] for ws in book.worksheets
-               if ws.title != "Failed"}  # the Failed sheet keeps the manifest's own names
+               if ws.title not in ("Failed", "Summary")}
+    headers["Summary"] = [c.value for c in book["Summary"][4]]
+    assert headers["Summary"] == ["Family Id", "Where", "Problem", "What To Do"]
     assert set(headers) == {"Summary", "Cases", "Not attempted", "Unknown", "Problems",
                             "Timeline"}
     assert [(t, h) for t, hs in headers.items() for h in hs if not _title_case(str(h))] == []

@@ -111,7 +111,7 @@ def test_status_report_in_words(tmp_path: Path) -> None:
         led.set_step("F1", "create", State.FAILED, http_status=400, error_class="PermanentError",
                      error_message="Case Type is required")
         text = outputs.render_status(outputs.status_report(led))
-    assert "1 x the case creation failed: Case Type is required (e.g. family F1)" in text
+    assert "1 x the case creation failed: Case Type is required (family F1)" in text
     assert not CLASS_PATTERN.search(text)
 
 

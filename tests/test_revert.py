@@ -357,7 +357,7 @@ def test_a_refused_move_is_a_failed_family_and_exit_1(sandbox: SandboxThread,
         "  FAM-000000  EMG100000001  failed: Unknown status: trash"]
     assert revert_steps(manifest) == {"FAM-000000": "failed"}
     status = cli(sandbox, "status", str(manifest))
-    assert ("  1 x the move to the trash failed: Unknown status: trash (e.g. family FAM-000000)"
+    assert ("  1 x the move to the trash failed: Unknown status: trash (family FAM-000000)"
             in status.stdout.splitlines())
 
 

@@ -179,31 +179,83 @@ def test_results_keep_existing_case_ids(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- review workbook
 
 
+def _pairs(book: Any) -> dict[str, Any]:
+    """The Summary's label: value rows (column A: column B)."""
+    return {r[0]: r[1] for r in book["Summary"].iter_rows(values_only=True) if r[0]}
+
+
 def test_review_workbook(ledger: Ledger, manifest: Manifest, tmp_path: Path) -> None:
     summary = {"families": 6, "created": 2, "failed": 2, "unknown": 1, "elapsed": 1.5,
-               "dry_run": False, "exit_code": 1, "problems": ["batch.csv:9: a warning"]}
+               "updated": 1, "actions": {"assign": 1}, "dry_run": False, "exit_code": 1,
+               "problems": ["batch.csv:9: a warning"]}
     out = outputs.write_review(ledger, manifest, tmp_path, summary=summary)
     assert out == tmp_path / "batch_review.xlsx"
     book = openpyxl.load_workbook(out)
-    assert book.sheetnames == ["Summary", "Cases", "Failed", "Not attempted", "Unknown",
+    assert book.sheetnames == ["Summary", "Failed", "Unknown", "Not attempted", "Cases",
                                "Problems"]
     _no_formulas(book)
     for ws in book.worksheets:
+        assert ws.page_setup.fitToWidth in (None, 1), ws.title  # 1 is the default
+        assert ws.page_setup.fitToHeight == 0, ws.title
+        assert ws.sheet_properties.pageSetUpPr.fitToPage, ws.title
+        if ws.title == "Summary":
+            continue
         assert ws.freeze_panes == "A2", ws.title
         assert ws.auto_filter.ref and ws.auto_filter.ref.startswith("A1:"), ws.title
         widths = [d.width for d in ws.column_dimensions.values()]
         assert widths and all(0 < w <= 121 for w in widths), ws.title
+    assert book["Summary"].page_setup.orientation == "landscape"
+    assert book["Cases"].page_setup.orientation == "landscape"
 
-    summary_rows = {r[0]: r[1] for r in _sheet(book, "Summary")[1:]}
-    assert summary_rows["Created"] == 2 and summary_rows["Elapsed"] == "1.5 s"
-    assert summary_rows["Dry run"] == "no"
-    assert isinstance(summary_rows["Run started"], datetime)
-    assert summary_rows["Option: concurrency"] == 8
-    assert summary_rows["Host"] == HOST
-    assert summary_rows["Ledger: families"] == 5
-    assert summary_rows["Ledger: create failed"] == 1
-    assert summary_rows["Manifest"] == str(manifest.path)
+    ws = book["Summary"]
+    assert ws["A1"].value == ("1 of 6 families is done; 5 need action: 2 failed, 1 with an "
+                              "unknown outcome, 2 not attempted (listed below). This run "
+                              "created 2 cases.")
+    assert [c.value for c in ws[4]] == ["Family Id", "Where", "Problem", "What To Do"]
+    actions = [[c.value for c in row] for row in ws.iter_rows(min_row=5, max_row=8)]
+    assert actions == [
+        ["F1", "Failed, row 2",
+         "the server refused the case creation: Case Type is required (HTTP 400)",
+         "Fix the family's rows as the server's answer says, then rerun the same command."],
+        ["F2", "Failed, row 4", "the server refused the assignment: no such user (HTTP 404)",
+         "Fix the family's rows as the server's answer says, then rerun the same command."],
+        ["F3", "Unknown, row 2", "no answer in 30 s", outputs.review.UNKNOWN_ADVICE["create"]],
+        ["2 families", "Not attempted", "not attempted (the run stopped first, or they were "
+         "left out as invalid)", "Rerun the same command."]]
+    assert ws["B5"].hyperlink.location == "'Failed'!A2"
+    assert ws["B7"].hyperlink.location == "'Unknown'!A2"
+    assert _sheet(book, "Failed")[3][2] == "F2"  # row 4, where the link points
+
+    pairs = _pairs(book)
+    assert (pairs["Done"], pairs["Failed"], pairs["Outcome unknown"],
+            pairs["Not attempted"], pairs["Families in all"]) == (1, 2, 1, 2, 6)
+    assert pairs["Cases created"] == 2 and pairs["Elapsed"] == "1.5 s"
+    assert pairs["Cases updated"] == 1
+    assert [c.value for c in ws[pairs_row(ws, "Cases updated")]][2] == "1 assignment"
+    assert isinstance(pairs["Started"], datetime)
+    assert pairs["Host"] == HOST and pairs["Manifest"] == str(manifest.path)
+    assert pairs["Ledger"] == str(ledger.path)
+    for jargon in ("Plan: create", "Exit code", "Stopped", "Option: concurrency",
+                   "Ledger: families", "Dry run"):
+        assert jargon not in pairs
     assert _sheet(book, "Problems")[1] == ["batch.csv:9: a warning"]
+
+
+def pairs_row(ws: Any, label: str) -> int:
+    """The row (1-based) whose column A is *label*."""
+    return next(r for r in range(1, ws.max_row + 1) if ws.cell(r, 1).value == label)
+
+
+def test_empty_sheets_are_left_out(tmp_path: Path, manifest: Manifest) -> None:
+    with Ledger.open(tmp_path / "all.sqlite") as led:
+        led.add_families(ledgers.family(f.family_id, seq, sample=f.proband_sample)
+                         for seq, f in enumerate(manifest.families()))
+        for fid in manifest.family_ids:
+            led.set_step(fid, "create", State.SUCCEEDED, http_status=201, case_name=f"C-{fid}")
+        book = openpyxl.load_workbook(outputs.write_review(led, manifest, tmp_path / "r.xlsx"))
+    assert book.sheetnames == ["Summary", "Cases"]
+    assert book["Summary"]["A1"].value == "All 6 families are done."
+    assert "Needs action" not in _pairs(book)
 
 
 def test_cases_sheet(ledger: Ledger, manifest: Manifest, tmp_path: Path) -> None:
@@ -356,8 +408,13 @@ def test_export_parquet_is_typed(hostile: Ledger, tmp_path: Path) -> None:
 
 def test_export_xlsx_is_the_workbook(hostile: Ledger, tmp_path: Path) -> None:
     book = openpyxl.load_workbook(outputs.export(hostile, tmp_path / "all.xlsx", host=HOST))
-    assert book.sheetnames == ["Summary", "Cases", "Failed", "Not attempted", "Unknown"]
+    assert book.sheetnames == ["Summary", "Failed", "Cases"]
     assert book["Cases"]["A2"].value == "=1+2" and book["Cases"]["A2"].data_type == "s"
+    # a failed family whose rows the ledger does not hold still has its line on Failed
+    assert _sheet(book, "Failed") == [["Errors", "Family Id"],
+                                      ["the server refused the case creation: -bad (HTTP 400)",
+                                       "=1+2"]]
+    assert book["Summary"]["A5"].value == "=1+2"
     _no_formulas(book)
 
 
@@ -399,7 +456,7 @@ def test_render_status_exact() -> None:
             {"step": "create", "state": "failed", "error_class": "PermanentError",
              "message": "Case Type is required", "count": 1, "example_family": "F7"},
             {"step": "create", "state": "unknown", "error_class": None, "message": None,
-             "count": 1, "example_family": "F9"},
+             "count": 5, "example_family": "F9", "families": ["F9", "F10", "F11"]},
         ],
         "last_run": {"command": "run", "manifest": "/data/batch.csv", "host": HOST,
                      "options": {"max_failures": None, "concurrency": 8},
@@ -412,9 +469,9 @@ def test_render_status_exact() -> None:
         "create              1        0          9       1        1",
         "preset group        0        1          8       0        0",
         "Failures (most frequent first):",
-        "  1 x the case creation failed: Case Type is required (e.g. family F7)",
-        "  1 x the outcome of the case creation is unknown (no answer): the case may exist; "
-        "rerun to look it up (e.g. family F9)",
+        "  1 x the case creation failed: Case Type is required (family F7)",
+        "  5 x the outcome of the case creation is unknown (no answer): the case may exist; "
+        "rerun to look it up (families F9, F10, F11 and 2 more)",
         "Last run: run, exit code -",
         "  manifest: /data/batch.csv",
         f"  host: {HOST}",
@@ -459,12 +516,20 @@ def test_templates(tmp_path: Path) -> None:
 
 def test_failed_family_missing_from_manifest(ledger: Ledger, manifest: Manifest,
                                              tmp_path: Path) -> None:
+    """A family the manifest no longer has is left out of every sheet, and counted."""
     ledger.add_families([ledgers.family("GONE", 99, sample="S99")])
     ledger.set_step("GONE", "create", State.FAILED, error_class="PermanentError",
                     error_message="x")
     cells = {"Family Id": "GONE", "Lab Code": "=1+1"}
     ledger.update_family("GONE", rows=json.dumps([{"number": 40, "cells": cells}]))
     book = openpyxl.load_workbook(outputs.write_review(ledger, manifest, tmp_path / "r.xlsx"))
+    assert [r[2] for r in _sheet(book, "Failed")[1:]] == ["F1", "F1", "F2"]
+    assert "GONE" not in [r[0] for r in _sheet(book, "Cases")]
+    assert _pairs(book)["Families in all"] == 6
+    assert _pairs(book)["Not in the manifest"].startswith("1 family of the ledger that the "
+                                                          "manifest no longer has")
+    # without the manifest, the ledger's rows show it
+    book = openpyxl.load_workbook(outputs.write_review(ledger, None, tmp_path / "l.xlsx"))
     rows = _sheet(book, "Failed")
     gone = rows[-1]
     assert gone[0] == "the case creation failed: x"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,7 @@ from batch.outputs.charts import intervals, samples
 from tests import ledgers
 
 HEADER = "Family Id,Case Type,Files Names,BioSample Name,Sex"
-OUTCOME_LABELS = ["Created", "Adopted", "Updated", "Skipped (done before)", "Failed",
-                  "Unknown outcome", "Not attempted"]
+OUTCOME_LABELS = ["Done", "Failed", "Outcome unknown", "Not attempted"]
 
 
 @pytest.fixture
@@ -60,28 +60,51 @@ def _title(chart: Any) -> str:
 
 def _summary(path: Path) -> tuple[Any, dict[str, Any]]:
     book = openpyxl.load_workbook(path)
-    return book, {r[0]: r[1] for r in book["Summary"].iter_rows(values_only=True)}
+    return book, {r[0]: r[1] for r in book["Summary"].iter_rows(values_only=True) if r[0]}
+
+
+def _xml(path: Path, member: str) -> str:
+    with zipfile.ZipFile(path) as archive:
+        return archive.read(member).decode()
 
 
 def test_outcome_chart_is_drawn_from_the_outcome_rows(ledger: Ledger, manifest: Manifest,
                                                       tmp_path: Path) -> None:
+    """One bar per family outcome: the bars add up to the families (a family created whose
+    next step failed is one failed family, not a created one and a failed one)."""
     summary = {"families": 6, "created": 2, "adopted": 0, "updated": 0, "skipped": 0,
                "failed": 1, "unknown": 0, "elapsed": 0.1884902569999838}
-    book, rows = _summary(outputs.write_review(ledger, manifest, tmp_path, summary=summary))
+    out = outputs.write_review(ledger, manifest, tmp_path, summary=summary)
+    book, rows = _summary(out)
     assert rows["Elapsed"] == "0.2 s"
     ws = book["Summary"]
-    labels = [ws.cell(r, 1).value for r in range(3, 10)]
-    counts = [ws.cell(r, 2).value for r in range(3, 10)]
+    first = next(r for r in range(1, ws.max_row + 1) if ws.cell(r, 1).value == "Done")
+    labels = [ws.cell(r, 1).value for r in range(first, first + 4)]
+    counts = [ws.cell(r, 2).value for r in range(first, first + 4)]
     assert labels == OUTCOME_LABELS
     not_attempted = book["Not attempted"].max_row - 1  # F3 pending, F4 and F5 not registered
-    assert counts == [2, 0, 0, 0, 1, 0, not_attempted] and not_attempted == 3
-    assert ws["A2"].value == "Families" and ws["B2"].value == 6
+    assert counts == [2, 1, 0, not_attempted] and not_attempted == 3
+    assert sum(counts) == rows["Families in all"] == 6
     [chart] = ws._charts
     assert type(chart).__name__ == "BarChart" and _title(chart) == "Families by outcome"
     [(values, cached, categories, cached_labels)] = _series(chart)
-    assert values == "Summary!$B$3:$B$9" and categories == "Summary!$A$3:$A$9"
+    assert values == f"Summary!$B${first}:$B${first + 3}"
+    assert categories == f"Summary!$A${first}:$A${first + 3}"
     assert cached == [float(n) for n in counts] and cached_labels == OUTCOME_LABELS
     assert "Timeline" not in book.sheetnames
+    axis = chart.y_axis  # a bar chart's value axis runs across
+    assert (axis.scaling.min, axis.scaling.max, axis.majorUnit) == (0, 4, 1)  # whole families
+    assert axis.numFmt.formatCode == "0"
+    # each bar is labelled with its count alone: every flag written, not only the true ones
+    xml = _xml(out, "xl/charts/chart1.xml")
+    for flag, value in (("showVal", 1), ("showCatName", 0), ("showSerName", 0),
+                        ("showLegendKey", 0)):
+        assert f'<c:{flag} val="{value}"/>' in xml, flag
+
+
+def test_whole_number_steps() -> None:
+    assert [charts._whole_step([n]) for n in (0, 3, 5, 6, 40, 1000)] == [1, 1, 1, 2, 8, 200]
+    assert [charts._axis_top([n]) for n in (0, 3, 5, 6, 40)] == [1, 4, 6, 8, 48]
 
 
 def test_without_a_summary_the_last_run_is_charted(ledger: Ledger, manifest: Manifest,
@@ -91,7 +114,7 @@ def test_without_a_summary_the_last_run_is_charted(ledger: Ledger, manifest: Man
     ledger.end_run(run, exit_code=1, counts={"families": 6, "created": 2, "failed": 1,
                                              "elapsed": 121.5, "timeline": timeline})
     book, rows = _summary(outputs.export(ledger, tmp_path / "all.xlsx", manifest=manifest))
-    assert rows["Created"] == 2 and rows["Elapsed"] == "2 min 02 s"
+    assert rows["Cases created"] == 2 and rows["Elapsed"] == "2 min 02 s"
     assert book.sheetnames[-1] == "Timeline"
     assert len(book["Summary"]._charts) == 2
 
@@ -113,6 +136,9 @@ def test_a_long_run_gets_a_chart_over_time(ledger: Ledger, manifest: Manifest,
     assert data[-1][0] == round(120.3 / 60, 3)
     _, over_time = book["Summary"]._charts
     assert type(over_time).__name__ == "ScatterChart"
+    # straight lines: a flat rate is drawn flat (without the element, LibreOffice smooths)
+    xml = _xml(tmp_path / "m_review.xlsx", "xl/charts/chart2.xml")
+    assert xml.count('<c:smooth val="0"/>') == 2 and 'c:smooth val="1"' not in xml
     assert _title(over_time) == "Requests and 429s over time"
     (requests, req_cache, minutes, _), (limited, lim_cache, _, _) = _series(over_time)
     assert requests == "Timeline!$D$2:$D$25" and limited == "Timeline!$E$2:$E$25"

@@ -98,11 +98,12 @@ async def test_a_run_whose_login_echoes_the_password_keeps_it_nowhere(tmp_path: 
             stderr=asyncio.subprocess.PIPE)
         out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 3, err.decode()
-    assert "authentication refused" in err.decode() + out.decode()
+    assert "the server refused the login" in err.decode() + out.decode()
     assert fake.count("POST", LOGIN) == 1
     assert b"SECRET" not in out + err
     written, holding = files_holding(tmp_path, b"SECRET")
-    assert "m_results.csv" in written and holding == []  # the ledger too, when one is kept
+    # stopped before sending: no results file, no workbook, no ledger, nothing holding it
+    assert "m_results.csv" not in written and holding == []
 
 
 # ----------------------------------------------------------------------------- 403 and roles

@@ -57,14 +57,35 @@ def test_readme_walkthrough(tmp_path: Path, sandbox_process: str) -> None:
     first = emg("run", str(manifest), url=sandbox_process)
     assert first.returncode == 1, first.stderr
     assert first.stdout == ""  # the summary is for people: stderr
-    assert done_line(first.stderr) == (
-        "done: 3 families: created 3, adopted 0, updated 1, skipped 0, failed 1, unknown 0")
+    # the run itself says why the family failed, without `status` or the workbook
+    summary = first.stderr[first.stderr.index("done: "):]
+    assert re.sub(r"elapsed \d+\.\ds", "elapsed Xs", summary).splitlines() == [
+        "done: 3 families: created 3, adopted 0, updated 1, skipped 0, failed 1, unknown 0",
+        "updated: 1 assignment",
+        "failures by reason, most frequent first:",
+        "  1 x the assignment was not sent: unknown user e-mail(s): genetcist@example.com "
+        "(family WT-002)",
+        "requests 10, retries 0, 429s 0, elapsed Xs",
+        f"results: {tmp_path / 'import_results.csv'}",
+        f"review: {tmp_path / 'import_review.xlsx'}",
+        f"ledger: {tmp_path / 'import.ledger.sqlite'}",
+        "hint: fix what failed and rerun the same command; created cases are never created "
+        "again"]
 
     status = emg("status", str(manifest), url=sandbox_process)
     assert status.returncode == 0
     assert "unknown user e-mail(s): genetcist@example.com" in status.stdout
 
     book = openpyxl.load_workbook(tmp_path / "import_review.xlsx")
+    assert book.sheetnames[:2] == ["Summary", "Failed"]
+    assert book["Summary"]["A1"].value == (
+        "2 of 3 families are done; 1 needs action: 1 failed (listed below). This run created "
+        "3 cases.")
+    assert [c.value for c in book["Summary"][5]] == [
+        "WT-002", "Failed, row 2",
+        "the assignment was not sent: unknown user e-mail(s): genetcist@example.com",
+        "Correct the e-mail in Assign To (no such user in the organization), then rerun the "
+        "same command."]
     failed = list(book["Failed"].iter_rows(values_only=True))
     assert failed[0][0] == "Errors"
     assert "genetcist@example.com" in str(failed[1][0])

@@ -133,7 +133,7 @@ def test_sheet_option_overrides_and_unknown_names_list_the_sheets(tmp_path: Path
                                  " 'Cases', 'Retest' (pass --sheet with one of these names)")
     csv = tmp_path / "m.csv"
     csv.write_text("Family Id\nF1\n")
-    with pytest.raises(ManifestError, match="--sheet is for XLSX workbooks"):
+    with pytest.raises(ManifestError, match="--sheet is for workbooks \\(XLSX, XLS, ODS\\)"):
         read_manifest(csv, sheet="Cases")
 
 

@@ -46,6 +46,10 @@ class Credentials:
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Credentials:
         """Read ``EMG_TOKEN``, or ``EMG_USERNAME`` with ``EMG_PASSWORD``, from *env*."""
         token = strip_bearer(env.get("EMG_TOKEN", ""))
+        if not header_safe(token):  # it goes into a header: aiohttp would refuse it mid-run
+            raise UsageError(
+                "EMG_TOKEN holds a line break, a space or another control character: set it to "
+                "the token alone (e.g. export EMG_TOKEN=\"$(tr -d '\\r\\n' < token.txt)\")")
         username = env.get("EMG_USERNAME", "").strip() or None
         password = env.get("EMG_PASSWORD", "") or None
         if username and not password and not token:
@@ -65,6 +69,11 @@ class Credentials:
         return bool(self.username and self.password)
 
 
+def header_safe(token: str) -> bool:
+    """Whether *token* can go into an Authorization header: visible ASCII only."""
+    return all("!" <= c <= "~" for c in token)
+
+
 def token_of(answer: Any, *, status: int) -> Secret:
     """The token of a login *answer*: ``access_token`` (v2), or ``Authorization: "Bearer …"``
     (the legacy login's shape, which some tenants may answer)."""
@@ -72,6 +81,9 @@ def token_of(answer: Any, *, status: int) -> Secret:
     if isinstance(answer, dict):
         found = answer.get("access_token") or answer.get("Authorization")
     token = strip_bearer(found) if isinstance(found, str) else ""
+    if token and not header_safe(token):
+        raise AuthError("the login answer's token holds characters a header cannot carry",
+                        status=status, method="POST", path=LOGIN_PATH)
     if not token:
         raise AuthError("the login answer has no access_token", status=status, method="POST",
                         path=LOGIN_PATH)

@@ -30,9 +30,11 @@ from batch.errors import (
     BatchError,
     CredentialError,
     LedgerError,
+    LedgerWriteError,
     ListingError,
     ManifestError,
     OutputError,
+    ServerUnreachable,
     UsageError,
 )
 from batch.jobs import Setting, Tenant
@@ -46,6 +48,8 @@ HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
 T = TypeVar("T")
 
 QUIET_HELP = "Nothing on stderr but errors (data on stdout is still printed)."
+#: --quiet of a command whose data is the files it writes (nothing goes to stdout).
+FILES_QUIET_HELP = "Nothing on stderr but errors (the files are written all the same)."
 
 ENVIRONMENT = """\b
 Environment:
@@ -78,6 +82,13 @@ class Number(click.FloatRange):
         if low or (self.max is not None and number > self.max):
             self.fail(f"{value} is not in the range {self._describe_range()}.", param, ctx)
         return number
+
+    def _describe_range(self) -> str:
+        """The range as help shows it; nothing for a number without bounds (click would
+        print ``x<=None``)."""
+        if self.min is None and self.max is None:
+            return ""
+        return str(super()._describe_range())
 
     def _finite(self, value: Any, param: click.Parameter | None,
                 ctx: click.Context | None) -> float:
@@ -150,10 +161,13 @@ def fail_for(exc: BatchError) -> NoReturn:
             if str(problem) != str(exc):
                 click.echo(str(problem), err=True)
         fail(str(exc), "fix the manifest; nothing was sent", 2)
+    if isinstance(exc, OutputError | LedgerWriteError):
+        fail(str(exc), "free space or fix permissions, then rerun the same command", 3)
     if isinstance(exc, LedgerError | UsageError):
         fail(str(exc), None, 2)
-    if isinstance(exc, OutputError):
-        fail(str(exc), "free space or fix permissions, then rerun the same command", 3)
+    if isinstance(exc, ServerUnreachable):
+        fail(str(exc), "check the host (--host or EMG_HOST) and that the server answers "
+                       "(emg-batch doctor), then rerun the same command", 3)
     if isinstance(exc, CredentialError):
         fail(str(exc), "run the command yourself to see what it says; nothing was sent", 3)
     if isinstance(exc, AuthError):
@@ -229,11 +243,14 @@ def config_path() -> Path:
 def target(host: str | None, sandbox: bool, tenant: str | None = None, *,
            needed: bool = True) -> jobs.Target | None:
     """Where requests go, from --host / --sandbox / --tenant, $EMG_HOST / $EMG_TENANT and the
-    config file's default tenant (docs/tenants.md), with where each setting came from."""
+    config file's default tenant (docs/tenants.md), with where each setting came from. An
+    explicit --sandbox wins over $EMG_HOST (with a note); --host with --sandbox is a usage
+    error."""
     picked = _pick(host, sandbox, tenant)
-    if sandbox:
-        if host or os.environ.get("EMG_HOST"):
+    if sandbox:  # an explicit --sandbox wins over $EMG_HOST, with a note
+        if host:
             raise click.UsageError("--host and --sandbox exclude each other")
+        _note_unused_host()
         return jobs.Target(sandbox=True, settings=(Setting("host", "built-in sandbox",
                                                            "--sandbox"),))
     chosen, origin = _host(host, picked)
@@ -334,6 +351,15 @@ def _quiet() -> bool:
     return bool(ctx is not None and ctx.params.get("quiet"))
 
 
+def _note_unused_host() -> None:
+    """Say that $EMG_HOST is set and not used (--sandbox was asked for), unless --quiet."""
+    environment = os.environ.get("EMG_HOST")
+    context = click.get_current_context(silent=True)
+    quiet = bool(context is not None and context.params.get("quiet"))
+    if environment and not quiet:
+        click.echo(f"note: --sandbox: EMG_HOST ({environment}) is not used", err=True)
+
+
 def _check_host(host: str, *, given: bool) -> None:
     """A host that cannot be used is a usage error before any prompt or request."""
     try:
@@ -366,8 +392,14 @@ def host_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         help="Tenant URL (https://<tenant>.emg.illumina.com); default $EMG_HOST.")(fn)
 
 
-def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+def output_options(fn: Callable[..., Any], *, quiet_help: str = QUIET_HELP,
+                   ) -> Callable[..., Any]:
     """--verbose / --quiet."""
-    fn = click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)(fn)
+    fn = click.option("-q", "--quiet", is_flag=True, help=quiet_help)(fn)
     return click.option("-v", "--verbose", count=True,
                         help="More detail on stderr (-vv: debug).")(fn)
+
+
+def file_output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--verbose / --quiet of a command whose data is the files it writes."""
+    return output_options(fn, quiet_help=FILES_QUIET_HELP)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -21,6 +23,7 @@ from batch.cli.common import (
     Number,
     call,
     call_sync,
+    file_output_options,
     host_options,
     output_options,
     say,
@@ -61,11 +64,26 @@ main.add_command(revert_command, "revert")
 
 sheet_option = click.option(
     "--sheet", metavar="NAME", default=None,
-    help="XLSX: the sheet to read (default: the visible sheet with the official header; a "
-         "hidden sheet is read only when named).")
+    help="XLSX, XLS, ODS: the sheet to read (default: the first visible sheet with the "
+         "official header; a hidden sheet is read only when named).")
 hidden_rows_option = click.option(
     "--include-hidden-rows", is_flag=True,
     help="XLSX: read hidden (or filtered-out) rows as data; without it they are refused.")
+
+
+def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--only / --limit: some of the manifest's families, on the manifest's own ledger."""
+    fn = click.option("--limit", type=Number(min=1, integer=True), default=None,
+                      help="At most N families (in file order; in a run, N families not done "
+                           "yet): a first small batch, then the rest.")(fn)
+    return click.option("--only", "only", multiple=True, metavar="FAMILY[,FAMILY...]",
+                        help="Only these families (repeatable); the others are left as they "
+                             "are.")(fn)
+
+
+def _families(only: tuple[str, ...]) -> list[str]:
+    """The family ids of --only options (comma-separated, repeatable)."""
+    return [name.strip() for item in only for name in item.split(",") if name.strip()]
 
 
 @main.command(epilog=ENVIRONMENT)
@@ -104,13 +122,15 @@ hidden_rows_option = click.option(
               help="Print the summary as JSON on stdout instead of lines on stderr.")
 @sheet_option
 @hidden_rows_option
+@selection_options
 @output_options
 def run(manifest: Path, host: str | None, sandbox: bool, tenant: str | None,
         ledger_path: Path | None,
         out_dir: Path | None, concurrency: int, rate: float | None, max_failures: int | None,
         timeout: float, dry_run: bool, skip_invalid: bool, if_exists: IfExists,
         resend_unknown: tuple[str, ...], recreate_reverted: bool, as_json: bool,
-        sheet: str | None, include_hidden_rows: bool, verbose: int, quiet: bool) -> None:
+        sheet: str | None, include_hidden_rows: bool, only: tuple[str, ...],
+        limit: int | None, verbose: int, quiet: bool) -> None:
     """Create (and update) the cases of MANIFEST; rerun the same command to resume.
 
     On stdout: only the --json summary. On stderr: progress, the manifest's errors and
@@ -130,17 +150,31 @@ def run(manifest: Path, host: str | None, sandbox: bool, tenant: str | None,
     options = RunOptions(concurrency=concurrency, max_failures=max_failures, dry_run=dry_run,
                          skip_invalid=skip_invalid, if_exists=if_exists,
                          resend_unknown=frozenset(resend_unknown), handle_signals=True,
-                         recreate_reverted=recreate_reverted, settings=settings_record(where))
+                         recreate_reverted=recreate_reverted, settings=settings_record(where),
+                         limit=limit)
     connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
     progress = for_terminal(quiet=quiet)
+    told: list[bool] = []
+
+    def checked(problems: list[Problem]) -> None:  # before anything is sent
+        told.append(True)
+        for line in outputs.render_problems(problems, quiet=quiet,
+                                            warnings_shown=RUN_WARNINGS_SHOWN):
+            if quiet:  # errors only, and no progress to print them above
+                click.echo(line, err=True)
+            else:
+                progress.note(line)
+
     result = call(jobs.run_job, manifest, target=where, connection=connection, options=options,
                   ledger_path=ledger_path, out_dir=out_dir, progress=progress, sheet=sheet,
+                  on_checked=checked, only=_families(only),
                   include_hidden_rows=include_hidden_rows)
     summary = result.summary
-    _print_problems(summary.problems, quiet=quiet, warnings_shown=RUN_WARNINGS_SHOWN)
+    if not told:
+        _print_problems(summary.problems, quiet=quiet, warnings_shown=RUN_WARNINGS_SHOWN)
     if as_json:
         data = summary.as_dict()
-        data.update(host=result.host, ledger=str(result.ledger),
+        data.update(host=result.host, ledger=str(result.ledger) if result.ledger_kept else None,
                     results=str(result.results) if result.results else None,
                     review=str(result.review) if result.review else None,
                     kept=str(result.kept) if result.kept else None,
@@ -148,8 +182,9 @@ def run(manifest: Path, host: str | None, sandbox: bool, tenant: str | None,
         click.echo(json.dumps(data, indent=2))
     else:
         files = {"results": result.results, "review": result.review,
-                 "ledger": None if result.ledger_gone else result.ledger}
-        say(outputs.render_summary(summary, files=files),
+                 "ledger": result.ledger if result.ledger_kept and not result.ledger_gone
+                 else None}
+        say(outputs.render_summary(summary, files=files, failures=result.failures),
             quiet=quiet and summary.exit_code == 0)
         _say_kept(result.kept, quiet=quiet)
     if result.ledger_gone:
@@ -197,11 +232,12 @@ def _print_problems(problems: list[Problem], *, quiet: bool,
               help="Print the counts and every problem as JSON on stdout.")
 @sheet_option
 @hidden_rows_option
+@selection_options
 @output_options
 def validate(manifest: Path, server: bool, host: str | None, sandbox: bool,
              tenant: str | None, out_dir: Path | None, concurrency: int,
              rate: float | None, as_json: bool, sheet: str | None, include_hidden_rows: bool,
-             verbose: int, quiet: bool) -> None:
+             only: tuple[str, ...], limit: int | None, verbose: int, quiet: bool) -> None:
     """Check MANIFEST and print every problem; send nothing.
 
     Without --host or --sandbox, look-ups (storages, BaseSpace, `existing`) are skipped.
@@ -220,8 +256,8 @@ def validate(manifest: Path, server: bool, host: str | None, sandbox: bool,
     rate, concurrency = tuned(where, rate, concurrency)
     connection = jobs.Connection(rate=rate, concurrency=concurrency)
     result = call(jobs.validate_job, manifest, target=where, connection=connection,
-                  server=server, out_dir=out_dir, sheet=sheet,
-                  include_hidden_rows=include_hidden_rows)
+                  server=server, out_dir=out_dir, sheet=sheet, only=_families(only),
+                  limit=limit, include_hidden_rows=include_hidden_rows)
     _print_problems(result.problems, quiet=quiet)
     errors = len(result.errors)
     warnings = len(result.problems) - errors
@@ -280,7 +316,7 @@ def status(manifest: Path | None, ledger_path: Path | None, as_json: bool, verbo
               help="FILE.xlsx (review workbook), FILE.csv or FILE.parquet.")
 @click.option("--force", is_flag=True,
               help="Replace a results file that holds Case Ids (never a manifest or a ledger).")
-@output_options
+@file_output_options
 def export(manifest: Path | None, ledger_path: Path | None, out: Path, force: bool,
            verbose: int, quiet: bool) -> None:
     """Write the per-family results of a ledger to a spreadsheet or Parquet file.
@@ -303,7 +339,7 @@ def export(manifest: Path | None, ledger_path: Path | None, out: Path, force: bo
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Where the templates go.")
 @click.option("--force", is_flag=True, help="Replace template files that are already there.")
-@output_options
+@file_output_options
 def template(out_dir: Path, force: bool, verbose: int, quiet: bool) -> None:
     """Write empty manifests to start from: an official batch CSV and an update manifest.
 

@@ -47,7 +47,15 @@ __all__ = ["listen_command", "pull_group"]
 
 T = TypeVar("T")
 
-def _client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+#: What --timeout means for a command that downloads reports, and for one that does not.
+TIMEOUT_HELP = ("Seconds one request may take, from sending to the last byte of its answer; a "
+                "report download longer while data keeps coming (128 KB/s or more).")
+TABLE_TIMEOUT_HELP = ("Seconds one request may take, from sending to the last byte of its "
+                      "answer (each retry gets as long again).")
+
+
+def _client_options(fn: Callable[..., Any], *, timeout_help: str = TIMEOUT_HELP,
+                    ) -> Callable[..., Any]:
     """--host/--sandbox, --concurrency, --rate, --timeout, -v, -q."""
     fn = output_options(fn)
     for option in reversed((
@@ -56,9 +64,7 @@ def _client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--rate", type=Number(min=0.01), default=None,
                      help="At most R requests per second, evenly spaced (default: adapt)."),
         click.option("--timeout", type=Number(min=1), default=60.0, show_default=True,
-                     help="Seconds one request may take, from sending to the last byte of "
-                          "its answer; a report download longer while data keeps coming "
-                          "(128 KB/s or more)."),
+                     help=timeout_help),
     )):
         fn = option(fn)
     return host_options(fn)
@@ -177,6 +183,9 @@ def _case_names(manifest: Path | None, cases: Sequence[str], ledger: Path | None
 
 
 def _table_source(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Which cases and where the table goes (listed first in --help), then the client's
+    options."""
+    fn = _client_options(fn, timeout_help=TABLE_TIMEOUT_HELP)
     for option in reversed((
         click.argument("manifest", required=False,
                        type=click.Path(exists=True, dir_okay=False, path_type=Path)),
@@ -189,7 +198,7 @@ def _table_source(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="FILE.xlsx, FILE.csv or FILE.parquet."),
     )):
         fn = option(fn)
-    return _client_options(fn)
+    return fn
 
 
 def _run_table(puller: Puller, manifest: Path | None, cases: Sequence[str],

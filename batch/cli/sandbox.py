@@ -14,6 +14,7 @@ import click
 from batch.api.net import is_loopback
 from batch.cli.common import QUIET_HELP, Number, say
 from batch.sandbox.config import DEFAULT_PASSWORD, DEFAULT_TOKEN_TTL, DEFAULT_USER, SandboxConfig
+from batch.sandbox.fixture import FixtureError, load_fixture
 
 DEFAULT_BIND = "127.0.0.1"
 HOST_DEPRECATED = ("warning: sandbox --host is deprecated (elsewhere --host is the tenant URL); "
@@ -94,12 +95,25 @@ def sandbox_command(*, bind: str | None, host: str | None, port: int, allow_remo
 
     address = _bind_address(bind, host, allow_remote, quiet)
     options["expired_status"] = int(options["expired_status"])
+    _check_files(options.get("fixture"), options.get("record"))
     config = SandboxConfig(**options)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_serve(config, address, port))
     except CannotListen as err:  # the port is taken, or the address is not this machine's
         raise _Refused(str(err)) from None
+
+
+def _check_files(fixture: Path | None, record: Path | None) -> None:
+    """The fixture read and the record file's folder tried before serving (exit 2)."""
+    if fixture is not None:
+        try:
+            load_fixture(fixture)
+        except FixtureError as err:
+            raise click.BadParameter(str(err), param_hint="'--fixture'") from None
+    if record is not None and not record.parent.is_dir():
+        raise click.BadParameter(f"{record}: its folder {record.parent} does not exist",
+                                 param_hint="'--record'")
 
 
 class _Refused(click.ClickException):

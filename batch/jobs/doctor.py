@@ -324,6 +324,8 @@ def render_doctor(report: DoctorReport) -> str:
         lines.append(f"{check.name:<{width}}  {check.verdict:<7}  {check.found}")
         lines.append(f"{'':<{width}}           -> {check.meaning}")
     lines += render_settings(report.settings)
-    verdict = "compatible" if report.compatible else "NOT compatible"
+    refused = any(c.name == "login" and c.verdict == "failed" for c in report.checks)
+    verdict = ("the login was refused, so nothing else could be checked" if refused else
+               "compatible" if report.compatible else "NOT compatible")
     lines.append(f"{report.host}: {verdict} ({report.seconds:.1f} s, read-only)")
     return "\n".join(lines)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from batch.errors import LedgerError
-from batch.ledger.disk import remove
+from batch.ledger.disk import ledger_error, remove
 from batch.ledger.lock import acquire, release
 from batch.ledger.schema import connect
 
@@ -139,7 +139,7 @@ class Database:
         try:
             return self._conn.execute(sql, tuple(params))
         except sqlite3.Error as exc:
-            raise LedgerError(f"cannot write ledger {self.path}: {exc}") from exc
+            raise ledger_error(f"cannot write ledger {self.path}: {exc}", exc) from exc
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:

@@ -8,12 +8,13 @@ A pre-created empty file is a new ledger. Every refusal is a ``LedgerError`` nam
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import stat
 from pathlib import Path
 
-from batch.errors import LedgerError
+from batch.errors import LedgerError, LedgerWriteError
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -23,6 +24,20 @@ log = logging.getLogger(__name__)
 SQLITE_HEADER = b"SQLite format 3\x00"
 #: The files SQLite keeps beside a database in WAL mode.
 COMPANIONS = ("-wal", "-shm")
+
+
+#: errno values of a disk that refuses a write; SQLite's result codes for the same.
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+DISK_SQLITE_CODES = frozenset({10, 13})  # SQLITE_IOERR, SQLITE_FULL (primary codes)
+
+
+def ledger_error(message: str, exc: BaseException) -> LedgerError:
+    """*message* as the error it is: ``LedgerWriteError`` when the disk refused the write
+    (exit 3, like any output), else ``LedgerError``."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    full = (isinstance(exc, OSError) and exc.errno in DISK_ERRNOS) or (
+        isinstance(code, int) and code & 0xFF in DISK_SQLITE_CODES)
+    return LedgerWriteError(message) if full else LedgerError(message)
 
 
 def reason(exc: OSError) -> str:
@@ -55,7 +70,7 @@ def _create(path: Path) -> None:
     except FileExistsError:  # made meanwhile by another process: it is checked when opened
         return
     except OSError as exc:
-        raise LedgerError(f"cannot create ledger {path}: {reason(exc)}") from None
+        raise ledger_error(f"cannot create ledger {path}: {reason(exc)}", exc) from None
     try:
         os.fchmod(fd, FILE_MODE)  # a umask such as 0o700 takes the owner's bits away
     finally:

@@ -71,9 +71,17 @@ class Reads(Database):
         ).fetchall()
         return [
             {"step": r[0], "state": r[1], "error_class": r[2], "message": r[3], "count": r[4],
-             "example_family": r[5]}
+             "example_family": r[5], "families": self._first_families(r[:4])}
             for r in rows
         ]
+
+    def _first_families(self, group: tuple[Any, ...], limit: int = 3) -> list[str]:
+        """The first families of a failure group, in manifest order."""
+        rows = self._execute(
+            "SELECT s.family_id FROM steps s JOIN families f ON f.family_id = s.family_id"
+            " WHERE s.step = ? AND s.state = ? AND s.error_class IS ? AND s.error_message IS ?"
+            " ORDER BY f.seq, f.family_id LIMIT ?", (*group, limit)).fetchall()
+        return [r[0] for r in rows]
 
     def iter_families(self) -> Iterator[FamilyRecord]:
         """Every family in manifest order, steps attached, streamed."""

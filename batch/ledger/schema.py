@@ -19,7 +19,7 @@ import sqlite3
 from pathlib import Path
 
 from batch.errors import LedgerError
-from batch.ledger.disk import prepare, private
+from batch.ledger.disk import ledger_error, prepare, private
 
 SCHEMA_VERSION = 5
 
@@ -153,7 +153,7 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
             conn.close()
             raise
     except sqlite3.Error as exc:
-        raise LedgerError(f"cannot open ledger {path}: {exc}") from exc
+        raise ledger_error(f"cannot open ledger {path}: {exc}", exc) from exc
     # only now, once it is known to be a ledger (another program's database keeps its mode);
     # the -wal and -shm files SQLite has just made, and the file a link may have led SQLite to
     private(path)

@@ -8,6 +8,7 @@ beyond the index.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import operator
 import re
@@ -178,6 +179,19 @@ class Manifest:
 
     def __len__(self) -> int:
         return len(self._order)
+
+    def select(self, only: Sequence[str]) -> Manifest:
+        """The same file with only the families named in *only* to work on (in file order);
+        the rows of the others stay readable (checks across families still see them).
+        ``KeyError`` names the ids the file does not have."""
+        missing = [fid for fid in dict.fromkeys(only) if fid not in self._store.index]
+        if missing:
+            raise KeyError(", ".join(quoted(fid) for fid in missing[:10])
+                           + (f" and {len(missing) - 10} more" if len(missing) > 10 else ""))
+        wanted = set(only)
+        chosen = copy.copy(self)
+        chosen._order = [fid for fid in self._order if fid in wanted]
+        return chosen
 
     def __contains__(self, family_id: object) -> bool:
         return family_id in self._store.index

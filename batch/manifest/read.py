@@ -12,21 +12,26 @@ from pathlib import Path
 
 from batch.errors import ManifestError, ReadFailure
 from batch.manifest.clip import quoted
-from batch.manifest.columns import OFFICIAL_FAMILY_LIMIT, REQUIRED_COLUMNS
+from batch.manifest.columns import KNOWN_COLUMNS, OFFICIAL_FAMILY_LIMIT, REQUIRED_COLUMNS
 from batch.manifest.formats import read_csv
 from batch.manifest.merges import column_letters
 from batch.manifest.model import Manifest, Problem, source_name
 from batch.manifest.store import RawManifest, rightmost
 
 _XLSX = (".xlsx", ".xlsm")
+#: Old Excel and LibreOffice workbooks (``batch.manifest.workbooks``; its KINDS name them).
+WORKBOOKS = (".xls", ".ods")
+#: Custom-field columns past which a manifest is warned about: each is sent with every case
+#: (a lab's own fields are a handful; hundreds are a wrong header row or a pasted export).
+CUSTOM_COLUMNS_WARNED = 100
 
 
 def read_manifest(path: str | Path, *, sheet: str | None = None,
                   include_hidden_rows: bool = False) -> Manifest:
-    """Read and normalise a manifest (official CSV, plain CSV, Parquet or XLSX).
+    """Read and normalise a manifest (official CSV, plain CSV, Parquet, XLSX, XLS or ODS).
 
-    *sheet* names the workbook sheet to read (XLSX only; by default the visible sheet that
-    holds the official header). Hidden rows of a sheet are refused unless
+    *sheet* names the workbook sheet to read (XLSX, XLS, ODS; by default the visible sheet
+    that holds the official header). Hidden rows of an XLSX sheet are refused unless
     *include_hidden_rows*. Raises ``ManifestError`` (with ``problems``) when the file as a
     whole cannot be used.
     """
@@ -49,8 +54,8 @@ def _read_raw(path: Path, sheet: str | None, hidden_rows: bool) -> RawManifest:
     if not path.is_file():
         raise ReadFailure("not a regular file")
     suffix = path.suffix.lower()
-    if sheet is not None and suffix not in _XLSX:
-        raise ReadFailure("--sheet is for XLSX workbooks; this file has no sheets")
+    if sheet is not None and suffix not in (*_XLSX, *WORKBOOKS):
+        raise ReadFailure("--sheet is for workbooks (XLSX, XLS, ODS); this file has no sheets")
     # polars and fastexcel are imported only for the files that need them (a CSV does not)
     if suffix in (".parquet", ".pq"):
         from batch.manifest.parquet import read_parquet
@@ -60,10 +65,10 @@ def _read_raw(path: Path, sheet: str | None, hidden_rows: bool) -> RawManifest:
         from batch.manifest.xlsx import read_xlsx
 
         return read_xlsx(path, sheet=sheet, hidden_rows=hidden_rows)
-    if suffix == ".xls":
-        raise ReadFailure(
-            "old Excel .xls workbooks are not supported", hint="save it as .xlsx or CSV UTF-8"
-        )
+    if suffix in WORKBOOKS:
+        from batch.manifest.workbooks import read_workbook
+
+        return read_workbook(path, sheet=sheet)
     return read_csv(path)
 
 
@@ -131,7 +136,22 @@ def _add_file_warnings(manifest: Manifest, raw: RawManifest) -> None:
     if len(manifest) > OFFICIAL_FAMILY_LIMIT:
         warn(f"{len(manifest)} families: the official CLI accepts at most"
              f" {OFFICIAL_FAMILY_LIMIT} (emg-batch has no limit)")
+    custom = {name for name in raw.header if name.strip() and name not in KNOWN_COLUMNS}
+    if len(custom) > CUSTOM_COLUMNS_WARNED:
+        warn(f"{len(custom):,} columns are custom fields: every family's case carries the "
+             f"proband's values of all of them (extra_data); more than {CUSTOM_COLUMNS_WARNED} "
+             "is unusual: check that the header row is the right one and that the file holds "
+             "only the manifest's columns", row=raw.header_row)
+    blank = [i for i, name in enumerate(raw.header) if not name.strip()]
+    if blank:  # trailing commas, or blank header cells
+        places = [_place(raw, position) for position in blank]
+        which = "a column has" if len(blank) == 1 else f"{len(blank)} columns have"
+        warn(f"{which} no name ({', '.join(places[:10])}{', ...' if len(places) > 10 else ''})"
+             f": empty cells in {'it' if len(blank) == 1 else 'them'} are ignored; a value would"
+             " be sent as a custom field with no name", row=raw.header_row)
     for name, positions in duplicated_columns(raw.header).items():
+        if not name.strip():
+            continue  # said above
         places = [_place(raw, position) for position in positions]
         warn(f"the column appears {len(positions)} times ({', '.join(places)}); the rightmost"
              f" one ({places[-1]}) is used, as the official CLI does", row=raw.header_row,

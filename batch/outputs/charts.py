@@ -22,8 +22,9 @@ from typing import Any
 
 from batch.outputs.workbook import Column, Formats, Sheet, add_sheet
 
-#: The outcome bars, by their label on the Summary sheet, with their colour.
-OUTCOME_COLOURS = ("#70AD47", "#A9D18E", "#5B9BD5", "#BFBFBF", "#E46C5A", "#FFC000", "#D9D9D9")
+#: The outcome bars (done, failed, outcome unknown, not attempted, steps left), coloured as
+#: the rows of the sheets are: failed red, unknown amber.
+OUTCOME_COLOURS = ("#70AD47", "#E46C5A", "#FFC000", "#BFBFBF", "#5B9BD5")
 #: Runs shorter than this get no chart over time: a minute is a dozen samples.
 TIMELINE_AFTER = 60.0
 #: Points per line at most; longer runs are drawn from fewer, wider intervals.
@@ -36,12 +37,16 @@ TIMELINE_SHEET = "Timeline"
 TIMELINE_COLUMNS = (Column("Minutes Since Start", "float"), Column("Requests", "int"),
                     Column("429s", "int"), Column("Requests Per Minute", "float"),
                     Column("429s Per Minute", "float"))
-CHART_SIZE = {"x_scale": 1.3, "y_scale": 1.2}
+CHART_SIZE = {"x_scale": 1.2, "y_scale": 1.2}
+#: The outcome chart, with the chart over time beside it (one band of the printed page).
+OUTCOME_SIZE = {"x_scale": 1.0, "y_scale": 1.2}
 
 
-def outcome_chart(book: Any, sheet: Sheet, first: int, labels: Sequence[str],
-                  values: Sequence[int]) -> None:
-    """A bar per outcome, drawn from the Summary rows *first*.. (0-based) on *sheet*."""
+def outcome_chart(book: Any, sheet: Any, first: int, labels: Sequence[str],
+                  values: Sequence[int], *, at: int) -> None:
+    """A bar per family outcome, drawn from the Summary rows *first*.. (0-based, label in
+    column A, count in B) of *sheet*, placed at row *at*. The bars add up to the families;
+    the axis counts in whole families; each bar shows its count and nothing else."""
     chart = book.add_chart({"type": "bar"})
     last = first + len(labels) - 1
     chart.add_series({
@@ -55,11 +60,49 @@ def outcome_chart(book: Any, sheet: Sheet, first: int, labels: Sequence[str],
         "data_labels": {"value": True},
         "gap": 60,
     })
+    _value_labels_only(chart)
     chart.set_title({"name": "Families by outcome"})
     chart.set_legend({"none": True})
     chart.set_y_axis({"reverse": True})  # the categories read top to bottom, as the rows
-    chart.set_x_axis({"name": "Families", "min": 0, "major_gridlines": {"visible": True}})
-    sheet.worksheet.insert_chart(1, 3, chart, CHART_SIZE)
+    chart.set_x_axis({"name": "Families", "min": 0, "max": _axis_top(values),
+                      "major_unit": _whole_step(values), "num_format": "0",
+                      "major_gridlines": {"visible": True}})
+    sheet.worksheet.insert_chart(at, 0, chart, OUTCOME_SIZE)
+
+
+def _whole_step(values: Sequence[int]) -> int:
+    """A whole-number step for an axis of counts: at most about 5 gridlines."""
+    return max(1, math.ceil(max(values, default=0) / 5))
+
+
+def _axis_top(values: Sequence[int]) -> int:
+    """The axis end: a whole number of steps past the largest count (room for its label)."""
+    step = _whole_step(values)
+    return step * (max(values, default=0) // step + 1)
+
+
+def _value_labels_only(chart: Any) -> None:
+    """Write every flag of the data labels, not only the set ones.
+
+    xlsxwriter leaves the false flags out, and LibreOffice takes a missing ``showCatName`` or
+    ``showSerName`` as true: its labels read "Created; Families; 3". The schema's order is
+    legend key, value, category name, series name, percent, bubble size."""
+    def write() -> None:
+        for tag, value in (("c:showLegendKey", "0"), ("c:showVal", "1"), ("c:showCatName", "0"),
+                           ("c:showSerName", "0"), ("c:showPercent", "0"),
+                           ("c:showBubbleSize", "0")):
+            chart._xml_empty_tag(tag, [("val", value)])
+
+    chart._write_show_val = write
+
+
+def _straight(chart: Any) -> None:
+    """Write ``<c:smooth val="0"/>`` on every line: xlsxwriter writes the element only when
+    true, and LibreOffice smooths a scatter line without it (waves where the rate was flat)."""
+    def write(smooth: bool | None) -> None:
+        chart._xml_empty_tag("c:smooth", [("val", "1" if smooth else "0")])
+
+    chart._write_c_smooth = write
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +172,11 @@ def timeline_sheet(book: Any, formats: Formats, found: Sequence[Interval]) -> Sh
                      [(i.row(), None) for i in found])
 
 
-def timeline_chart(book: Any, summary: Sheet, found: Sequence[Interval]) -> None:
-    """Requests and 429s per minute over the run, on the Summary sheet under the outcomes."""
+def timeline_chart(book: Any, summary: Any, found: Sequence[Interval], *, at: int) -> None:
+    """Requests and 429s per minute over the run, on the Summary sheet at row *at*, beside
+    the outcome chart, drawn straight from point to point."""
     chart = book.add_chart({"type": "scatter", "subtype": "straight"})
+    _straight(chart)
     last = len(found)
     minutes = [i.row()[0] for i in found]
     for col, name, colour in ((3, "Requests per minute", "#5B9BD5"),
@@ -148,4 +193,4 @@ def timeline_chart(book: Any, summary: Sheet, found: Sequence[Interval]) -> None
     chart.set_x_axis({"name": "Minutes since start", "min": 0})
     chart.set_y_axis({"name": "Per minute", "min": 0, "major_gridlines": {"visible": True}})
     chart.set_legend({"position": "bottom"})
-    summary.worksheet.insert_chart(19, 3, chart, CHART_SIZE)
+    summary.worksheet.insert_chart(at, 2, chart, {**CHART_SIZE, "x_offset": 150})

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from batch.ledger import STEPS, FamilyRecord, Ledger, State, StepRecord
 from batch.manifest import Manifest
-from batch.outputs.words import act, describe
+from batch.outputs.words import act, advice, describe
 from batch.outputs.workbook import Column, Fill
 
 if TYPE_CHECKING:
@@ -118,6 +118,15 @@ def problem_message(record: FamilyRecord, *, live: bool = False) -> str | None:
     is going on (its steps in flight are not interrupted)."""
     step = _problem_step(record, live=live)
     return None if step is None else step_message(step)
+
+
+def problem_advice(record: FamilyRecord) -> str:
+    """What to do about a family's problem, as one instruction (see
+    :func:`batch.outputs.words.advice`)."""
+    step = _problem_step(record)
+    if step is None:
+        return "Nothing."
+    return advice(step.step, step.state, step.error_class, step.error_message, step.http_status)
 
 
 def step_message(step: StepRecord) -> str:

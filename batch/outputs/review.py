@@ -1,16 +1,18 @@
 """The review workbook (``<stem>_review.xlsx``): what a run leaves for people to open.
 
-Sheets: Summary (what the run did, with a chart of family outcomes), Cases (every family),
-Failed (the original rows of failed families, ready to fix and re-run), Not attempted, Unknown
-(outcome unknown, with what to do), Problems when validation found any, and Timeline (requests
-and 429s over a run longer than a minute, charted on the Summary). Three views of one ledger,
-after Salesforce's success / error / unprocessed result sets.
+Sheets: Summary (a verdict, the families that need action, what the run did, a chart of
+family outcomes), Failed (the original rows of failed families, ready to fix and re-run),
+Unknown (outcome unknown, with what to do), Not attempted, Cases (every family), Problems when
+validation found any, and Timeline (requests and 429s over a run longer than a minute, charted
+on the Summary); a sheet with nothing in it is left out. Views of one ledger, after
+Salesforce's success / error / unprocessed result sets.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +27,20 @@ from batch.outputs.facts import (
     label,
     link_note,
     ordered,
+    problem_advice,
     problem_message,
     when,
 )
 from batch.outputs.results import output_file
-from batch.outputs.summary_sheet import SummarySheet, detail_rows, run_counts
+from batch.outputs.summary_sheet import (
+    ACTIONS_SHOWN,
+    Action,
+    Outcomes,
+    Overview,
+    SummarySheet,
+    run_counts,
+)
+from batch.outputs.words import plural
 from batch.outputs.workbook import Column, Fill, Formats, Sheet, add_sheet, write_workbook
 
 ERRORS_COLUMN = "Errors"
@@ -37,24 +48,38 @@ CASE_ID_COLUMN = "Case Id"
 
 
 class _Tally:
-    """What the sheets after Cases need, gathered during the one pass over the ledger."""
+    """What the sheets need besides Cases, gathered in one pass over the ledger before any
+    sheet is written (Summary and Failed come first; Cases is streamed after them)."""
 
-    def __init__(self) -> None:
+    def __init__(self, scope: set[str] | None, *, live: bool = False) -> None:
+        self.scope = scope
+        self.live = live  # a run is going on: its steps being sent are in flight
         self.held: set[str] = set()
         self.pending: dict[str, FamilyRecord] = {}
         self.failed: list[FamilyRecord] = []
         self.unknown: list[FamilyRecord] = []
+        self.outcomes = Outcomes()
+        self.left_out = 0  # families of the ledger the manifest no longer has
 
-    def add(self, record: FamilyRecord, *, live: bool) -> None:
+    def add(self, record: FamilyRecord) -> None:
+        if self.scope is not None and record.family_id not in self.scope:
+            self.left_out += 1
+            return
         states = {s.state for s in record.steps.values()}
         self.held.add(record.family_id)
         if states == {State.PENDING}:
             self.pending[record.family_id] = record
         if State.FAILED in states:
             self.failed.append(record)
+            self.outcomes.failed += 1
         # in a run going on, a step being sent is in flight, not of unknown outcome
-        if states & ({State.UNKNOWN} if live else {State.UNKNOWN, State.SENDING}):
+        elif states & ({State.UNKNOWN} if self.live else {State.UNKNOWN, State.SENDING}):
             self.unknown.append(record)
+            self.outcomes.unknown += 1
+        elif states == {State.SUCCEEDED}:
+            self.outcomes.done += 1
+        elif State.SUCCEEDED in states:
+            self.outcomes.steps_left += 1
 
 
 def write_review(
@@ -66,18 +91,22 @@ def write_review(
     host: str | None = None,
     live: RunRecord | None = None,
 ) -> Path:
-    """Write the review workbook: Summary, Cases, Failed, Not attempted, Unknown sheets.
+    """Write the review workbook: Summary, Failed, Unknown, Not attempted, Cases, Problems,
+    Timeline; a sheet with nothing to show is left out.
 
     *out* is the file, or a directory to put ``<stem>_review.xlsx`` in (the manifest's stem, else
     the ledger's). *summary* is a run summary (``RunSummary.as_dict()``); without it the counts
     of the last run recorded in the ledger are shown; a summary with validation ``problems``
     adds a Problems sheet, one with a ``timeline`` of a run over a minute a Timeline sheet and
-    its chart (see :mod:`batch.outputs.charts`). The Summary sheet charts the family outcomes.
-    Times are local time. Rows of failed families are filled red, of families with an unknown
-    outcome amber. The Link column links each case in the web app of *host*; for a sandbox on
-    this computer it stays empty and the Summary says why (see ``facts.links_to_cases``).
-    *live* is the run going on while the workbook is written: its steps being sent are shown
-    in progress, not interrupted, and the Summary says when the counts were taken.
+    its chart (see :mod:`batch.outputs.charts`). The Summary opens with a verdict and the
+    families that need action, each linked to its row (see :mod:`batch.outputs.summary_sheet`).
+    With a manifest, the sheets hold its families only: families the ledger holds that the
+    manifest no longer has are counted on the Summary and left out. Times are local time. Rows
+    of failed families are filled red, of families with an unknown outcome amber. The Link
+    column links each case in the web app of *host*; for a sandbox on this computer it stays
+    empty and the Summary says why (see ``facts.links_to_cases``). Every sheet prints one page
+    wide. *live* is the run going on while the workbook is written: its steps being sent are
+    shown in progress, not interrupted, and the Summary says when the counts were taken.
 
     The Failed sheet saved as CSV is a manifest that ``emg-batch run`` accepts: its first column
     is ``Errors`` (the official CLI's name, which the manifest reader ignores: any other name
@@ -93,54 +122,120 @@ def write_review(
     counts = run_counts(summary, last)
 
     def build(book: Any, formats: Formats) -> None:
-        overview = SummarySheet(book, formats)  # the first tab, filled after the Cases pass
-        tally = _cases_sheet(book, formats, ledger, manifest, host, live=live is not None)
+        scope = set(manifest.family_ids) if manifest is not None else None
+        tally = _Tally(scope, live=live is not None)
+        for record in ledger.iter_families():  # families are streamed, never all held
+            tally.add(record)
+        failed = _failed_rows(ledger, manifest, tally.failed)
+        unknown = list(_unknown_rows(tally.unknown, live=live is not None))
         not_attempted = _not_attempted_rows(tally, manifest)
-        rows = detail_rows(ledger, manifest, counts, host, last)
+        tally.outcomes.not_attempted = len(not_attempted)
+        facts = _facts(ledger, manifest, host, last, tally.left_out)
         if live is not None:
-            rows.insert(0, ["In progress", f"run {live.id} since {when(live.started_at)}; "
-                                           f"this workbook shows it as of {when(time.time())}"])
-        note = link_note(host)
-        if note is not None:
-            rows.append(["Links", note])
-        overview.fill(counts, not_attempted=len(not_attempted), rows=rows)
-        _failed_sheet(book, formats, ledger, manifest, tally.failed)
-        add_sheet(book, formats, "Not attempted", NOT_ATTEMPTED_COLUMNS, not_attempted)
-        add_sheet(book, formats, "Unknown", UNKNOWN_COLUMNS, _unknown_rows(tally.unknown,
-                                                                    live=live is not None))
+            facts.insert(0, ("In progress", f"run {live.id} since {when(live.started_at)}; "
+                                            f"this workbook shows it as of {when(time.time())}"))
+        overview = Overview(counts, tally.outcomes, last=last, facts=facts)
+        overview.actions = _actions(failed, unknown, len(not_attempted))
+        first = SummarySheet(book, formats)
+        first.write(overview)
+        if failed.rows:
+            add_sheet(book, formats, "Failed", failed.columns, failed.rows)
+        if unknown:
+            add_sheet(book, formats, "Unknown", UNKNOWN_COLUMNS, [(r, "unknown") for r in unknown])
+        if not_attempted:
+            add_sheet(book, formats, "Not attempted", NOT_ATTEMPTED_COLUMNS, not_attempted)
+        _cases_sheet(book, formats, ledger, manifest, host, scope, live=live is not None)
         problems = list((summary or {}).get("problems") or [])
         if problems:
             add_sheet(book, formats, "Problems", (Column("Problem", max_width=120),),
                       [([str(p)], None) for p in problems])
-        overview.add_timeline(counts)
+        first.add_timeline(counts)
 
     return write_workbook(path, build)
 
 
+def _facts(ledger: Ledger, manifest: Manifest | None, host: str | None,
+           last: RunRecord | None, left_out: int) -> list[tuple[str, object]]:
+    """The Summary's "Where" rows: host, manifest, ledger, and why something is not shown."""
+    where = str(manifest.path) if manifest is not None else (last.manifest_path if last else None)
+    facts: list[tuple[str, object]] = [("Host", host), ("Manifest", where),
+                                       ("Ledger", str(ledger.path))]
+    note = link_note(host)
+    if note is not None:
+        facts.append(("Links", note))
+    if left_out:
+        facts.append(("Not in the manifest", f"{plural(left_out, 'family')} of the ledger "
+                      "that the manifest no longer has: left out of these sheets (emg-batch "
+                      "export --ledger LEDGER --out FILE.xlsx shows every family)"))
+    facts.append(("Times", "local time of this computer"))
+    return facts
+
+
+@dataclass(slots=True)
+class _FailedRows:
+    """The Failed sheet: its columns, rows, and the first row of each family (1-based, as
+    a link names it)."""
+
+    columns: list[Column]
+    rows: list[tuple[Sequence[object], Fill]]
+    first: dict[str, tuple[int, str]]  # family: (row, problem)
+    todo: dict[str, str] = field(default_factory=dict)  # family: what to do
+
+
+def _actions(failed: _FailedRows, unknown: Sequence[Sequence[object]],
+             not_attempted: int) -> list[Action]:
+    """The Summary's "Needs action" lines: failed families, then unknown ones, each linked to
+    its row; then the families not attempted, as one line."""
+    found: list[Action] = []
+    for family, (row, problem) in failed.first.items():
+        found.append(Action(family, f"internal:'Failed'!A{row}", f"Failed, row {row}",
+                            problem, failed.todo[family]))
+    seen: set[object] = set()
+    for row, values in enumerate(unknown, start=2):
+        if values[0] not in seen:
+            seen.add(values[0])
+            found.append(Action(str(values[0]), f"internal:'Unknown'!A{row}",
+                                f"Unknown, row {row}", str(values[7] or INTERRUPTED),
+                                str(values[8])))
+    shown = found[:ACTIONS_SHOWN]
+    if len(found) > len(shown):
+        first = shown[-1]
+        shown.append(Action(f"{len(found) - len(shown)} more", first.link.split("!")[0] + "!A1",
+                            first.where.split(",")[0], "see that sheet", "as listed there"))
+    if not_attempted:
+        shown.append(Action(plural(not_attempted, "family"), "internal:'Not attempted'!A1",
+                            "Not attempted", "not attempted (the run stopped first, or they "
+                            "were left out as invalid)", "Rerun the same command."))
+    return shown
+
+
 def _cases_sheet(book: Any, formats: Formats, ledger: Ledger, manifest: Manifest | None,
-                 host: str | None, *, live: bool) -> _Tally:
-    """The Cases sheet, one row per family of the ledger; what the later sheets need."""
-    # families are streamed from the ledger, never all held: a manifest may hold 100,000
+                 host: str | None, scope: set[str] | None, *, live: bool) -> None:
+    """The Cases sheet, one row per family (of the manifest, when given), streamed."""
     known = known_cases(manifest)
-    tally = _Tally()
     cases = Sheet(book, formats, "Cases", CASE_COLUMNS)
     for record in ledger.iter_families():
-        cases.add(case_row(record, host, known.get(record.family_id), live=live),
-                  fill=fill_of(record, live=live))
-        tally.add(record, live=live)
+        if scope is None or record.family_id in scope:
+            cases.add(case_row(record, host, known.get(record.family_id), live=live),
+                      fill=fill_of(record, live=live))
     cases.finish()
-    return tally
 
 
-def _failed_sheet(book: Any, formats: Formats, ledger: Ledger, manifest: Manifest | None,
-                  failed: Sequence[FamilyRecord]) -> None:
+def _failed_rows(ledger: Ledger, manifest: Manifest | None,
+                 failed: Sequence[FamilyRecord]) -> _FailedRows:
     entries = [(r, _family_of(manifest, r.family_id)) for r in failed]
     rows_of = [(r, _rows_of(r, ledger, family)) for r, family in entries]
     header = _failed_header(manifest, rows_of)
     cells = header[1:]
     rows: list[tuple[Sequence[object], Fill]] = []
+    # narrower than other sheets: a manifest has two dozen columns, printed one page wide
+    found = _FailedRows([Column(ERRORS_COLUMN, max_width=60),
+                         *(Column(c, max_width=30) for c in cells)],
+                        rows, {})
     for (record, family), (_, family_rows) in zip(entries, rows_of, strict=True):
         message = problem_message(record)
+        found.first[record.family_id] = (len(rows) + 2, message or "")
+        found.todo[record.family_id] = problem_advice(record)
         case = case_of(record)
         proband = _proband_number(family_rows, family)
         for number, values in family_rows:
@@ -148,8 +243,7 @@ def _failed_sheet(book: Any, formats: Formats, ledger: Ledger, manifest: Manifes
             if case and number == proband and not row.get(CASE_ID_COLUMN):
                 row[CASE_ID_COLUMN] = case
             rows.append(([message, *(row.get(c, "") for c in cells)], "failed"))
-    columns = [Column(ERRORS_COLUMN, max_width=80), *(Column(c) for c in cells)]
-    add_sheet(book, formats, "Failed", columns, rows)
+    return found
 
 
 def _family_of(manifest: Manifest | None, family_id: str) -> Family | None:
@@ -167,7 +261,10 @@ def _rows_of(record: FamilyRecord, ledger: Ledger,
     if family is not None:
         return [(r.number, r.cells) for r in family.rows]
     stored = ledger.family_rows(record.family_id) or []
-    return [(int(r.get("number") or 0), dict(r.get("cells") or {})) for r in stored]
+    rows: list[tuple[int, Mapping[str, str]]] = [
+        (int(r.get("number") or 0), dict(r.get("cells") or {})) for r in stored]
+    # a family without its rows still gets a line: the Summary links to it
+    return rows or [(0, {"Family Id": record.family_id})]
 
 
 def _proband_number(rows: Sequence[tuple[int, Mapping[str, str]]],
@@ -239,7 +336,7 @@ INTERRUPTED = "interrupted while the request was in flight"
 
 
 def _unknown_rows(records: Iterable[FamilyRecord], *,
-                  live: bool) -> Iterator[tuple[Sequence[object], Fill]]:
+                  live: bool) -> Iterator[Sequence[object]]:
     shown = (State.UNKNOWN,) if live else (State.UNKNOWN, State.SENDING)
     for record in records:
         for name in ordered(record.steps):
@@ -248,6 +345,6 @@ def _unknown_rows(records: Iterable[FamilyRecord], *,
                 continue
             message = step.error_message or (INTERRUPTED if step.state is State.SENDING
                                              else None)
-            yield ([record.family_id, record.proband_sample or None, case_of(record),
-                    label(name), str(step.state), step.attempts, when(step.updated_at),
-                    message, UNKNOWN_ADVICE.get(name, DEFAULT_ADVICE)], "unknown")
+            yield [record.family_id, record.proband_sample or None, case_of(record),
+                   label(name), str(step.state), step.attempts, when(step.updated_at),
+                   message, UNKNOWN_ADVICE.get(name, DEFAULT_ADVICE)]

@@ -10,10 +10,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from batch.ledger import Binding, Ledger
+from batch.ledger import STEPS, Binding, Ledger
 from batch.manifest import Problem
 from batch.outputs.facts import STATE_ORDER, label, sorted_counts
-from batch.outputs.summary_sheet import COUNT_KEYS
+from batch.outputs.summary_sheet import COUNT_KEYS, UPDATES
 from batch.outputs.words import describe, plural
 from batch.run.summary import RunSummary
 
@@ -68,7 +68,7 @@ def render_status(report: Mapping[str, Any]) -> str:
     if live:
         lines.append(_render_live(live, report.get("steps") or {}))
     lines += _render_steps(report.get("steps") or {})
-    lines += _render_failures(report.get("failures") or [])
+    lines += failure_lines(report.get("failures") or [])
     lines += _render_run(report.get("last_run"), live=bool(live))
     unread = report.get("unread_webhook_bodies")
     if unread:
@@ -114,15 +114,27 @@ def _render_steps(steps: Mapping[str, Mapping[str, int]]) -> list[str]:
     return lines
 
 
-def _render_failures(failures: Sequence[Mapping[str, Any]]) -> list[str]:
+def failure_lines(failures: Sequence[Mapping[str, Any]],
+                  head: str = "Failures (most frequent first):") -> list[str]:
+    """Failed and unknown steps grouped by reason, most frequent first: a count, the reason in
+    words and the first families of each (``status`` and the run summary)."""
     if not failures:
         return ["Failures: none"]
-    lines = ["Failures (most frequent first):"]
+    lines = [head]
     for f in failures:
         text = describe(str(f.get("step")), str(f.get("state")), f.get("error_class"),
                         f.get("message"), f.get("http_status"))
-        lines.append(f"  {f.get('count')} x {text} (e.g. family {f.get('example_family')})")
+        lines.append(f"  {f.get('count')} x {text} ({_families(f)})")
     return lines
+
+
+def _families(group: Mapping[str, Any]) -> str:
+    """``family F1``, ``families F1, F2, F3 and 4 more``."""
+    names = [str(n) for n in group.get("families") or [group.get("example_family")]]
+    count = group.get("count")
+    more = count - len(names) if isinstance(count, int) and count > len(names) else 0
+    listed = ", ".join(names) + (f" and {more} more" if more else "")
+    return f"{'family' if len(names) == 1 and not more else 'families'} {listed}"
 
 
 def _render_run(run: Mapping[str, Any] | None, *, live: bool = False) -> list[str]:
@@ -172,42 +184,85 @@ def render_problems(problems: Sequence[Problem], *, quiet: bool = False,
     return [*lines, f"{head}:", *(str(p) for p in warnings[:warnings_shown])]
 
 
-def render_summary(summary: RunSummary, *, files: Mapping[str, Path | None]) -> str:
+def render_summary(summary: RunSummary, *, files: Mapping[str, Path | None],
+                   failures: Sequence[Mapping[str, Any]] = ()) -> str:
     """The end-of-run summary as lines of text; *files* names what was written
-    (``results``, ``review``, ``ledger``)."""
+    (``results``, ``review``, ``ledger``); *failures* are the ledger's failure groups
+    (``Ledger.failure_groups``), shown by reason as ``status`` shows them."""
     if summary.invalid and not summary.ran:
         which = ("the one family has" if summary.families == 1
                  else f"{summary.invalid} of {summary.families} families have")
         lines = [f"invalid: {which} errors; nothing was sent"]
+    elif summary.stopped is not None and not summary.ran:
+        reason = summary.stop_reason or "the run stopped"
+        lines = [f"stopped: {reason}" if NOT_SENT in reason else f"stopped: {reason}; {NOT_SENT}"]
     else:
         lines = _summary_lines(summary)
-    if summary.stop_reason and summary.stopped != "interrupted":  # said by the first line
-        lines.append(f"stopped: {summary.stop_reason}")
+        traffic = lines.pop()  # requests, retries, 429s, time: after what people act on
+        if failures and (summary.failed or summary.unknown):
+            lines += failure_lines(failures, "failures by reason, most frequent first:")
+        if summary.stop_reason and summary.stopped != "interrupted":  # said by the first line
+            lines.append(f"why: {summary.stop_reason}")
+        if summary.stopped is not None and summary.not_attempted:
+            lines.append(f"not attempted: {plural(summary.not_attempted, 'family')} (the run "
+                         "stopped before them)")
+        elif summary.not_attempted and not summary.dry_run:  # only --limit leaves them
+            lines.append(f"left for the next run: {plural(summary.not_attempted, 'family')} "
+                         "(--limit)")
+        lines.append(traffic)
     lines += [f"{label}: {path}" for label, path in files.items() if path is not None]
     hint = _hint(summary)
     if hint:
-        lines.append(f"hint: {hint}; created cases are never created again")
+        lines.append(f"hint: {hint}")
     return "\n".join(lines)
 
 
+#: What to do after a stop, by its cause.
+STOP_HINTS = {
+    "auth": "check the credentials (EMG_USERNAME and EMG_PASSWORD, or EMG_TOKEN), then rerun "
+            "the same command",
+    "server": "check the host (--host or EMG_HOST) and that the server answers "
+              "(emg-batch doctor), then rerun the same command",
+    "ledger": "free space or fix the permissions of the ledger's folder, then rerun the same "
+              "command to resume",
+}
+NEVER_TWICE = "; created cases are never created again"
+NOT_SENT = "nothing was sent"
+
+
 def _hint(summary: RunSummary) -> str | None:
-    """What to do next: fix what failed, or (nothing failed, the run stopped) just resume."""
+    """What to do next: the stop's own remedy, else fix what failed, else just resume."""
     if summary.exit_code not in (1, 3, 130):
         return None
+    after = NEVER_TWICE if summary.ran else ""
+    if summary.stopped in STOP_HINTS:
+        return STOP_HINTS[summary.stopped] + after
     if summary.failed or summary.unknown or summary.invalid:
-        return "fix what failed and rerun the same command"
-    return "rerun the same command to resume"
+        return "fix what failed and rerun the same command" + after
+    return "rerun the same command to resume" + after
 
 
 def _summary_lines(summary: RunSummary) -> list[str]:
     verb = ("plan" if summary.dry_run else
-            "interrupted" if summary.stopped == "interrupted" else "done")
+            "interrupted" if summary.stopped == "interrupted" else
+            "stopped" if summary.stopped else "done")
     lines = [
         f"{verb}: {plural(summary.families, 'family')}: created {summary.created}, "
         f"adopted {summary.adopted}, updated {summary.updated}, skipped {summary.skipped}, "
         f"failed {summary.failed}, unknown {summary.unknown}"
         + (f", changed {summary.changed}" if summary.changed else ""),
     ]
+    if summary.updated and summary.actions:
+        lines.append("updated: " + ", ".join(
+            plural(summary.actions[step], UPDATES.get(step, step.replace("_", " ")))
+            for step in STEPS if step in summary.actions))
+    if summary.changed:
+        named = ", ".join(summary.changed_families[:3])
+        more = summary.changed - min(3, len(summary.changed_families))
+        lines.append(f"changed: {plural(summary.changed, 'family', 'families')} edited after "
+                     f"their case was created, not re-created ({named}"
+                     f"{f' and {more} more' if more else ''}; the review's Cases sheet says "
+                     "which)")
     if summary.invalid:
         lines.append(f"skipped as invalid: {summary.invalid} (--skip-invalid)")
     if summary.dry_run:

@@ -112,6 +112,50 @@ def _not_sent(step: str, kind: str, detail: str, status: int | None) -> str:
     return f"{act(step)} was not sent ({reason}); rerun once that is fixed"
 
 
+#: What to do about a failed step, by the start of its message (the client's own checks).
+FIXES = {"unknown user e-mail(s)": "correct the e-mail in Assign To (no such user in the "
+                                   "organization)",
+         "the family's case already exists": "rerun with --if-exists adopt to take the case "
+                                             "over, or --if-exists create for another"}
+RERUN = "rerun the same command"
+
+
+def advice(step: str, state: State | str, error_class: str | None,
+           message: str | None, status: int | None = None) -> str:
+    """What a person does about *step* in *state*, as one short instruction.
+
+    >>> advice("create", "failed", "BuildError", "no proband")
+    "Fix the family's rows in the manifest, then rerun the same command."
+    """
+    detail = (message or "").strip()
+    if str(state) in (State.UNKNOWN, State.SENDING):
+        if detail.startswith(REVIEW):
+            return "Check the case in Emedgene as the problem says, then rerun the same command."
+        return f"Rerun the same command: {RECHECK.get(step, 'the step is sent again')}."
+    fix = _fix(error_class or "", detail, status)
+    return f"{fix[:1].upper()}{fix[1:]}, then {RERUN}."
+
+
+#: What a rerun does first about a step whose outcome is unknown.
+RECHECK = {"create": "the case is looked up before anything is sent again",
+           "preset_group": "the case's presets are checked before the group is sent again"}
+
+
+def _fix(kind: str, detail: str, status: int | None) -> str:
+    for start, fix in FIXES.items():
+        if detail.startswith(start):
+            return fix
+    if detail.startswith(REVIEW):
+        return "check the case in Emedgene as the problem says"
+    if kind == "BuildError":
+        return "fix the family's rows in the manifest"
+    if kind == "AuthError":
+        return "check the credentials (EMG_USERNAME and EMG_PASSWORD, or EMG_TOKEN)"
+    if status is not None and 400 <= status < 500 and status != 429:
+        return "fix the family's rows as the server's answer says"
+    return "wait until the server answers again"
+
+
 def plural(count: int, noun: str, many: str | None = None) -> str:
     """``1 family``, ``2 families``: a count with its noun."""
     if count == 1:

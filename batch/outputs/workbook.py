@@ -31,6 +31,17 @@ DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 FILL_COLOURS = {"failed": "#F8CBAD", "unknown": "#FFE699"}
 HEADER_COLOUR = "#D9E1F2"
 
+#: Formats of the Summary's prose: its one-sentence verdict, section headings, wrapped text.
+PROSE: dict[str, dict[str, Any]] = {
+    "title": {"bold": True, "font_size": 13, "text_wrap": True, "valign": "top"},
+    "heading": {"bold": True, "font_size": 11, "bottom": 1},
+    "wrap": {"text_wrap": True, "valign": "top"},
+    "internal": {"font_color": "blue", "underline": 1, "valign": "top"},
+    "label": {"valign": "top"},
+    "count": {"align": "left", "valign": "top", "num_format": "#,##0"},
+    "when": {"align": "left", "valign": "top", "num_format": DATETIME_FORMAT},
+}
+
 # The options that keep manifest values as data (see the module docstring).
 SAFE_OPTIONS: dict[str, Any] = {
     "strings_to_formulas": False,
@@ -67,6 +78,8 @@ class Formats:
                 props.update(font_color="blue", underline=1)
             elif kind == "header":
                 props.update(bold=True, bg_color=HEADER_COLOUR, border=1)
+            else:
+                props.update(PROSE.get(kind, {}))
             if fill is not None:
                 props["bg_color"] = FILL_COLOURS[fill]
             self._cache[key] = self._book.add_format(props)
@@ -129,11 +142,27 @@ class Sheet:
         self._widths[col] = max(self._widths[col], len(text) + 2)
 
     def finish(self) -> None:
-        """Size the columns, freeze the header and turn the filter on."""
-        for col, column in enumerate(self.columns):
-            self._ws.set_column(col, col, min(self._widths[col], column.max_width))
+        """Size the columns, freeze the header, turn the filter on and set up printing."""
+        widths = [min(w, c.max_width) for w, c in zip(self._widths, self.columns, strict=True)]
+        for col, width in enumerate(widths):
+            self._ws.set_column(col, col, width)
         self._ws.freeze_panes(1, 0)
         self._ws.autofilter(0, 0, max(self.rows, 1), max(len(self.columns) - 1, 0))
+        print_setup(self._ws, sum(widths))
+        self._ws.repeat_rows(0)  # the header on every printed page
+
+
+#: Columns wider than this (in characters) in all print in landscape.
+PORTRAIT_WIDTH = 95
+
+
+def print_setup(worksheet: Any, width: float) -> None:
+    """Print *worksheet* one page wide (as many pages long as it takes), in landscape when its
+    columns add up to more than a portrait page holds: a sheet printed as it is spreads its
+    columns over pages of their own (20 pages for 3 families)."""
+    worksheet.fit_to_pages(1, 0)
+    if width > PORTRAIT_WIDTH:
+        worksheet.set_landscape()
 
 
 def _kind_of(value: object) -> Kind:

@@ -14,7 +14,7 @@ import anyio
 from batch.errors import AmbiguousCreate, ApiError, AuthError
 from batch.ledger import State
 from batch.manifest import Family
-from batch.run.context import RunContext, Undecided, outcome_of
+from batch.run.context import RunContext, Undecided, outcome_of, refused
 
 
 async def run_action(ctx: RunContext, step: str, family: Family, case: str) -> bool:
@@ -40,7 +40,7 @@ async def run_action(ctx: RunContext, step: str, family: Family, case: str) -> b
     except AuthError as exc:
         if sent:  # 401/403: the server did not act on this request
             ctx.ledger.record_refused(fid, step, outcome_of(exc))
-        ctx.halt("auth", f"authentication refused: {exc.message}")
+        ctx.halt("auth", refused(exc))
         return False
     except ApiError as exc:
         if not sent and _uncertain(ctx, fid, step):
@@ -53,6 +53,7 @@ async def run_action(ctx: RunContext, step: str, family: Family, case: str) -> b
             ctx.unknown(fid, step, "cancelled while the request was in flight")
         raise
     await ctx.ledger.record_succeeded(fid, step, case_name=case, run_id=ctx.run_id)
+    ctx.summary.actions[step] = ctx.summary.actions.get(step, 0) + 1
     return True
 
 

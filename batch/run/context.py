@@ -41,12 +41,14 @@ class RunContext:
     stop: anyio.Event = field(default_factory=anyio.Event)
     run_id: int = 0
 
-    def halt(self, why: Stop, reason: str) -> None:
-        """Stop taking families; the first reason is the one reported."""
+    def halt(self, why: Stop, reason: str, *, note: bool = True) -> None:
+        """Stop taking families; the first reason is the one reported (and, with *note*,
+        told at once: a stop before anything was sent is told by the summary alone)."""
         if self.summary.stopped is None:
             self.summary.stopped = why
             self.summary.stop_reason = reason
-            self.progress.note(reason)
+            if note:
+                self.progress.note(reason if why == "interrupted" else f"stopping: {reason}")
         self.stop.set()
 
     async def fail(self, family: Family, step: str, outcome: Outcome, *,
@@ -76,7 +78,20 @@ class RunContext:
         """Stop once ``--max-failures`` families failed or are unknown."""
         limit = self.options.max_failures
         if limit is not None and self.summary.failed + self.summary.unknown >= limit:
-            self.halt("max-failures", f"stopped after {limit} failed families (--max-failures)")
+            self.halt("max-failures", f"{limit} {'family' if limit == 1 else 'families'} failed "
+                      f"(--max-failures {limit})")
+
+
+def refused(exc: ApiError) -> str:
+    """Why a run stops when the server refuses the credentials, in one sentence."""
+    text = exc.message
+    if text.startswith(LOGIN_REFUSED):
+        return "the server refused the login for " + text.removeprefix(LOGIN_REFUSED)
+    return text if text.startswith("the server") else f"the server refused the login: {text}"
+
+
+#: How the transport words a refused login (``login refused for <user>: <why>``).
+LOGIN_REFUSED = "login refused for "
 
 
 def outcome_of(exc: ApiError, message: str | None = None) -> Outcome:

@@ -39,7 +39,7 @@ from batch.ledger import FamilyRecord, Outcome, State
 from batch.manifest import Family
 from batch.payload import build_payload
 from batch.payload.rules import is_integer
-from batch.run.context import RunContext, Undecided, outcome_of
+from batch.run.context import RunContext, Undecided, outcome_of, refused
 from batch.run.plan import CONFLICT, FamilyPlan
 
 
@@ -131,7 +131,7 @@ class CaseIdentity:
             await self._fail(family, Outcome(kind="BuildError", message=exc.message))
             return None
         except AuthError as exc:
-            self.ctx.halt("auth", f"authentication refused: {exc.message}")
+            self.ctx.halt("auth", refused(exc))
             return None
         except ApiError as exc:
             await self._fail(family, outcome_of(exc, f"look-up failed: {exc.message}"))
@@ -144,7 +144,7 @@ class CaseIdentity:
         try:
             verdict = await self.decide(family, uncertain=uncertain)
         except AuthError as exc:
-            ctx.halt("auth", f"authentication refused: {exc.message}")
+            ctx.halt("auth", refused(exc))
             return None
         except (Undecided, ApiError) as exc:
             await self._undecided(family, exc, uncertain=uncertain)
@@ -201,7 +201,7 @@ class CaseIdentity:
         except AuthError as exc:
             # 401/403: the server did not act on this request
             ctx.ledger.record_refused(fid, "create", outcome_of(exc))
-            ctx.halt("auth", f"authentication refused: {exc.message}")
+            ctx.halt("auth", refused(exc))
             return None
         except ApiError as exc:
             await ctx.fail(family, "create", outcome_of(exc))

@@ -114,7 +114,14 @@ class Planner:
         """True when a non-empty ledger shares no family with the manifest."""
         if not self.records:
             return False
-        return not any(fid in self.records for fid in self.manifest.family_ids)
+        # the whole file, not only the families chosen (--only) for this run
+        return not any(fid in self.manifest for fid in self.records)
+
+    def all_succeeded(self, family_id: str) -> bool:
+        """The ledger holds the family with every step succeeded."""
+        record = self.records.get(family_id)
+        return bool(record and record.steps
+                    and all(s.state is State.SUCCEEDED for s in record.steps.values()))
 
     def is_done(self, family_id: str) -> bool:
         """The family's case exists (ledger): nothing to check or register."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol, TextIO
 
 if TYPE_CHECKING:
@@ -16,8 +17,9 @@ if TYPE_CHECKING:
 class Progress(Protocol):
     """What the runner reports while it works."""
 
-    def phase(self, name: str, *, total: int) -> None:
-        """A new phase (validating, running) over *total* families."""
+    def phase(self, name: str, *, total: int, done: int = 0) -> None:
+        """A new phase (validating, running) over *total* families, *done* of them already
+        (a resume counts from there)."""
 
     def advance(self, *, failed: int, requests: int = 0) -> None:
         """One family finished; counts so far of failed (or unknown) families and requests."""
@@ -32,7 +34,7 @@ class Progress(Protocol):
 class SilentProgress:
     """Reports nothing (library use, ``--quiet``)."""
 
-    def phase(self, name: str, *, total: int) -> None:
+    def phase(self, name: str, *, total: int, done: int = 0) -> None:
         """Ignore."""
 
     def advance(self, *, failed: int, requests: int = 0) -> None:
@@ -56,13 +58,15 @@ class LineProgress:
         self._name = ""
         self._total = 0
         self._done = 0
+        self._done_at_start = 0
         self._failed = 0
         self._start = time.monotonic()
         self._last = 0.0
 
-    def phase(self, name: str, *, total: int) -> None:
+    def phase(self, name: str, *, total: int, done: int = 0) -> None:
         """Start counting a phase."""
-        self._name, self._total, self._done = name, total, 0
+        self._name, self._total, self._done = name, total, done
+        self._done_at_start = done
         self._start = self._last = time.monotonic()
         self._requests_at_start = self._requests
 
@@ -78,11 +82,12 @@ class LineProgress:
 
     def _line(self, now: float) -> None:
         elapsed = max(now - self._start, 1e-9)
-        rate = self._done / elapsed
-        eta = (self._total - self._done) / rate if rate > 0 else 0.0
+        rate = (self._done - self._done_at_start) / elapsed
+        left = (self._total - self._done) / rate if rate > 0 else 0.0
         print(
-            f"{self._name}: {self._done}/{self._total} families, {self._failed} failed, "
-            f"{(self._requests - self._requests_at_start) / elapsed:.1f} req/s, ETA {eta:.0f}s",
+            f"{self._name}: {self._done:,}/{self._total:,} families, {self._failed} failed, "
+            f"{(self._requests - self._requests_at_start) / elapsed:.1f} req/s, "
+            f"elapsed {_clock(elapsed)}, remaining {_clock(left)}",
             file=self.stream, flush=True,
         )
 
@@ -94,8 +99,13 @@ class LineProgress:
         """Nothing to release."""
 
 
+def _clock(seconds: float) -> str:
+    """A time span as the bar shows it (``0:01:05``)."""
+    return str(timedelta(seconds=round(seconds)))
+
+
 class BarProgress:
-    """A rich progress bar: done, failed, requests per second, ETA."""
+    """A rich progress bar: done, failed, requests per second, time elapsed and remaining."""
 
     def __init__(self) -> None:
         # rich is imported only when a bar is drawn (a pipe or --quiet never loads it)
@@ -117,7 +127,9 @@ class BarProgress:
             MofNCompleteColumn(),
             TextColumn("{task.fields[failed]} failed"),
             TextColumn("{task.fields[rps]:.1f} req/s"),
+            TextColumn("elapsed"),
             TimeElapsedColumn(),
+            TextColumn("remaining"),
             TimeRemainingColumn(),
             console=Console(stderr=True),
             transient=False,
@@ -126,13 +138,13 @@ class BarProgress:
         self._start = time.monotonic()
         self._bar.start()
 
-    def phase(self, name: str, *, total: int) -> None:
-        """Show a new bar for the phase."""
+    def phase(self, name: str, *, total: int, done: int = 0) -> None:
+        """Show a new bar for the phase, *done* of *total* already filled."""
         if self._task is not None:
             self._bar.update(self._task, visible=False)
         self._start = time.monotonic()
         self._requests_at_start = self._requests
-        self._task = self._bar.add_task(name, total=total, failed=0, rps=0.0)
+        self._task = self._bar.add_task(name, total=total, completed=done, failed=0, rps=0.0)
 
     def advance(self, *, failed: int, requests: int = 0) -> None:
         """Move the bar by one family."""

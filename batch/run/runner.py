@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import anyio
 
@@ -21,12 +21,12 @@ from batch.ledger import Ledger, NewFamily
 from batch.manifest import Family, Manifest, Problem
 from batch.payload import resolve
 from batch.run.actions import run_action
-from batch.run.context import RunContext
+from batch.run.context import RunContext, refused
 from batch.run.identity import CaseIdentity
 from batch.run.plan import FamilyPlan, Planner, family_steps
 from batch.run.pool import run_pool
 from batch.run.progress import Progress, SilentProgress
-from batch.run.summary import RunOptions, RunSummary
+from batch.run.summary import NAMED, RunOptions, RunSummary
 from batch.run.validate import check_manifest
 
 #: Families a run worker takes at once (it still sends one request at a time).
@@ -41,8 +41,10 @@ class Runner:
     """Runs one manifest against one client and ledger. Use :func:`run_manifest`."""
 
     def __init__(self, manifest: Manifest, *, client: Client, ledger: Ledger,
-                 options: RunOptions, progress: Progress) -> None:
+                 options: RunOptions, progress: Progress,
+                 on_checked: Callable[[list[Problem]], None] | None = None) -> None:
         self.manifest = manifest
+        self.on_checked = on_checked
         self.planner = Planner(manifest, {}, look_up=options.if_exists != "create")
         self.ctx = RunContext(client=client, resolver=resolve.for_client(client), ledger=ledger,
                               options=options, progress=progress, planner=self.planner,
@@ -52,6 +54,8 @@ class Runner:
         self._new: list[NewFamily] = []
         self._rehash: list[tuple[str, str]] = []
         self._pool_scope = anyio.CancelScope()
+        self._reached = 0  # families taken by a worker before the run stopped
+        self._left: int | None = None  # families --limit left for the next run
 
     @property
     def summary(self) -> RunSummary:
@@ -76,6 +80,8 @@ class Runner:
             self._recreate()
         await self._validate_or_halt()
         self._warn_reverted()
+        if self.summary.stopped is None and self.on_checked is not None:
+            self.on_checked(self.summary.problems)  # before anything is sent
         if self.summary.stopped is None and self._may_send():
             self._register()
             try:
@@ -130,9 +136,11 @@ class Runner:
         try:
             await self._validate()
         except* AuthError as group:
-            self.ctx.halt("auth", f"authentication refused: {_first(group).message}")
+            self.ctx.halt("auth", refused(_first(group)), note=False)
         except* ApiError as group:
-            self.ctx.halt("server", f"look-ups failed, nothing was sent: {_first(group).message}")
+            self.ctx.halt("server", f"the server did not answer the look-ups made before the "
+                          f"first create, so nothing was sent: {_first(group).message}",
+                          note=False)
 
     async def _validate(self) -> None:
         """Check every family whose case does not exist yet; note what to register."""
@@ -171,6 +179,7 @@ class Runner:
         """Every family to work on and its plan; with *lead_only*, a family holds only the
         row its plan reads (a dry run counts plans and builds no payload)."""
         plan_counts = self.summary.plan
+        taken = 0
         for family_id in self.manifest.family_ids:
             if self.planner.reverted(family_id):
                 plan_counts["reverted"] = plan_counts.get("reverted", 0) + 1
@@ -183,8 +192,20 @@ class Runner:
                 continue
             family = (self.manifest.lead if lead_only else self.manifest.family)(family_id)
             plan = self.planner.plan(family)
+            if self.ctx.options.limit is not None and (plan.create or plan.steps):
+                if taken >= self.ctx.options.limit:  # --limit: the rest wait for the next run
+                    self._left = self._needing_work(family_id)
+                    return
+                taken += 1
             plan_counts[plan.kind] = plan_counts.get(plan.kind, 0) + 1
             yield family, plan
+
+    def _needing_work(self, first: str) -> int:
+        """Families from *first* on that the ledger does not show done (``--limit``)."""
+        ids = self.manifest.family_ids
+        rest = ids[ids.index(first):]
+        return sum(1 for fid in rest if fid not in self._invalid
+                   and not self.planner.all_succeeded(fid))
 
     async def _execute(self) -> None:
         ctx = self.ctx
@@ -200,12 +221,19 @@ class Runner:
                      **({"settings": [dict(s) for s in ctx.options.settings]}
                         if ctx.options.settings else {})},
         )
-        ctx.progress.phase("running", total=len(self.manifest) - self.summary.invalid)
-        self._warn_short_token(len(self.manifest) - self.summary.invalid)
+        total = len(self.manifest) - self.summary.invalid
+        done = self._done_before()
+        if done:
+            ctx.progress.note(f"resuming: {done:,} of {total:,} families done")
+        ctx.progress.phase("running", total=total, done=done)
+        self._warn_short_token(total - done)
         started = time.monotonic()
         try:
             await self._read_server_clock()
             await self._pool()
+            self.summary.not_attempted = (
+                self._left if self._left is not None and self.summary.stopped is None
+                else total - done - self._reached)
         finally:
             self.identity.release_unsent()  # marked sending, never reached: stopped first
             ctx.ledger.flush()  # successes queued without waiting (Ledger.record_created)
@@ -213,6 +241,11 @@ class Runner:
         self._collect_stats()
         ctx.ledger.end_run(ctx.run_id, exit_code=self.summary.exit_code,
                            counts=self.summary.as_dict())
+
+    def _done_before(self) -> int:
+        """Families a resume skips without building them (done in an earlier run)."""
+        return sum(1 for fid in self.manifest.family_ids
+                   if fid not in self._invalid and self.planner.unchanged_and_done(fid))
 
     async def _pool(self) -> None:
         ctx = self.ctx
@@ -257,7 +290,7 @@ class Runner:
             try:
                 await client.login()
             except AuthError as exc:
-                self.ctx.halt("auth", f"authentication refused: {exc.message}")
+                self.ctx.halt("auth", refused(exc))
             except ApiError:
                 pass  # the pool's first request meets the same fault, and says it
         warning = client.clock.skew_warning()
@@ -297,6 +330,7 @@ class Runner:
         ctx = self.ctx
         if ctx.stop.is_set():
             return
+        self._reached += 1
         case = plan.case_name
         if plan.conflict:  # stopped by an earlier run: its case was answered for two families
             self.summary.failed += 1
@@ -322,6 +356,8 @@ class Runner:
         """Say in the ledger why a family is reported (or that it no longer is)."""
         if plan.changed:
             self.summary.changed += 1
+            if len(self.summary.changed_families) < NAMED:
+                self.summary.changed_families.append(family.family_id)
             self.ctx.ledger.note(family.family_id,
                                  "rows edited after the case was created; not re-created")
         elif self.planner.stale_note(family.family_id, plan):
@@ -344,8 +380,12 @@ async def run_manifest(
     ledger: Ledger,
     options: RunOptions | None = None,
     progress: Progress | None = None,
+    on_checked: Callable[[list[Problem]], None] | None = None,
 ) -> RunSummary:
-    """Run every family of *manifest*; resume from *ledger*. See the module docstring."""
+    """Run every family of *manifest*; resume from *ledger*. See the module docstring.
+
+    *on_checked* is given the validation's problems once every family is checked, before
+    anything is sent (not when the run stops during validation)."""
     runner = Runner(manifest, client=client, ledger=ledger, options=options or RunOptions(),
-                    progress=progress or SilentProgress())
+                    progress=progress or SilentProgress(), on_checked=on_checked)
     return await runner.run()

@@ -16,6 +16,8 @@ IfExists = Literal["stop", "adopt", "create"]
 #: case, then the create), so at 100 ms a round trip 32 in flight keep a 200-family import
 #: above 10x the official CLI's one-at-a-time pace; the adaptive rate still backs off on 429s.
 DEFAULT_CONCURRENCY = 32
+#: Families named in a summary list (edited ones) at most; the rest are counted.
+NAMED = 10
 #: Seconds between two samples of the run's timeline (requests and 429s over time).
 TIMELINE_STEP = 5.0
 
@@ -37,6 +39,9 @@ class RunOptions:
     #: Create again the families whose cases ``revert`` moved to the trash (else skipped).
     recreate_reverted: bool = False
     timeline_step: float = TIMELINE_STEP
+    #: At most this many families are worked on (created or updated) in this run; the rest
+    #: wait for the next run (``--limit``).
+    limit: int | None = None
     #: Where the run's settings came from (``name``, ``value``, ``origin``; never a secret),
     #: recorded with the run for ``status``.
     settings: tuple[Mapping[str, str], ...] = ()
@@ -44,6 +49,8 @@ class RunOptions:
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError(f"'concurrency' must be >= 1, got {self.concurrency}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"'limit' must be >= 1, got {self.limit}")
         if self.max_failures is not None and self.max_failures < 1:
             raise ValueError(f"'max_failures' must be >= 1, got {self.max_failures}")
 
@@ -61,6 +68,12 @@ class RunSummary:
     unknown: int = 0
     changed: int = 0
     invalid: int = 0
+    #: Families the run never reached (it stopped first).
+    not_attempted: int = 0
+    #: The first families edited after their case was created (at most ``NAMED``).
+    changed_families: list[str] = field(default_factory=list)
+    #: Action steps that succeeded in this run, by step (``assign``: 2).
+    actions: dict[str, int] = field(default_factory=dict)
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0

@@ -89,9 +89,50 @@ def _phenotypes(raw: JsonObj, path: Path) -> list[JsonObj]:
     return default_fixture().phenotypes
 
 
+class FixtureError(ValueError):
+    """A fixture file that cannot be used: not JSON, not an object, values of the wrong type."""
+
+
 def load_fixture(path: Path) -> Fixture:
-    """Read a conformance-format fixture file."""
-    raw: JsonObj = json.loads(Path(path).read_text(encoding="utf-8"))
+    """Read a conformance-format fixture file; ``FixtureError`` says what is wrong with it."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FixtureError(f"{path}: not a JSON file ({exc})") from None
+    except OSError as exc:
+        raise FixtureError(f"{path}: cannot be read ({exc.strerror})") from None
+    if not isinstance(raw, dict):
+        raise FixtureError(f"{path}: a fixture is a JSON object ({{\"users\": [...], ...}}), "
+                           f"not {_kind(raw)}")
+    try:
+        fixture = _fixture(raw, Path(path))
+        _check_shapes(fixture)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise FixtureError(f"{path}: a value of the wrong type ({type(exc).__name__}: {exc}); "
+                           "see conformance/official-cli-36/fixture.json for the format") from None
+    return fixture
+
+
+def _kind(value: object) -> str:
+    return {list: "an array", str: "a string", int: "a number", float: "a number",
+            bool: "true or false"}.get(type(value), "null")
+
+
+def _check_shapes(fixture: Fixture) -> None:
+    """The entries the sandbox's answers read: objects, with ids that are numbers."""
+    for name, items in (("users", fixture.users), ("samples", fixture.samples),
+                        ("phenotypes", fixture.phenotypes),
+                        ("storages", list(fixture.storages.values()))):
+        for item in items:
+            if not isinstance(item, dict):
+                raise TypeError(f"each of {name} must be an object, not {_kind(item)}")
+    for user in fixture.users:
+        int(user["id"])
+        if not isinstance(user.get("email"), str):
+            raise TypeError(f"user {user['id']}: email must be a string")
+
+
+def _fixture(raw: JsonObj, path: Path) -> Fixture:
     login = raw.get("login") or {}
     return Fixture(
         token_seed=login.get("token_seed"),
@@ -104,7 +145,7 @@ def load_fixture(path: Path) -> Fixture:
         users=list(raw.get("users") or []),
         gene_lists=_gene_list_ids(raw.get("gene_lists")),
         gene_list_info=_gene_list_info(raw.get("gene_lists")),
-        phenotypes=_phenotypes(raw, Path(path)),
+        phenotypes=_phenotypes(raw, path),
         dry_run_errors=_errors(raw.get("dry_run_errors")),
         create_errors=_errors(raw.get("create_errors")),
     )
