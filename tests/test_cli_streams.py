@@ -132,7 +132,8 @@ def test_validate_streams(tmp_path: Path) -> None:
     assert (quiet.exit_code, quiet.stdout, quiet.stderr) == (0, "", "")
     data = json.loads(invoke("validate", str(manifest), "--json", "-q").stdout)
     assert data == {"manifest": str(manifest), "families": 1, "errors": 0, "warnings": 0,
-                    "checked_on_server": 0, "problems": [], "results": None, "exit_code": 0}
+                    "checked_on_server": 0, "problems": [], "results": None, "kept": None,
+                    "exit_code": 0}
 
 
 def test_validate_quiet_shows_errors_and_the_counts(tmp_path: Path) -> None:
@@ -172,7 +173,7 @@ def test_status_export_and_template_streams(tmp_path: Path, url: str) -> None:
     assert (template.exit_code, template.stdout) == (0, "")
     assert masked(template.stderr, tmp_path) == [
         "wrote TMP/templates/batch_template.csv", "wrote TMP/templates/update_template.csv"]
-    template = invoke("template", "--out-dir", str(folder), "-q")
+    template = invoke("template", "--out-dir", str(folder), "-q", "--force")  # there already
     assert (template.exit_code, template.stdout, template.stderr) == (0, "", "")
 
 

@@ -485,8 +485,8 @@ def test_render_status_exact() -> None:
 def test_render_status_empty(tmp_path: Path) -> None:
     with Ledger.open(tmp_path / "empty.sqlite") as led:
         report = outputs.status_report(led)
-    assert report == {"families": 0, "server": None, "steps": {}, "failures": [],
-                      "last_run": None}
+    assert report == {"families": 0, "server": None, "in_progress": None, "steps": {},
+                      "failures": [], "last_run": None}
     assert outputs.render_status(report).splitlines() == [
         "Families: 0", "Steps: none recorded", "Failures: none", "Last run: none"]
 

@@ -20,9 +20,15 @@ def write_workbook(
     sheets: Mapping[str, Sequence[Sequence[Cell]]],
     *,
     merges: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+    hidden: Sequence[str] = (),
+    hidden_rows: Mapping[str, Sequence[int]] | None = None,
+    filtered: Mapping[str, str] | None = None,
 ) -> Path:
     """A workbook with one sheet per entry of *sheets* (rows of typed cells, from A1);
-    *merges*: per sheet, ``(range, value)`` merged ranges such as ``("A2:A4", "F1")``."""
+    *merges*: per sheet, ``(range, value)`` merged ranges such as ``("A2:A4", "F1")``;
+    *hidden*: sheets hidden (the first other one is the one Excel opens on); *hidden_rows*:
+    per sheet, row numbers (1-based) hidden; *filtered*: per sheet, an autofilter range, its
+    *hidden_rows* then being the rows the filter leaves out."""
     book = xlsxwriter.Workbook(str(path))
     formats = {
         "date": book.add_format({"num_format": "yyyy-mm-dd"}),
@@ -35,6 +41,16 @@ def write_workbook(
                 _write(sheet, r, c, cell, formats)
         for ref, value in (merges or {}).get(name, ()):
             sheet.merge_range(ref, value)
+        if name in (filtered or {}):
+            sheet.autofilter((filtered or {})[name])
+            sheet.filter_column(0, "x != blanks")
+        for number in (hidden_rows or {}).get(name, ()):
+            sheet.set_row(number - 1, None, None, {"hidden": True})
+        if name in hidden:
+            sheet.hide()
+        elif not any(w.name not in hidden for w in book.worksheets()[:-1]):
+            sheet.activate()
+            sheet.set_first_sheet()
     book.close()
     return path
 

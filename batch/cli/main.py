@@ -65,7 +65,10 @@ main.add_command(revert_command, "revert")
 sheet_option = click.option(
     "--sheet", metavar="NAME", default=None,
     help="XLSX, XLS, ODS: the sheet to read (default: the first visible sheet with the "
-         "official header).")
+         "official header; a hidden sheet is read only when named).")
+hidden_rows_option = click.option(
+    "--include-hidden-rows", is_flag=True,
+    help="XLSX: read hidden (or filtered-out) rows as data; without it they are refused.")
 
 
 def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -118,6 +121,7 @@ def _families(only: tuple[str, ...]) -> list[str]:
 @click.option("--json", "as_json", is_flag=True,
               help="Print the summary as JSON on stdout instead of lines on stderr.")
 @sheet_option
+@hidden_rows_option
 @selection_options
 @output_options
 def run(manifest: Path, host: str | None, sandbox: bool, tenant: str | None,
@@ -125,8 +129,8 @@ def run(manifest: Path, host: str | None, sandbox: bool, tenant: str | None,
         out_dir: Path | None, concurrency: int, rate: float | None, max_failures: int | None,
         timeout: float, dry_run: bool, skip_invalid: bool, if_exists: IfExists,
         resend_unknown: tuple[str, ...], recreate_reverted: bool, as_json: bool,
-        sheet: str | None, only: tuple[str, ...], limit: int | None, verbose: int,
-        quiet: bool) -> None:
+        sheet: str | None, include_hidden_rows: bool, only: tuple[str, ...],
+        limit: int | None, verbose: int, quiet: bool) -> None:
     """Create (and update) the cases of MANIFEST; rerun the same command to resume.
 
     On stdout: only the --json summary. On stderr: progress, the manifest's errors and
@@ -163,7 +167,8 @@ def run(manifest: Path, host: str | None, sandbox: bool, tenant: str | None,
 
     result = call(jobs.run_job, manifest, target=where, connection=connection, options=options,
                   ledger_path=ledger_path, out_dir=out_dir, progress=progress, sheet=sheet,
-                  on_checked=checked, only=_families(only))
+                  on_checked=checked, only=_families(only),
+                  include_hidden_rows=include_hidden_rows)
     summary = result.summary
     if not told:
         _print_problems(summary.problems, quiet=quiet, warnings_shown=RUN_WARNINGS_SHOWN)
@@ -171,14 +176,32 @@ def run(manifest: Path, host: str | None, sandbox: bool, tenant: str | None,
         data = summary.as_dict()
         data.update(host=result.host, ledger=str(result.ledger) if result.ledger_kept else None,
                     results=str(result.results) if result.results else None,
-                    review=str(result.review) if result.review else None)
+                    review=str(result.review) if result.review else None,
+                    kept=str(result.kept) if result.kept else None,
+                    ledger_deleted=result.ledger_gone)
         click.echo(json.dumps(data, indent=2))
     else:
         files = {"results": result.results, "review": result.review,
-                 "ledger": result.ledger if result.ledger_kept else None}
+                 "ledger": result.ledger if result.ledger_kept and not result.ledger_gone
+                 else None}
         say(outputs.render_summary(summary, files=files, failures=result.failures),
             quiet=quiet and summary.exit_code == 0)
+        _say_kept(result.kept, quiet=quiet)
+    if result.ledger_gone:
+        click.echo(LEDGER_GONE.format(ledger=result.ledger), err=True)
     sys.exit(summary.exit_code)
+
+
+#: Said (even with --quiet or --json) when the ledger's file went away during the run.
+LEDGER_GONE = ("warning: the ledger {ledger} was deleted during the run: what this run did is "
+               "not recorded anywhere now; rerun with --if-exists adopt to take the cases it "
+               "created back from the server")
+
+
+def _say_kept(kept: Path | None, *, quiet: bool) -> None:
+    """The line about a results file left as it is (its Case Ids are a run's record)."""
+    if kept is not None:
+        say(f"kept: {kept} holds Case Ids these results lack; left as it is", quiet=quiet)
 
 
 #: Warnings ``run`` shows (after a count); ``validate`` shows them all.
@@ -208,13 +231,13 @@ def _print_problems(problems: list[Problem], *, quiet: bool,
 @click.option("--json", "as_json", is_flag=True,
               help="Print the counts and every problem as JSON on stdout.")
 @sheet_option
+@hidden_rows_option
 @selection_options
 @output_options
 def validate(manifest: Path, server: bool, host: str | None, sandbox: bool,
              tenant: str | None, out_dir: Path | None, concurrency: int,
-             rate: float | None, as_json: bool, sheet: str | None, only: tuple[str, ...],
-             limit: int | None, verbose: int,
-             quiet: bool) -> None:
+             rate: float | None, as_json: bool, sheet: str | None, include_hidden_rows: bool,
+             only: tuple[str, ...], limit: int | None, verbose: int, quiet: bool) -> None:
     """Check MANIFEST and print every problem; send nothing.
 
     Without --host or --sandbox, look-ups (storages, BaseSpace, `existing`) are skipped.
@@ -234,7 +257,7 @@ def validate(manifest: Path, server: bool, host: str | None, sandbox: bool,
     connection = jobs.Connection(rate=rate, concurrency=concurrency)
     result = call(jobs.validate_job, manifest, target=where, connection=connection,
                   server=server, out_dir=out_dir, sheet=sheet, only=_families(only),
-                  limit=limit)
+                  limit=limit, include_hidden_rows=include_hidden_rows)
     _print_problems(result.problems, quiet=quiet)
     errors = len(result.errors)
     warnings = len(result.problems) - errors
@@ -244,6 +267,7 @@ def validate(manifest: Path, server: bool, host: str | None, sandbox: bool,
             "warnings": warnings, "checked_on_server": result.checked_on_server,
             "problems": [str(p) for p in result.problems],
             "results": str(result.results) if result.results else None,
+            "kept": str(result.kept) if result.kept else None,
             "exit_code": result.exit_code}, indent=2))
         sys.exit(result.exit_code)
     line = (f"{manifest.name}: {plural(result.families, 'family')}, "
@@ -253,6 +277,7 @@ def validate(manifest: Path, server: bool, host: str | None, sandbox: bool,
     if result.results:
         line += f"\nresults: {result.results}"
     say(line, quiet=quiet and result.exit_code == 0)
+    _say_kept(result.kept, quiet=quiet)
     sys.exit(result.exit_code)
 
 
@@ -289,13 +314,16 @@ def status(manifest: Path | None, ledger_path: Path | None, as_json: bool, verbo
               help="Ledger file (default: the manifest's).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="FILE.xlsx (review workbook), FILE.csv or FILE.parquet.")
+@click.option("--force", is_flag=True,
+              help="Replace a results file that holds Case Ids (never a manifest or a ledger).")
 @file_output_options
-def export(manifest: Path | None, ledger_path: Path | None, out: Path, verbose: int,
-           quiet: bool) -> None:
+def export(manifest: Path | None, ledger_path: Path | None, out: Path, force: bool,
+           verbose: int, quiet: bool) -> None:
     """Write the per-family results of a ledger to a spreadsheet or Parquet file.
 
     Nothing on stdout (the data is the file); on stderr, the file written, or with --quiet
-    only errors.
+    only errors. --out is never a manifest the ledger's runs read, nor the ledger; a results
+    file holding Case Ids is replaced only with --force (exit 2 otherwise, nothing written).
 
     \b
     Examples:
@@ -303,24 +331,26 @@ def export(manifest: Path | None, ledger_path: Path | None, out: Path, verbose: 
       emg-batch export --ledger runs/cases.sqlite --out cases.parquet
     """
     setup_logging(verbose, quiet)
-    written = call_sync(jobs.export_job, manifest, ledger_path, out)
+    written = call_sync(jobs.export_job, manifest, ledger_path, out, force=force)
     say(f"wrote {written}", quiet=quiet)
 
 
 @main.command()
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Where the templates go.")
+@click.option("--force", is_flag=True, help="Replace template files that are already there.")
 @file_output_options
-def template(out_dir: Path, verbose: int, quiet: bool) -> None:
+def template(out_dir: Path, force: bool, verbose: int, quiet: bool) -> None:
     """Write empty manifests to start from: an official batch CSV and an update manifest.
 
     Nothing on stdout (the data is the files); on stderr, the files written, or with --quiet
-    only errors.
+    only errors. A template already there (perhaps filled in) is replaced only with --force
+    (without it: exit 2, nothing written).
 
     \b
     Example:
       emg-batch template --out-dir manifests/
     """
     setup_logging(verbose, quiet)
-    for path in call_sync(outputs.write_template, out_dir):
+    for path in call_sync(outputs.write_template, out_dir, force=force):
         say(f"wrote {path}", quiet=quiet)

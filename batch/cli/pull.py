@@ -215,7 +215,8 @@ def _run_table(puller: Puller, manifest: Path | None, cases: Sequence[str],
     source = cases_ledger(manifest, ledger_path, where)
     names = _case_names(manifest, cases, ledger_path, source)
     connection = jobs.Connection(rate=rate, concurrency=concurrency, timeout=timeout)
-    result = call(jobs.table_job, puller, where, connection, names, out, ledger=source)
+    result = call(jobs.table_job, puller, where, connection, names, out, ledger=source,
+                  manifest=manifest)
     for row in result.rows:
         if row.get("error"):
             click.echo(f"{row['case']}: {row['error']}", err=True)

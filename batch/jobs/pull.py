@@ -20,6 +20,7 @@ from batch.jobs.connect import (
 )
 from batch.ledger import Ledger
 from batch.outputs import check_writable, make_dir
+from batch.outputs.keep import refuse_inputs
 from batch.pull import (
     FinalizedOptions,
     ListenerStats,
@@ -47,11 +48,15 @@ def cases_ledger(manifest: Path | None, ledger: Path | None,
 
 
 async def table_job(puller: Puller, target: Target, connection: Connection,
-                    names: Sequence[str], out: Path, *, ledger: Path | None = None) -> TableResult:
+                    names: Sequence[str], out: Path, *, ledger: Path | None = None,
+                    manifest: Path | None = None) -> TableResult:
     """``emg-batch pull candidates`` / ``pull info``: *puller* over *names*, written to *out*.
 
     *ledger*, where the names came from, must belong to *target*'s server (``LedgerError``).
+    *out* is never the *manifest* the names came from, nor a file of the ledger
+    (``UsageError``, before anything is sent).
     """
+    refuse_inputs(out, manifests=[manifest] if manifest is not None else [], ledger=ledger)
     check_ledger(ledger, target)
     async with open_client(target, connection) as client:
         return await puller(client, list(names), concurrency=connection.concurrency, out=out)

@@ -57,6 +57,10 @@ class RunResult:
     ledger: Path
     results: Path | None = None
     review: Path | None = None
+    kept: Path | None = None
+    """A results file left as it is, holding Case Ids *results* lacks (written beside)."""
+    ledger_gone: bool = False
+    """The ledger file was deleted (or replaced) while the run used it."""
     #: False when the run made the ledger and removed it again (nothing was recorded).
     ledger_kept: bool = True
     #: Failed and unknown steps grouped by reason (``Ledger.failure_groups``).
@@ -70,6 +74,8 @@ class ValidationResult:
     problems: list[Problem]
     families: int
     results: Path | None = None
+    kept: Path | None = None
+    """A results file left as it is, holding more Case Ids than *results* (written beside)."""
     checked_on_server: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -96,12 +102,14 @@ async def run_job(
     sheet: str | None = None,
     on_checked: Callable[[list[Problem]], None] | None = None,
     only: Sequence[str] = (),
+    include_hidden_rows: bool = False,
 ) -> RunResult:
     """``emg-batch run``: read, validate, run, and write the results file and review workbook.
 
     Before anything is sent: every output location is tried (``OutputError``, exit 3) and
     the ledger is bound to the server (``LedgerError`` when it belongs to another, exit 2).
-    *sheet* names the workbook sheet to read (XLSX only). *on_checked* is given the
+    *sheet* names the workbook sheet to read (XLSX only); its hidden rows are refused unless
+    *include_hidden_rows*. *on_checked* is given the
     manifest's problems (the file's warnings first) once validation is over, before anything
     is sent. A run that stops before sending anything (login refused, server unreachable)
     writes no results file and no workbook. An output that fails after the run says how many
@@ -109,7 +117,7 @@ async def run_job(
     others are left as they are; the ledger and the outputs are the whole manifest's)."""
     from batch.run import run_manifest  # the engine (and aiohttp) only for a command that runs
 
-    manifest = read_manifest(manifest_path, sheet=sheet)
+    manifest = read_manifest(manifest_path, sheet=sheet, include_hidden_rows=include_hidden_rows)
     chosen = choose(manifest, only)
     progress = progress or SilentProgress()
 
@@ -142,6 +150,8 @@ async def run_job(
         if made and not summary.ran and not ledger.holds_work():
             ledger.discard()  # a manifest refused before anything was sent leaves no ledger
             result.ledger_kept = False
+        else:
+            result.ledger_gone = not ledger.on_disk()
     return result
 
 
@@ -180,16 +190,18 @@ def check_outputs(manifest: Path, ledger: Path, out_dir: Path | None) -> None:
 def _write_outputs(result: RunResult, ledger: Ledger, manifest: Manifest, options: RunOptions,
                    out_dir: Path | None) -> None:
     summary = result.summary
+    intended = output_path(manifest.path, "_results.csv", out_dir)
     if summary.invalid and not summary.ran:
         result.results = _write_problems(manifest, summary.problems, out_dir)
     elif summary.stopped is not None and not summary.ran:
         return  # stopped before sending (login, server): nothing to show but the reason
     elif not options.dry_run:
-        result.results = write_results(
-            ledger, manifest, output_path(manifest.path, "_results.csv", out_dir))
+        result.results = write_results(ledger, manifest, intended)
         result.review = write_review(
             ledger, manifest, output_path(manifest.path, "_review.xlsx", out_dir),
             summary=summary.as_dict(), host=result.host)
+    if result.results is not None and result.results != intended:
+        result.kept = intended
 
 
 def _write_problems(manifest: Manifest, problems: Sequence[Problem], out_dir: Path | None) -> Path:
@@ -211,12 +223,15 @@ async def validate_job(
     sheet: str | None = None,
     only: Sequence[str] = (),
     limit: int | None = None,
+    include_hidden_rows: bool = False,
 ) -> ValidationResult:
     """``emg-batch validate``: every client-side check; with *server*, a dry run per family.
 
-    *sheet* names the workbook sheet to read. *only* and *limit* choose the families checked
-    (checks across families still see every row)."""
-    manifest = choose(read_manifest(manifest_path, sheet=sheet), only, limit)
+    *sheet* names the workbook sheet to read; its hidden rows are refused unless
+    *include_hidden_rows*. *only* and *limit* choose the families checked (checks across
+    families still see every row)."""
+    manifest = choose(read_manifest(manifest_path, sheet=sheet,
+                                    include_hidden_rows=include_hidden_rows), only, limit)
     if out_dir is not None:
         make_dir(out_dir)
     if server:  # the cases of the manifest's ledger are on its server only
@@ -257,11 +272,15 @@ def _problems_file(manifest: Manifest, result: ValidationResult, out_dir: Path |
     """The results file with the errors; when it cannot be written, the problems still go
     out, with why the file is missing (a ``ManifestError``: exit 2)."""
     try:
-        return _write_problems(manifest, result.problems, out_dir)
+        written = _write_problems(manifest, result.problems, out_dir)
     except OutputError as exc:
         raise ManifestError(
             f"{manifest.source}: {plural(len(result.errors), 'error')}; the results file with "
             f"them was not written: {exc}", problems=list(result.problems)) from None
+    intended = output_path(manifest.path, "_results.csv", out_dir)
+    if written != intended:
+        result.kept = intended
+    return written
 
 
 async def _check_all(manifest: Manifest, resolver: Resolver, concurrency: int) -> list[Problem]:

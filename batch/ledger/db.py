@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -24,6 +25,9 @@ from batch.ledger.schema import connect
 
 #: Event-loop turns a group commit waits for more writers to join it (see ``durably``).
 GROUP_COMMIT_TURNS = 2
+#: Seconds at most a write queued by ``later`` waits for a commit to take it along: a reader
+#: (``emg-batch status`` during a run) sees a success no later than this.
+LATER_WITHIN = 1.0
 
 
 class _Batch:
@@ -48,6 +52,15 @@ def _after_turns(turns: int, callback: Callable[..., object], *args: Any) -> Non
         loop.call_soon(_after_turns, turns - 1, callback, *args)
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The device and inode *path* names, or None when it names nothing."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
 class Database:
     """A ledger file: open with :meth:`open`; use as a context manager."""
 
@@ -57,7 +70,9 @@ class Database:
         self._lock_fd: int | None = None
         self._batch: _Batch | None = None
         self._deferred: list[Callable[[], object]] = []
+        self._flush_timer: asyncio.TimerHandle | None = None
         self.commits = 0
+        self._identity = _identity(path)
 
     # -- opening and locking -------------------------------------------------------------
 
@@ -72,6 +87,12 @@ class Database:
             ledger.close()
             raise
         return ledger
+
+    def on_disk(self) -> bool:
+        """Whether the path still names the file opened: False once it was deleted or
+        replaced meanwhile (SQLite goes on writing to the file it has open, which nobody
+        will find again)."""
+        return self._identity is not None and _identity(self.path) == self._identity
 
     def _upgrade(self) -> None:
         """Bring tables of older ledgers up to date, past the schema version (see events)."""
@@ -88,6 +109,9 @@ class Database:
         """Commit queued writes (see :meth:`later`), close the database, release the lock."""
         with contextlib.suppress(LedgerError, sqlite3.Error):
             self.flush()
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
         if self._lock_fd is not None:
@@ -180,10 +204,28 @@ class Database:
         """Queue ``write(*args, **kwargs)`` for the next commit and return at once.
 
         Only for records whose loss costs a look-up and nothing else (see
-        ``Ledger.record_created``). The next :meth:`durably` commit takes the queued writes
-        along; :meth:`flush` (or :meth:`close`) commits what is left.
+        ``Ledger.record_created``). The next commit takes the queued writes along; in a
+        running event loop one is made within ``LATER_WITHIN`` seconds when no other comes
+        (so that what readers see is never long behind); :meth:`flush` (or :meth:`close`)
+        commits what is left.
         """
         self._deferred.append(functools.partial(write, *args, **kwargs))
+        if self._flush_timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop: flushed on close
+                return
+            self._flush_timer = loop.call_later(LATER_WITHIN, self._flush_late)
+
+    def _flush_late(self) -> None:
+        """The timed commit of writes queued by :meth:`later` (a loop callback). When it
+        fails, those records are lost as with a killed process (each costs a look-up at the
+        next run); the next commit meets the same fault and raises it to its writer."""
+        self._flush_timer = None
+        if self._conn.in_transaction:  # never inside another's transaction
+            return
+        with contextlib.suppress(LedgerError, sqlite3.Error):
+            self.flush()
 
     def flush(self) -> None:
         """Commit the writes queued by :meth:`later` now."""
@@ -192,6 +234,9 @@ class Database:
 
     def commit(self, writes: Iterable[Callable[[], object]]) -> None:
         """Run *writes* (and any queued by :meth:`later`) in one transaction, committed now."""
+        if self._flush_timer is not None:  # this commit takes the queued writes along
+            self._flush_timer.cancel()
+            self._flush_timer = None
         deferred, self._deferred = self._deferred, []
         with self.transaction():
             for queued in (*deferred, *writes):

@@ -88,6 +88,29 @@ def _take(fd: int, path: Path, ledger: Path) -> bool:
     return True
 
 
+def holder(ledger: Path) -> int | None:
+    """The pid of the live process that holds *ledger*'s lock, read without taking it (a
+    reader must never make a starting run fail); None when no live process holds it.
+
+    The lock file goes with its holder, unless the holder was killed: then the pid it names
+    is of a process that is gone (``os.kill(pid, 0)`` says so), or, rarely, reused."""
+    try:
+        with open(lock_path(ledger), "rb") as handle:
+            text = handle.read(32).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    if not text.isdigit():
+        return None
+    pid = int(text)
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return pid  # alive, another user's
+    except (OSError, OverflowError):
+        return None
+    return pid
+
+
 def release(fd: int, ledger: Path) -> None:
     """Remove the lock file of *ledger* (while it is still held), then let the lock go."""
     path = lock_path(ledger)

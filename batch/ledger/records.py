@@ -103,3 +103,5 @@ class RunRecord:
     ended_at: float | None
     exit_code: int | None
     counts: dict[str, Any] | None
+    pid: int | None = None
+    """The process that ran it."""

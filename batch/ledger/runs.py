@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from batch.ledger.db import Database
+from batch.ledger.lock import holder
 from batch.ledger.records import RunRecord
 
 
@@ -50,13 +51,21 @@ class RunLog(Database):
         """Every invocation, oldest first."""
         rows = self._execute(
             "SELECT id, command, manifest_path, host, options, started_at, ended_at, exit_code,"
-            " counts FROM runs ORDER BY id"
+            " counts, pid FROM runs ORDER BY id"
         ).fetchall()
         return [
             RunRecord(r[0], r[1], r[2], r[3], json.loads(r[4] or "{}"), r[5], r[6], r[7],
-                      None if r[8] is None else json.loads(r[8]))
+                      None if r[8] is None else json.loads(r[8]), r[9])
             for r in rows
         ]
+
+    def in_progress(self) -> RunRecord | None:
+        """The run going on now: the last one, not ended, whose process is alive and holds
+        the ledger's lock. None when no run is going on (one that was killed is not)."""
+        last = self.last_run()
+        if last is None or last.ended_at is not None or last.pid is None:
+            return None
+        return last if holder(self.path) == last.pid else None
 
     def last_run(self, command: str | None = None) -> RunRecord | None:
         """The latest invocation (of *command*, when given)."""

@@ -5,7 +5,9 @@ checked twice: the sizes the archive declares must stay under the limit, and eac
 then unpacked as a stream (nothing kept but counts and a few small parts) to prove it unpacks
 to exactly its declared size, so a lying header cannot slip a bomb past the first check. The
 same pass collects what the reader needs besides the cells: the small parts that map sheet
-names to their files, and each sheet's merged ranges (``<mergeCell ref="A3:A5"/>``).
+names to their files (and say which sheets are hidden), each sheet's merged ranges
+(``<mergeCell ref="A3:A5"/>``) and its hidden rows (``<row r="7" hidden="1">``: hidden by
+hand or filtered out), which the cell readers do not report.
 """
 
 from __future__ import annotations
@@ -27,10 +29,14 @@ LIMIT_VARIABLE = "EMG_XLSX_MAX_MB"
 _MAX_ENTRIES = 10_000
 _SMALL_PART = 4 << 20  # workbook.xml and .rels parts are kept up to this size
 _MAX_MERGES = 1_000  # merged ranges kept per sheet (the rest only counted)
+_MAX_HIDDEN = 100_000  # hidden rows kept per sheet
 _CHUNK = 1 << 20
 _OVERLAP = 512  # bytes kept between chunks so that a <mergeCell .../> is never cut
 _MERGE = re.compile(rb'<(?:\w+:)?mergeCell\s[^>]*?\bref="([A-Za-z]{1,3}[0-9]{1,7}'
                     rb'(?::[A-Za-z]{1,3}[0-9]{1,7})?)"')
+_ROW = re.compile(rb"<(?:\w+:)?row\s([^>]*)>")
+_HIDDEN = re.compile(rb"""\bhidden\s*=\s*["'](?:1|true)["']""")
+_ROW_NUMBER = re.compile(rb"""\br\s*=\s*["']([0-9]{1,7})["']""")
 _TIME_TEXT = re.compile(rb" [0-9]{2}:[0-9]{2}:[0-9]{2}")
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -43,6 +49,8 @@ class Archive:
 
     parts: dict[str, bytes] = field(default_factory=dict)
     merges: dict[str, list[str]] = field(default_factory=dict)
+    hidden_rows: dict[str, list[int]] = field(default_factory=dict)
+    """Row numbers (1-based) marked hidden, by part name (parts with none are left out)."""
     unpacked: int = 0
     date_like_text: bool = False
     """Whether any part holds text like `` 10:30:00``: then a text cell may read like a date
@@ -107,6 +115,7 @@ def _unpack(handle: BinaryIO, info: zipfile.ZipInfo, archive: Archive, limit: in
     keep = _is_small_part(info)
     kept: list[bytes] = []
     merges = archive.merges.setdefault(info.filename, []) if _is_xml(info) else None
+    hidden: list[int] = []
     total, crc, tail = 0, 0, b""
     for piece in _pieces(handle, info):
         total += len(piece)
@@ -119,9 +128,11 @@ def _unpack(handle: BinaryIO, info: zipfile.ZipInfo, archive: Archive, limit: in
         if merges is not None:
             text = tail + piece
             archive.date_like_text = archive.date_like_text or bool(_TIME_TEXT.search(text))
-            tail = _scan_merges(text, merges)
+            tail = _scan(text, merges, hidden)
     if merges is not None:
-        _scan_merges(tail, merges, last=True)
+        _scan(tail, merges, hidden, last=True)
+    if hidden:
+        archive.hidden_rows[info.filename] = hidden
     if total != info.file_size or crc != info.CRC:
         raise ReadFailure(f"not a readable XLSX workbook (the part {info.filename[:100]!r}"
                           " is damaged)", hint="open it in Excel and save it again as .xlsx")
@@ -172,15 +183,28 @@ class _Inflate:
                 return piece
 
 
-def _scan_merges(text: bytes, merges: list[str], *, last: bool = False) -> bytes:
-    """Add the merged ranges that start in *text* (but in its last ``_OVERLAP`` bytes, unless
-    *last*); the tail to prepend to the next piece."""
+def _scan(text: bytes, merges: list[str], hidden: list[int], *, last: bool = False) -> bytes:
+    """Add the merged ranges and hidden rows whose tags start in *text* (but in its last
+    ``_OVERLAP`` bytes, unless *last*); the tail to prepend to the next piece."""
     cut = len(text) if last else max(len(text) - _OVERLAP, 0)
     if b"mergeCell" in text:
         for match in _MERGE.finditer(text):
             if match.start() < cut and len(merges) < _MAX_MERGES:
                 merges.append(match.group(1).decode("ascii").upper())
+    if b"hidden" in text:
+        _scan_rows(text, cut, hidden)
     return text[cut:]
+
+
+def _scan_rows(text: bytes, cut: int, hidden: list[int]) -> None:
+    """Add the numbers of the rows *text* marks hidden (tags starting before *cut*)."""
+    for match in _ROW.finditer(text):
+        attributes = match.group(1)
+        if match.start() >= cut or len(hidden) >= _MAX_HIDDEN or not _HIDDEN.search(attributes):
+            continue
+        number = _ROW_NUMBER.search(attributes)
+        if number is not None:
+            hidden.append(int(number.group(1)))
 
 
 def _is_small_part(info: zipfile.ZipInfo) -> bool:

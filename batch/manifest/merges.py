@@ -26,20 +26,34 @@ _MERGE_HINT = ("unmerge the cells and put the value in every row: in Excel, turn
 
 def sheet_parts(archive: Archive) -> dict[str, str]:
     """Sheet name → the archive part that holds the sheet (from the workbook's relations)."""
-    workbook = _target(archive, "_rels/.rels", "", "officeDocument") or "xl/workbook.xml"
+    workbook, root = _workbook(archive)
     folder, base = posixpath.split(workbook)
     rels = posixpath.join(folder, "_rels", base + ".rels")
-    root = _xml(archive, workbook)
     found: dict[str, str] = {}
-    if root is None:
-        return found
-    for element in root.iter():
-        if _local(element.tag) == "sheet":
-            ident = next((v for k, v in element.attrib.items() if _local(k) == "id"), None)
-            target = _target(archive, rels, folder, ident=ident) if ident else None
-            if target is not None:
-                found[element.attrib.get("name", "")] = target
+    for element in _sheets(root):
+        ident = next((v for k, v in element.attrib.items() if _local(k) == "id"), None)
+        target = _target(archive, rels, folder, ident=ident) if ident else None
+        if target is not None:
+            found[element.attrib.get("name", "")] = target
     return found
+
+
+def hidden_sheets(archive: Archive) -> frozenset[str]:
+    """The names of the sheets the workbook hides (``state="hidden"`` or ``"veryHidden"``):
+    old sheets kept for reference, never read unless named."""
+    _, root = _workbook(archive)
+    return frozenset(element.attrib.get("name", "") for element in _sheets(root)
+                     if element.attrib.get("state", "visible") != "visible")
+
+
+def _workbook(archive: Archive) -> tuple[str, ElementTree.Element | None]:
+    """The workbook part's name and its XML (None when it cannot be read)."""
+    workbook = _target(archive, "_rels/.rels", "", "officeDocument") or "xl/workbook.xml"
+    return workbook, _xml(archive, workbook)
+
+
+def _sheets(root: ElementTree.Element | None) -> list[ElementTree.Element]:
+    return [e for e in root.iter() if _local(e.tag) == "sheet"] if root is not None else []
 
 
 def check_merges(raw: RawManifest, ranges: Sequence[str]) -> None:

@@ -26,16 +26,18 @@ WORKBOOKS = (".xls", ".ods")
 CUSTOM_COLUMNS_WARNED = 100
 
 
-def read_manifest(path: str | Path, *, sheet: str | None = None) -> Manifest:
+def read_manifest(path: str | Path, *, sheet: str | None = None,
+                  include_hidden_rows: bool = False) -> Manifest:
     """Read and normalise a manifest (official CSV, plain CSV, Parquet, XLSX, XLS or ODS).
 
-    *sheet* names the workbook sheet to read (XLSX, XLS, ODS; by default the sheet that holds
-    the official header). Raises ``ManifestError`` (with ``problems``) when the file as a whole
-    cannot be used.
+    *sheet* names the workbook sheet to read (XLSX, XLS, ODS; by default the visible sheet
+    that holds the official header). Hidden rows of an XLSX sheet are refused unless
+    *include_hidden_rows*. Raises ``ManifestError`` (with ``problems``) when the file as a
+    whole cannot be used.
     """
     path = Path(path)
     try:
-        raw = _read_raw(path, sheet)
+        raw = _read_raw(path, sheet, include_hidden_rows)
     except ReadFailure as exc:
         problem = Problem(file=source_name(path, exc.sheet), row=exc.row, column=exc.column,
                           value=exc.value, message=exc.message, hint=exc.hint)
@@ -46,7 +48,7 @@ def read_manifest(path: str | Path, *, sheet: str | None = None) -> Manifest:
     return manifest
 
 
-def _read_raw(path: Path, sheet: str | None) -> RawManifest:
+def _read_raw(path: Path, sheet: str | None, hidden_rows: bool) -> RawManifest:
     if not path.exists():
         raise ReadFailure("no such file")
     if not path.is_file():
@@ -62,7 +64,7 @@ def _read_raw(path: Path, sheet: str | None) -> RawManifest:
     if suffix in _XLSX:
         from batch.manifest.xlsx import read_xlsx
 
-        return read_xlsx(path, sheet=sheet)
+        return read_xlsx(path, sheet=sheet, hidden_rows=hidden_rows)
     if suffix in WORKBOOKS:
         from batch.manifest.workbooks import read_workbook
 
@@ -95,7 +97,8 @@ def _other_sheets(raw: RawManifest, hint: str) -> str:
     others = [name for name in raw.sheets if name != raw.sheet]
     if not others:
         return hint
-    listed = ", ".join(quoted(name) for name in others[:10])
+    listed = ", ".join(quoted(name) + (" (hidden)" if name in raw.hidden_sheets else "")
+                       for name in others[:10])
     return f"{hint}; other sheets of the workbook: {listed}, chosen with --sheet NAME"
 
 

@@ -37,6 +37,8 @@ class RawManifest:
     """The workbook sheet read (XLSX only)."""
     sheets: tuple[str, ...] = ()
     """Every sheet of the workbook, in workbook order (XLSX only)."""
+    hidden_sheets: frozenset[str] = frozenset()
+    """The sheets the workbook hides (XLSX only): read only when ``--sheet`` names one."""
     first_column: int | None = 0
     """The spreadsheet column (0 = A) of the first header cell; None where columns have no
     letters (Parquet)."""

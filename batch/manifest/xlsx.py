@@ -1,9 +1,12 @@
 """XLSX manifests: the sheet that holds the manifest, its cells as text, its dates as dates.
 
 * The archive is checked first (``archive``): sizes capped, merged ranges collected.
-* The sheet: ``--sheet NAME``, else the first sheet whose first rows hold the official header
-  (``Family Id``, ``Case Type`` and ``Files Names``, or ``Case Id`` for an update manifest),
-  else the first sheet. Every problem names the sheet (``m.xlsx[Cases]:5: ...``).
+* The sheet: ``--sheet NAME``, else the first visible sheet whose first rows hold the official
+  header (``Family Id``, ``Case Type`` and ``Files Names``, or ``Case Id`` for an update
+  manifest), else the first visible sheet. A hidden sheet (an old one kept for reference) is
+  read only when ``--sheet`` names it. Every problem names the sheet (``m.xlsx[Cases]:5: ...``).
+* Hidden rows (hidden by hand, or filtered out) are not what a user meant to send: data rows
+  among them are refused, named, unless asked for (``--include-hidden-rows``).
 * Cells: a blank cell is an empty cell (Excel has no other); a date cell is ``YYYY-MM-DD`` (a
   date-time keeps its time of day, as in ``frames``); a text cell is its text, even when it
   looks like a date. Row numbers are the sheet's.
@@ -22,7 +25,7 @@ from batch.errors import ReadFailure
 from batch.manifest.archive import Archive, check_archive
 from batch.manifest.clip import quoted
 from batch.manifest.columns import REQUIRED_COLUMNS
-from batch.manifest.merges import check_merges, sheet_parts
+from batch.manifest.merges import check_merges, hidden_sheets, sheet_parts
 from batch.manifest.store import RawManifest, assemble
 
 #: How many rows of a sheet are searched for the header when choosing the sheet.
@@ -33,20 +36,60 @@ _DATE_TEXT = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?$"
 _DAY_ZERO = "1899-12-31"
 
 
-def read_xlsx(path: Path, *, sheet: str | None = None) -> RawManifest:
-    """Read the manifest sheet of a workbook (see the module docstring)."""
+def read_xlsx(path: Path, *, sheet: str | None = None,
+              hidden_rows: bool = False) -> RawManifest:
+    """Read the manifest sheet of a workbook (see the module docstring); *hidden_rows* reads
+    hidden data rows (with a warning) instead of refusing them."""
     archive = check_archive(path)
     reader = _open(path)
     names = list(reader.sheet_names)
-    name, frame, first = _choose(_Loader(reader, typed=archive.date_like_text), names, sheet)
+    hidden = hidden_sheets(archive)
+    visible = [name for name in names if name not in hidden]
+    loader = _Loader(reader, typed=archive.date_like_text)
+    name, frame, first = _choose(loader, visible, sheet, every=names)
     try:
         raw = _assemble(frame)
     except ReadFailure as exc:
         exc.sheet = name
         raise
     raw.sheet, raw.sheets, raw.first_column = name, tuple(names), first
+    raw.hidden_sheets = hidden
     check_merges(raw, _merges_of(archive, name))
+    _check_hidden_rows(raw, _hidden_rows_of(archive, name), include=hidden_rows)
     return raw
+
+
+#: Hidden rows named in a message; the rest are counted.
+ROWS_NAMED = 10
+INCLUDE_HIDDEN = "--include-hidden-rows"
+
+
+def _hidden_rows_of(archive: Archive, name: str) -> list[int]:
+    part = sheet_parts(archive).get(name, "")
+    return next((rows for key, rows in archive.hidden_rows.items()
+                 if key.lower() == part.lower()), [])
+
+
+def _check_hidden_rows(raw: RawManifest, hidden: list[int], *, include: bool) -> None:
+    """Refuse the data rows of *raw* that the sheet hides, naming them; with *include*, read
+    them and say so in a warning."""
+    if not hidden:
+        return
+    lines = {raw.store.line(position) for position in range(len(raw.store))}
+    rows = sorted(set(hidden) & lines)
+    if not rows:
+        return  # blank rows, or rows above the header: nothing that would be sent
+    named = ", ".join(map(str, rows[:ROWS_NAMED]))
+    more = f" and {len(rows) - ROWS_NAMED} more" if len(rows) > ROWS_NAMED else ""
+    which = f"row {named} is" if len(rows) == 1 else f"rows {named}{more} are"
+    if include:
+        raw.warnings.append((f"{which} hidden in the sheet (hidden or filtered out); read as "
+                             f"data ({INCLUDE_HIDDEN})", rows[0]))
+        return
+    raise ReadFailure(
+        f"{which} hidden in the sheet (hidden or filtered out): hidden rows are not read as "
+        "data unless asked", row=rows[0], sheet=raw.sheet,
+        hint=f"unhide or delete them and save, or pass {INCLUDE_HIDDEN} to send them")
 
 
 def _merges_of(archive: Archive, name: str) -> list[str]:
@@ -72,12 +115,17 @@ def _unreadable(exc: BaseException, sheet: str | None = None) -> ReadFailure:
     return ReadFailure(f"not a readable XLSX workbook ({detail})", sheet=sheet)
 
 
-def _choose(loader: _Loader, names: list[str], wanted: str | None
+def _choose(loader: _Loader, names: list[str], wanted: str | None, *, every: list[str]
             ) -> tuple[str, pl.DataFrame, int]:
-    """The sheet to read, its cells as text and the index of its first column."""
+    """The sheet to read (*wanted*, any of *every*, or one of the visible *names*), its cells
+    as text and the index of its first column."""
     if wanted is not None:
-        name = _named(names, wanted)
+        name = _named(every, wanted)
         return name, *loader.load(name)
+    if every and not names:
+        listed = ", ".join(quoted(name) for name in every[:20])
+        raise ReadFailure(f"every sheet of the workbook is hidden: {listed}",
+                          hint="pass --sheet NAME to read a hidden sheet")
     fallback: tuple[str, pl.DataFrame, int] | None = None
     for name in names:
         frame, first = loader.load(name)

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from batch.ledger import STEPS, FamilyRecord, Ledger, State, StepRecord
 from batch.manifest import Manifest
-from batch.outputs.words import advice, describe
+from batch.outputs.words import act, advice, describe
 from batch.outputs.workbook import Column, Fill
 
 if TYPE_CHECKING:
@@ -88,10 +88,13 @@ def when(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts)
 
 
-def _problem_step(record: FamilyRecord) -> StepRecord | None:
-    """The step that needs attention: the first failed, unknown or interrupted one, in order."""
+def _problem_step(record: FamilyRecord, *, live: bool = False) -> StepRecord | None:
+    """The step that needs attention: the first failed, unknown or interrupted one, in order.
+    With *live* (a run is going on) a ``sending`` step is in flight: it needs none."""
     steps = [record.steps[s] for s in ordered(record.steps)]
-    for wanted in (State.FAILED, State.UNKNOWN, State.SENDING):
+    wanted_states = (State.FAILED, State.UNKNOWN) if live else (
+        State.FAILED, State.UNKNOWN, State.SENDING)
+    for wanted in wanted_states:
         for step in steps:
             if step.state is wanted:
                 return step
@@ -109,10 +112,11 @@ def label(step: str) -> str:
     return step.replace("_", " ")
 
 
-def problem_message(record: FamilyRecord) -> str | None:
+def problem_message(record: FamilyRecord, *, live: bool = False) -> str | None:
     """One line saying, in words, what went wrong with a family, or None when nothing did
-    (see :func:`batch.outputs.words.describe`; the class stays in the ledger)."""
-    step = _problem_step(record)
+    (see :func:`batch.outputs.words.describe`; the class stays in the ledger). *live*: a run
+    is going on (its steps in flight are not interrupted)."""
+    step = _problem_step(record, live=live)
     return None if step is None else step_message(step)
 
 
@@ -149,18 +153,27 @@ def revert_note(record: FamilyRecord) -> str | None:
     return f"case {case_of(record)} moved to the trash by revert"
 
 
-def fill_of(record: FamilyRecord) -> Fill:
-    """The colour of the family's row: failed, unknown (or interrupted), or none."""
+def fill_of(record: FamilyRecord, *, live: bool = False) -> Fill:
+    """The colour of the family's row: failed, unknown (or interrupted, unless *live*: a run
+    is going on and its steps are in flight), or none."""
     states = {s.state for s in record.steps.values()}
     if State.FAILED in states:
         return "failed"
-    if states & {State.UNKNOWN, State.SENDING}:
+    if states & ({State.UNKNOWN} if live else {State.UNKNOWN, State.SENDING}):
         return "unknown"
     return None
 
 
-def case_row(record: FamilyRecord, host: str | None, known_case: str | None) -> list[Any]:
-    """The family's row of the Cases table (``CASE_COLUMNS``).
+def in_flight(record: FamilyRecord) -> str | None:
+    """What a family's step in flight in a run going on is doing, in words, or None."""
+    step = next((record.steps[s] for s in ordered(record.steps)
+                 if record.steps[s].state is State.SENDING), None)
+    return None if step is None else f"{act(step.step)} is in progress (the run is going on)"
+
+
+def case_row(record: FamilyRecord, host: str | None, known_case: str | None, *,
+             live: bool = False) -> list[Any]:
+    """The family's row of the Cases table (``CASE_COLUMNS``); *live*: a run is going on.
 
     "Last Error" says what needs attention: the step that failed or is unknown, an error kept
     on a step (e.g. put back to pending when the server refused the login), or the family's
@@ -169,8 +182,10 @@ def case_row(record: FamilyRecord, host: str | None, known_case: str | None) -> 
     the last status a step recorded.
     """
     case = case_of(record, known_case)
-    step = _problem_step(record) or _errored_step(record)
+    step = _problem_step(record, live=live) or _errored_step(record)
     error = step_message(step) if step is not None else None
+    if live and step is None:
+        error = in_flight(record)
     # a step needing attention shows its own status or none: another step's 201 would read
     # as the answer to it
     status = step.http_status if step is not None else _last_status(record)
@@ -217,20 +232,22 @@ def known_cases(manifest: Manifest | None) -> dict[str, str]:
     return known
 
 
-def _case_rows(ledger: Ledger, host: str | None,
-               known: Mapping[str, str]) -> Iterator[tuple[list[Any], Fill]]:
+def _case_rows(ledger: Ledger, host: str | None, known: Mapping[str, str],
+               live: bool) -> Iterator[tuple[list[Any], Fill]]:
     for record in ledger.iter_families():
-        yield case_row(record, host, known.get(record.family_id)), fill_of(record)
+        yield (case_row(record, host, known.get(record.family_id), live=live),
+               fill_of(record, live=live))
 
 
 def cases_table(ledger: Ledger, *, manifest: Manifest | None = None,
-                host: str | None = None) -> pl.DataFrame:
-    """The Cases table (one row per family of the ledger, in manifest order) as a DataFrame."""
+                host: str | None = None, live: bool = False) -> pl.DataFrame:
+    """The Cases table (one row per family of the ledger, in manifest order) as a DataFrame;
+    *live*: a run is going on (see :func:`case_row`)."""
     import polars as pl
 
     names = [c.name for c in CASE_COLUMNS]
     columns: list[list[Any]] = [[] for _ in names]
-    for values, _ in _case_rows(ledger, host, known_cases(manifest)):
+    for values, _ in _case_rows(ledger, host, known_cases(manifest), live):
         for column, value in zip(columns, values, strict=True):
             column.append(value)
     return pl.DataFrame(dict(zip(names, columns, strict=True)), schema=case_schema())

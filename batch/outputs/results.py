@@ -11,7 +11,7 @@ case names the server gave) is made formula-safe (``batch.outputs.safe``).
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from pathlib import Path
 from typing import IO
 
@@ -19,6 +19,7 @@ from batch.ledger import Ledger
 from batch.manifest import Manifest
 from batch.outputs.facts import case_of, known_cases, problem_message, revert_note
 from batch.outputs.files import atomic_path
+from batch.outputs.keep import keep_case_ids
 from batch.outputs.safe import formula_safe
 
 
@@ -62,7 +63,10 @@ def write_results(ledger: Ledger, manifest: Manifest, out: Path) -> Path:
             if position is None:
                 position = manifest.row_positions(family_id)[0]
             errors[manifest.row_number(position)] = [message]
-    return write_results_csv(manifest, path, case_ids=case_ids, errors=errors)
+    # the ledger's own cases may leave the file (a revert): that is its record, not a loss
+    accounted = {case for record in records.values() if (case := case_of(record))}
+    return write_results_csv(manifest, path, case_ids=case_ids, errors=errors,
+                             accounted=accounted)
 
 
 def _quote(cell: str) -> str:
@@ -92,15 +96,19 @@ def write_results_csv(
     *,
     case_ids: Mapping[str, str],
     errors: Mapping[int, Sequence[str]],
+    accounted: Set[str] = frozenset(),
 ) -> Path:
     """Write the official CLI's results file: new case ids on proband rows, errors by row.
 
-    Written to a temporary file next to *out*, then renamed over it.
+    Written to a temporary file next to *out*, then renamed over it; the path written is
+    returned. When *out* holds Case Ids these results lack (a run's file, and now the errors
+    of an edited manifest), it is kept and the results go beside it (``batch.outputs.keep``);
+    Case Ids in *accounted* (the writer's ledger holds them) are no loss.
     """
     with_errors = any(messages for messages in errors.values())
     header = results_header(manifest.columns, with_errors=with_errors, with_case_ids=bool(case_ids))
     new_ids = _proband_case_ids(manifest, case_ids)
-    out = Path(out)
+    out = keep_case_ids(Path(out), lambda: _case_ids_written(manifest, new_ids) | accounted)
     with atomic_path(out) as tmp, tmp.open("w", encoding="utf-8", newline="") as handle:
         for cells in manifest.prefix:
             handle.write(_line(cells))
@@ -109,6 +117,15 @@ def write_results_csv(
         for cells in manifest.trailer:
             handle.write(_line(cells))
     return out
+
+
+def _case_ids_written(manifest: Manifest, new_ids: Mapping[int, str]) -> set[str]:
+    """The Case Ids the results will hold: new ones and the manifest's own."""
+    written = set(new_ids.values())
+    if "Case Id" in manifest.columns:
+        written.update(cell for position in range(manifest.row_count)
+                       if (cell := manifest.cell(position, "Case Id").strip()))
+    return written
 
 
 def _write_result_rows(handle: IO[str], manifest: Manifest, header: list[str],

@@ -10,6 +10,7 @@ Salesforce's success / error / unprocessed result sets.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,8 +51,9 @@ class _Tally:
     """What the sheets need besides Cases, gathered in one pass over the ledger before any
     sheet is written (Summary and Failed come first; Cases is streamed after them)."""
 
-    def __init__(self, scope: set[str] | None) -> None:
+    def __init__(self, scope: set[str] | None, *, live: bool = False) -> None:
         self.scope = scope
+        self.live = live  # a run is going on: its steps being sent are in flight
         self.held: set[str] = set()
         self.pending: dict[str, FamilyRecord] = {}
         self.failed: list[FamilyRecord] = []
@@ -70,7 +72,8 @@ class _Tally:
         if State.FAILED in states:
             self.failed.append(record)
             self.outcomes.failed += 1
-        elif states & {State.UNKNOWN, State.SENDING}:
+        # in a run going on, a step being sent is in flight, not of unknown outcome
+        elif states & ({State.UNKNOWN} if self.live else {State.UNKNOWN, State.SENDING}):
             self.unknown.append(record)
             self.outcomes.unknown += 1
         elif states == {State.SUCCEEDED}:
@@ -86,6 +89,7 @@ def write_review(
     *,
     summary: Mapping[str, Any] | None = None,
     host: str | None = None,
+    live: RunRecord | None = None,
 ) -> Path:
     """Write the review workbook: Summary, Failed, Unknown, Not attempted, Cases, Problems,
     Timeline; a sheet with nothing to show is left out.
@@ -101,7 +105,8 @@ def write_review(
     of failed families are filled red, of families with an unknown outcome amber. The Link
     column links each case in the web app of *host*; for a sandbox on this computer it stays
     empty and the Summary says why (see ``facts.links_to_cases``). Every sheet prints one page
-    wide.
+    wide. *live* is the run going on while the workbook is written: its steps being sent are
+    shown in progress, not interrupted, and the Summary says when the counts were taken.
 
     The Failed sheet saved as CSV is a manifest that ``emg-batch run`` accepts: its first column
     is ``Errors`` (the official CLI's name, which the manifest reader ignores: any other name
@@ -118,15 +123,18 @@ def write_review(
 
     def build(book: Any, formats: Formats) -> None:
         scope = set(manifest.family_ids) if manifest is not None else None
-        tally = _Tally(scope)
+        tally = _Tally(scope, live=live is not None)
         for record in ledger.iter_families():  # families are streamed, never all held
             tally.add(record)
         failed = _failed_rows(ledger, manifest, tally.failed)
-        unknown = list(_unknown_rows(tally.unknown))
+        unknown = list(_unknown_rows(tally.unknown, live=live is not None))
         not_attempted = _not_attempted_rows(tally, manifest)
         tally.outcomes.not_attempted = len(not_attempted)
-        overview = Overview(counts, tally.outcomes, last=last,
-                            facts=_facts(ledger, manifest, host, last, tally.left_out))
+        facts = _facts(ledger, manifest, host, last, tally.left_out)
+        if live is not None:
+            facts.insert(0, ("In progress", f"run {live.id} since {when(live.started_at)}; "
+                                            f"this workbook shows it as of {when(time.time())}"))
+        overview = Overview(counts, tally.outcomes, last=last, facts=facts)
         overview.actions = _actions(failed, unknown, len(not_attempted))
         first = SummarySheet(book, formats)
         first.write(overview)
@@ -136,7 +144,7 @@ def write_review(
             add_sheet(book, formats, "Unknown", UNKNOWN_COLUMNS, [(r, "unknown") for r in unknown])
         if not_attempted:
             add_sheet(book, formats, "Not attempted", NOT_ATTEMPTED_COLUMNS, not_attempted)
-        _cases_sheet(book, formats, ledger, manifest, host, scope)
+        _cases_sheet(book, formats, ledger, manifest, host, scope, live=live is not None)
         problems = list((summary or {}).get("problems") or [])
         if problems:
             add_sheet(book, formats, "Problems", (Column("Problem", max_width=120),),
@@ -202,13 +210,14 @@ def _actions(failed: _FailedRows, unknown: Sequence[Sequence[object]],
 
 
 def _cases_sheet(book: Any, formats: Formats, ledger: Ledger, manifest: Manifest | None,
-                 host: str | None, scope: set[str] | None) -> None:
+                 host: str | None, scope: set[str] | None, *, live: bool) -> None:
     """The Cases sheet, one row per family (of the manifest, when given), streamed."""
     known = known_cases(manifest)
     cases = Sheet(book, formats, "Cases", CASE_COLUMNS)
     for record in ledger.iter_families():
         if scope is None or record.family_id in scope:
-            cases.add(case_row(record, host, known.get(record.family_id)), fill=fill_of(record))
+            cases.add(case_row(record, host, known.get(record.family_id), live=live),
+                      fill=fill_of(record, live=live))
     cases.finish()
 
 
@@ -326,11 +335,13 @@ DEFAULT_ADVICE = "Rerun the same command: the step is tried again."
 INTERRUPTED = "interrupted while the request was in flight"
 
 
-def _unknown_rows(records: Iterable[FamilyRecord]) -> Iterator[Sequence[object]]:
+def _unknown_rows(records: Iterable[FamilyRecord], *,
+                  live: bool) -> Iterator[Sequence[object]]:
+    shown = (State.UNKNOWN,) if live else (State.UNKNOWN, State.SENDING)
     for record in records:
         for name in ordered(record.steps):
             step = record.steps[name]
-            if step.state not in (State.UNKNOWN, State.SENDING):
+            if step.state not in shown:
                 continue
             message = step.error_message or (INTERRUPTED if step.state is State.SENDING
                                              else None)

@@ -27,11 +27,14 @@ def _iso(ts: float | None) -> str | None:
 def status_report(ledger: Ledger) -> dict[str, Any]:
     """Where the ledger stands, from aggregate queries only (fast on 100,000 families).
 
-    ``{"families", "server": {"host", "account"} | None, "steps": {step: {state: n}},
-    "failures": [...], "last_run": {...} | None}``, and ``"unread_webhook_bodies": n`` when
-    the listener kept bodies that named no case; *server* is where the ledger's cases are;
-    times are ISO 8601 with the local offset.
+    ``{"families", "server": {"host", "account"} | None, "in_progress": {"run", "command",
+    "pid", "since", "concurrency"} | None, "steps": {step: {state: n}}, "failures": [...],
+    "last_run": {...} | None}``, and ``"unread_webhook_bodies": n`` when the listener kept
+    bodies that named no case; *server* is where the ledger's cases are; *in_progress* the
+    run going on now (its process alive and holding the ledger), whose ``sending`` steps are
+    in flight, not interrupted; times are ISO 8601 with the local offset.
     """
+    live = ledger.in_progress()
     last = ledger.last_run()
     run = None if last is None else {
         "command": last.command, "manifest": last.manifest_path, "host": last.host,
@@ -42,6 +45,9 @@ def status_report(ledger: Ledger) -> dict[str, Any]:
     report = {
         "families": ledger.family_count(),
         "server": None if bound is None else {"host": bound.host, "account": bound.account},
+        "in_progress": None if live is None else {
+            "run": live.id, "command": live.command, "pid": live.pid,
+            "since": _iso(live.started_at), "concurrency": live.options.get("concurrency")},
         "steps": sorted_counts(ledger.step_counts()),
         "failures": ledger.failure_groups(),
         "last_run": run,
@@ -58,14 +64,40 @@ def render_status(report: Mapping[str, Any]) -> str:
     server = report.get("server")
     if server:
         lines.append(f"Server: {Binding(server['host'], server.get('account'))}")
+    live = report.get("in_progress")
+    if live:
+        lines.append(_render_live(live, report.get("steps") or {}))
     lines += _render_steps(report.get("steps") or {})
     lines += failure_lines(report.get("failures") or [])
-    lines += _render_run(report.get("last_run"))
+    lines += _render_run(report.get("last_run"), live=bool(live))
     unread = report.get("unread_webhook_bodies")
     if unread:
         lines.append(f"Webhook bodies that named no case: {unread} (kept in the ledger; the "
                      "listener caught up from the case listing)")
     return "\n".join(lines)
+
+
+def _render_live(live: Mapping[str, Any], steps: Mapping[str, Mapping[str, int]]) -> str:
+    """The run going on now, with its counts as the ledger holds them at this moment."""
+    parts = []
+    for step, counts in steps.items():
+        shown = [f"{state} {n}" + (_in_flight(n, live.get("concurrency"))
+                                   if state == "sending" else "")
+                 for state, n in counts.items() if n]
+        parts.append(f"{label(step)} " + ", ".join(shown))
+    head = (f"In progress: run {live.get('run')} ({live.get('command')}, pid {live.get('pid')})"
+            f" since {live.get('since')}")
+    return head + (": " + "; ".join(parts) if parts else "")
+
+
+def _in_flight(sending: int, concurrency: object) -> str:
+    """What ``sending`` means in a run going on: creates are marked a window ahead of the
+    workers, so only as many as the run's concurrency can be on the wire."""
+    if not isinstance(concurrency, int):
+        return " (in flight or next in line)"
+    if sending <= concurrency:
+        return " (in flight)"
+    return f" (up to {concurrency} in flight, the others next in line)"
 
 
 def _render_steps(steps: Mapping[str, Mapping[str, int]]) -> list[str]:
@@ -105,15 +137,17 @@ def _families(group: Mapping[str, Any]) -> str:
     return f"{'family' if len(names) == 1 and not more else 'families'} {listed}"
 
 
-def _render_run(run: Mapping[str, Any] | None) -> list[str]:
+def _render_run(run: Mapping[str, Any] | None, *, live: bool = False) -> list[str]:
     if not run:
         return ["Last run: none"]
+    ended = run.get("ended") or ("not yet: in progress" if live
+                                 else "not recorded (still running or killed)")
     lines = [f"Last run: {run.get('command')}, exit code "
              f"{'-' if run.get('exit_code') is None else run.get('exit_code')}",
              f"  manifest: {run.get('manifest') or '-'}",
              f"  host: {run.get('host') or '-'}",
              f"  started: {run.get('started') or '-'}",
-             f"  ended: {run.get('ended') or 'not recorded (still running or killed)'}"]
+             f"  ended: {ended}"]
     options = dict(run.get("options") or {})
     settings = options.pop("settings", None) or []
     if options:

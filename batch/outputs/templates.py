@@ -6,6 +6,7 @@ from pathlib import Path
 
 from batch.manifest import ACTION_COLUMNS, OFFICIAL_COLUMNS
 from batch.outputs.files import atomic_path, make_dir
+from batch.outputs.keep import refuse_existing
 
 # The 23 columns of the official batch CSV, in the official template's order.
 OFFICIAL_TEMPLATE_COLUMNS = OFFICIAL_COLUMNS
@@ -17,19 +18,23 @@ TEMPLATE_HELP = (
 )
 
 
-def write_template(out_dir: Path) -> list[Path]:
+def write_template(out_dir: Path, *, force: bool = False) -> list[Path]:
     """Write header-only manifests to start from: the official batch CSV and an update CSV.
 
     ``batch_template.csv`` is the official format: a ``[Data]`` row (padded with commas as the
     official template is) and the 23 official columns. ``update_template.csv`` holds ``Case Id``
     and the action columns. No example rows: any row would be sent as data (see TEMPLATE_HELP).
+    A file already there (perhaps filled in since) is replaced only with *force*; without it,
+    ``UsageError`` names it and nothing is written.
     """
-    make_dir(out_dir)
     official = OFFICIAL_TEMPLATE_COLUMNS
     files = {
         "batch_template.csv": ["[Data]" + "," * (len(official) - 1), ",".join(official)],
         "update_template.csv": [",".join(UPDATE_TEMPLATE_COLUMNS)],
     }
+    if not force:
+        refuse_existing(out_dir / name for name in files)
+    make_dir(out_dir)
     written = []
     for name, lines in files.items():
         out = out_dir / name
