@@ -174,11 +174,14 @@ def test_status_without_ledger_exits_2(tmp_path: Path) -> None:
 
 
 def test_template_writes_manifests(tmp_path: Path) -> None:
-    """template writes the official and the update manifest."""
+    """template writes the official and the update manifest, and an example that validates."""
     result = invoke("template", "--out-dir", str(tmp_path))
     assert result.exit_code == 0
-    assert result.stdout == "" and len(result.stderr.splitlines()) == 2
+    assert result.stdout == "" and len(result.stderr.splitlines()) == 3
     assert (tmp_path / "batch_template.csv").read_text(encoding="utf-8").startswith("[Data]")
+    checked = invoke("validate", str(tmp_path / "example_manifest.csv"), "--sandbox")
+    assert (checked.exit_code, checked.stderr.splitlines()[-1]) == (
+        0, "example_manifest.csv: 2 families, 0 errors, 0 warnings")
 
 
 @pytest.mark.parametrize(

@@ -172,7 +172,8 @@ def test_status_export_and_template_streams(tmp_path: Path, url: str) -> None:
     template = invoke("template", "--out-dir", str(folder))
     assert (template.exit_code, template.stdout) == (0, "")
     assert masked(template.stderr, tmp_path) == [
-        "wrote TMP/templates/batch_template.csv", "wrote TMP/templates/update_template.csv"]
+        "wrote TMP/templates/batch_template.csv", "wrote TMP/templates/update_template.csv",
+        "wrote TMP/templates/example_manifest.csv"]
     template = invoke("template", "--out-dir", str(folder), "-q", "--force")  # there already
     assert (template.exit_code, template.stdout, template.stderr) == (0, "", "")
 

@@ -115,6 +115,7 @@ def test_template_replaces_a_file_only_with_force(tmp_path: Path) -> None:
         handle.write("F1,Whole Genome,s3://b/a.fastq.gz,,S1" + "," * 18 + "\n")
     edited = filled.read_bytes()
     (tmp_path / "update_template.csv").unlink()
+    (tmp_path / "example_manifest.csv").unlink()
     result = invoke("template", "--out-dir", str(tmp_path))
     assert result.exit_code == 2
     assert result.stderr == (f"Error: {filled} already exists; left as it is: pass --force to "
