@@ -12,11 +12,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from batch.api.auth import Credentials
     from batch.api.client import Client, CreateResult
+    from batch.api.http import is_loopback, normalise_host, parse_retry_after, server_message
     from batch.api.limiter import AdaptiveLimiter, FixedRateLimiter, Limiter
-    from batch.api.net import is_loopback, normalise_host
-    from batch.api.retry import RetryBudget, RetryPolicy
-    from batch.api.stats import ClientStats
-    from batch.api.translate import parse_retry_after, server_message
+    from batch.api.pipeline import ClientStats, RetryBudget, RetryPolicy
 
 __all__ = [
     "AdaptiveLimiter",
@@ -43,13 +41,13 @@ _HOMES = {
     "AdaptiveLimiter": "batch.api.limiter",
     "FixedRateLimiter": "batch.api.limiter",
     "Limiter": "batch.api.limiter",
-    "is_loopback": "batch.api.net",
-    "normalise_host": "batch.api.net",
-    "RetryBudget": "batch.api.retry",
-    "RetryPolicy": "batch.api.retry",
-    "ClientStats": "batch.api.stats",
-    "parse_retry_after": "batch.api.translate",
-    "server_message": "batch.api.translate",
+    "is_loopback": "batch.api.http",
+    "normalise_host": "batch.api.http",
+    "RetryBudget": "batch.api.pipeline",
+    "RetryPolicy": "batch.api.pipeline",
+    "ClientStats": "batch.api.pipeline",
+    "parse_retry_after": "batch.api.http",
+    "server_message": "batch.api.http",
 }
 
 
