@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from batch.api.auth import Credentials
-    from batch.api.client import Client, CreateResult
+    from batch.api.client import Client, CreateResult, LookupCache
     from batch.api.http import is_loopback, normalise_host, parse_retry_after, server_message
     from batch.api.limiter import AdaptiveLimiter, FixedRateLimiter, Limiter
     from batch.api.pipeline import ClientStats, RetryBudget, RetryPolicy
@@ -24,6 +24,7 @@ __all__ = [
     "Credentials",
     "FixedRateLimiter",
     "Limiter",
+    "LookupCache",
     "RetryBudget",
     "RetryPolicy",
     "is_loopback",
@@ -38,6 +39,7 @@ _HOMES = {
     "Credentials": "batch.api.auth",
     "Client": "batch.api.client",
     "CreateResult": "batch.api.client",
+    "LookupCache": "batch.api.client",
     "AdaptiveLimiter": "batch.api.limiter",
     "FixedRateLimiter": "batch.api.limiter",
     "Limiter": "batch.api.limiter",

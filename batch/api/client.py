@@ -24,6 +24,7 @@ manifests, payload rules or the ledger. Names in a path are checked by ``segment
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -129,15 +130,26 @@ class CreateResult:
     status: int
 
 
-class _Memo(Generic[K, V]):
-    """A per-run cache that also remembers permanent failures; one fetch per key at a time."""
+class LookupCache(Generic[K, V]):
+    """The one cache of look-ups a run repeats (storage details, directory listings, samples).
 
-    def __init__(self) -> None:
-        self._done: dict[K, V | PermanentError] = {}
+    One fetch per key at a time (single flight), the answer kept for the run. A failure of type
+    *keep* (default ``PermanentError``: an unknown storage id costs one request, not one per
+    family) is kept and raised again; *keep* ``()`` keeps none. With *limit*, the cache starts
+    again once it holds that many keys, so a long run's memory stays bounded.
+    """
+
+    def __init__(
+        self, *, keep: type[Exception] | tuple[type[Exception], ...] = PermanentError,
+        limit: int | None = None,
+    ) -> None:
+        self._keep = keep
+        self._limit = limit
+        self._done: dict[K, V | Exception] = {}
         self._locks: dict[K, asyncio.Lock] = {}
 
     async def get(self, key: K, fetch: Callable[[], Awaitable[V]]) -> V:
-        """The value for *key*, fetched once (a permanent failure is kept and raised again)."""
+        """The value for *key*, fetched once (a kept failure is raised again)."""
         if key in self._done:  # answered before: no lock to take
             return self._hit(key)
         lock = self._locks.get(key)
@@ -148,17 +160,32 @@ class _Memo(Generic[K, V]):
                 return self._hit(key)
             try:
                 value = await fetch()
-            except PermanentError as err:
-                self._done[key] = err
+            except self._keep as err:
+                self._store(key, _fresh(err))
                 raise
-            self._done[key] = value
+            self._store(key, value)
             return value
+
+    def _store(self, key: K, found: V | Exception) -> None:
+        if self._limit is not None and len(self._done) >= self._limit:
+            self._done.clear()
+        self._done[key] = found
 
     def _hit(self, key: K) -> V:
         hit = self._done[key]
-        if isinstance(hit, PermanentError):
-            raise hit
+        if isinstance(hit, Exception):
+            raise _fresh(hit)
         return hit
+
+
+def _fresh(err: Exception) -> Exception:
+    """A copy of a kept failure, without a traceback: raising the kept one at every ask would
+    chain each ask's frames onto it, held in a cycle with this cache that only the collector
+    frees (slow with a big manifest in memory)."""
+    try:
+        return copy.copy(err).with_traceback(None)
+    except TypeError:  # an error that cannot be rebuilt from its arguments: the same one
+        return err.with_traceback(None)
 
 
 def _segment(value: str | int) -> str:
@@ -209,8 +236,11 @@ class Client:
         self.limiter: Limiter = self.pipeline.limiter
         self._users: list[dict[str, Any]] | None = None
         self._users_lock = asyncio.Lock()
-        self._storages: _Memo[int, dict[str, Any]] = _Memo()
-        self._dirs: _Memo[tuple[int, str], list[dict[str, str]]] = _Memo()
+        self._storages: LookupCache[int, dict[str, Any]] = LookupCache()
+        # listings are kept up to 4096 directories (then the cache starts again), as a run's
+        # resolver kept them: a huge BaseSpace tree cannot fill memory
+        self._dirs: LookupCache[tuple[int, str], list[dict[str, str]]] = LookupCache(limit=4096)
+        self._samples: LookupCache[str, dict[str, Any] | None] = LookupCache(keep=())
 
     def __repr__(self) -> str:
         return f"Client(host={self.host!r}, limiter={self.limiter!r})"
@@ -416,6 +446,22 @@ class Client:
         if exact:
             params.append(("exact_match", "true"))
         return hits(await self._call("GET", "/api/sample/", params=params))
+
+    async def sample(self, name: str) -> dict[str, Any] | None:
+        """The first exact FASTQ sample named *name*, or None; cached (a failure is not).
+
+        The payload's look-up (is this sample already on the server?). A create's own check
+        for its case asks ``find_samples``, which is never cached: the answer changes as the
+        run creates cases.
+        """
+
+        async def fetch() -> dict[str, Any] | None:
+            for hit in await self.find_samples(name, sample_type="fastq", exact=True):
+                if str(hit.get("name", name)) == name:
+                    return hit
+            return None
+
+        return await self._samples.get(name, fetch)
 
     async def storage(self, storage_id: int) -> dict[str, Any]:
         """A storage provider's details (``scheme``…); cached, failures included."""
