@@ -1,9 +1,10 @@
 """The transport: everything that talks HTTP to Emedgene, and nothing else.
 
-``client`` (endpoints) over ``call`` (the request pipeline), with ``auth`` (credentials, login,
-token), ``limiter`` (request rate), ``retry`` (backoff and budget), ``outage`` (the breaker),
-``translate`` (foreign errors and HTTP answers into ``batch.errors``), ``stats`` and ``net``.
-Nothing here imports the domain (manifests, payloads, ledger, runs): data flows one way.
+``client`` (endpoints, listings, the one cache of look-ups) over ``pipeline`` (the request
+pipeline: retries, outage hold, counters, the server's clock), with ``auth`` (credentials,
+login, token), ``limiter`` (request rate) and ``http`` (bounded bodies, redirects, path
+segments, error translation, hosts). Nothing here imports the domain (manifests, payloads,
+ledger, runs): data flows one way.
 """
 
 import importlib

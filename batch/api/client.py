@@ -18,7 +18,7 @@ The Emedgene API, endpoint by endpoint: the one place that knows paths and answe
 
 A ``Client`` is a thin layer over its ``Pipeline`` (the request pipeline: rate limit, retries,
 re-login, error translation, deadlines, body limits, redirects). It knows nothing of
-manifests, payload rules or the ledger. Names in a path are checked by ``segments``.
+manifests, payload rules or the ledger. Names in a path are checked by ``http.segment``.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ One MB is 1,048,576 bytes.
 Reading answers within bounds: a JSON body up to its limit, an error to a few KB, a download
 up to its own limit, each read incrementally so memory stays bounded whatever the server sends.
 
-The pipeline (``call``) makes one :class:`Attempt` current (a context variable) while an
+The pipeline (``pipeline``) makes one :class:`Attempt` current (a context variable) while an
 answer is read, so every reader, an endpoint's own included, honours the client's limits and
 deadline without each endpoint passing them along.
 

@@ -16,12 +16,12 @@ lower: the client then sends a little slower than it could, and never faster.
 
 What a server's rate-limit headers say: its rate, what is left, and when it comes back.
 
-Emedgene documents no rate-limit headers (inferred: ``provenance``), so every common form is
+Emedgene documents no rate-limit headers (inferred), so every common form is
 read and none is required: the IETF fields (``RateLimit-Policy: 10;w=1`` and its later
 structured form ``"default";q=10;w=1``; ``RateLimit-Limit``/``-Remaining``/``-Reset``, or
 ``RateLimit: "default";r=5;t=1``) and the older ``X-RateLimit-Limit``/``-Remaining``/``-Reset``
 (the reset in seconds, or a Unix time as some servers send it). Without any of them the
-limiter finds the rate by probing (``limiter``).
+limiter finds the rate by probing (``AdaptiveLimiter``).
 
 A policy (a quota ``q`` per window ``w`` seconds) gives the rate, ``q / w``; a limit with no
 window gives none (a minute's limit read as a second's would be 60 times too fast). What is
@@ -37,7 +37,7 @@ request, not just the one that received it.
 * :class:`FixedRateLimiter` -- ``--rate R``: never more than R starts in any window.
 * :class:`AdaptiveLimiter` -- no ``--rate``: the rate a server's rate-limit headers give, or
   else the one its 429s show: slow start up to the first 429, then just under the rate of the
-  token bucket that the answers so far imply (``bucket``), probed gently upwards.
+  token bucket that the answers so far imply (``slowest_rate``), probed gently upwards.
 """
 
 from __future__ import annotations
@@ -330,7 +330,7 @@ class FixedRateLimiter(_Gcra):
 class AdaptiveLimiter(_Gcra):
     """The rate found from the server's answers (no ``--rate``).
 
-    A server's rate-limit headers, when it sends them (``quota``), give the rate at once: a
+    A server's rate-limit headers, when it sends them (``Quota``), give the rate at once: a
     policy's rate is used as it is (less ``margin``); what is left and when it comes back bound
     the pace until then. Without them the rate is probed:
 
@@ -342,7 +342,7 @@ class AdaptiveLimiter(_Gcra):
       refused too;
     * at a 429, the rate becomes that of the slowest token bucket that could have accepted
       every request answered since the last 429 (or since the start, when the bucket held
-      ``burst`` seconds of its rate: ``bucket``), less ``margin``: just under the server's.
+      ``burst`` seconds of its rate: ``slowest_rate``), less ``margin``: just under the server's.
       While every request waits out the ``Retry-After``, the bucket fills up again: half of
       that is spent in the second after the pause (``refill_share``), evenly spaced;
     * then it holds and probes: ``probe`` more after ``probe_every`` requests (or

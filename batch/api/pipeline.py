@@ -30,12 +30,12 @@ The request pipeline: one logical request in, its answer (or one ``batch.errors`
 Every request (look-ups, retries and logins included) waits on one shared rate limiter, carries
 the current token, and on failure is retried with capped, fully jittered backoff under a
 run-wide retry budget; 401/403 triggers one shared re-login; an outage holds every request
-(``outage``). A non-idempotent request whose outcome is unknown is never re-sent.
+(``Outage``). A non-idempotent request whose outcome is unknown is never re-sent.
 
 Every attempt has one deadline, ``timeout`` seconds from the start of sending to the last byte
-of the answer (a download's moves on while data keeps coming, see ``limits``); every body is
-read within its limit (``body``); redirects are the pipeline's decision, never aiohttp's: only
-a GET to the same origin is followed (``redirect``).
+of the answer (a download's moves on while data keeps coming, see ``http.BodyLimits``); every
+body is read within its limit (``http.read_capped``); redirects are the pipeline's decision,
+never aiohttp's: only a GET to the same origin is followed (``http.follow``).
 
 This layer is asyncio, not anyio: aiohttp, the transport, runs on asyncio only.
 """
@@ -323,7 +323,6 @@ class Outage:
         self._pause = 0.0
 
 
-
 T = TypeVar("T")
 Reader = Callable[[aiohttp.ClientResponse], Awaitable[T]]
 _URL_CACHE = 256
@@ -519,7 +518,7 @@ class Pipeline:
         """Send one logical request with re-login and retries; return what *reader* makes of it.
 
         *stream*: the answer is streamed (a download): each stall may last ``timeout``, and
-        the deadline moves on as data comes (``body.stream_to``).
+        the deadline moves on as data comes (``http.stream_to``).
         """
         request = _Request(method, path, self._url(path, params),
                            dumps(body) if body is not None else None, unsafe, auth, stream)
