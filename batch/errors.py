@@ -35,7 +35,7 @@
     + AuthError                -- login refused, or a token that a fresh login cannot fix
     + RetriesExhausted         -- a transient failure outlived the retry policy or budget
 
-Only ``batch/api/translate.py`` translates foreign (aiohttp) exceptions into these, and only
+Only ``batch/api/http.py`` translates foreign (aiohttp) exceptions into these, and only
 ``batch/outputs/files.py`` turns ``OSError`` from writing an output into ``OutputError``.
 Server messages are truncated to ``MESSAGE_LIMIT`` characters; secrets never appear.
 """

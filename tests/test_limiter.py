@@ -11,9 +11,14 @@ from typing import Any
 import pytest
 
 from batch.api import Client, Credentials
-from batch.api.bucket import fastest_rate, slowest_rate
-from batch.api.limiter import AdaptiveLimiter, FixedRateLimiter
-from batch.api.quota import Quota, read_quota
+from batch.api.limiter import (
+    AdaptiveLimiter,
+    FixedRateLimiter,
+    Quota,
+    fastest_rate,
+    read_quota,
+    slowest_rate,
+)
 from batch.sandbox import DEFAULT_PASSWORD, DEFAULT_USER, SandboxConfig, run_sandbox
 from tests.limiter_sim import TokenBucket, simulate_run
 

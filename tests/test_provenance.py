@@ -17,9 +17,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-import batch.api.call
+import batch.api.pipeline
 from batch.api import Client, Credentials, RetryPolicy
-from batch.api.provenance import FIELDS
 from batch.jobs import Connection, Target, doctor_job, run_job
 from batch.pull import (
     FinalizedOptions,
@@ -37,6 +36,7 @@ from batch.sandbox import (
     run_sandbox,
 )
 from tests.corpus import REAL_RESPONSES
+from tests.provenance import FIELDS
 
 REPO = Path(__file__).resolve().parent.parent
 CREDENTIALS = Credentials(username=DEFAULT_USER, password=DEFAULT_PASSWORD)
@@ -99,12 +99,12 @@ def wrap(value: Any, route: str, prefix: str, seen: set[tuple[str, str]]) -> Any
 @pytest.fixture
 def seen(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[tuple[str, str]]]:
     found: set[tuple[str, str]] = set()
-    real = batch.api.call.decode
+    real = batch.api.pipeline.decode
 
     def tracking(raw: bytes, *, method: str, path: str) -> Any:
         return wrap(real(raw, method=method, path=path), route(method, path), "", found)
 
-    monkeypatch.setattr(batch.api.call, "decode", tracking)
+    monkeypatch.setattr(batch.api.pipeline, "decode", tracking)
     yield found
 
 

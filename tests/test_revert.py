@@ -14,7 +14,6 @@ import pytest
 from click.testing import CliRunner, Result
 
 from batch.api import Client, Credentials
-from batch.api.provenance import SANDBOX
 from batch.cli import main
 from batch.cli import revert as revert_cli
 from batch.ledger import Ledger, Outcome, State
@@ -28,6 +27,7 @@ from batch.sandbox import (
 from batch.sandbox import api as sandbox_api
 from tests.cli_sandbox import api_requests, invoke
 from tests.manifests import write_manifest
+from tests.provenance import SANDBOX
 
 PUT = "PUT /api/test/{case}"
 INFO = "GET /api/test/{case}/info"

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from batch.api.provenance import SANDBOX
 from batch.cli.sandbox import sandbox_command
 from batch.sandbox import SandboxConfig
 from batch.sandbox.routes import ROUTES
+from tests.provenance import SANDBOX
 from tests.test_sandbox import Api, _serving
 from tests.test_sandbox_shape import script_body
 
@@ -87,7 +87,7 @@ def test_every_route_has_its_provenance() -> None:
     for route in ROUTES:
         key = f"{route.method} {route.path}"
         entries = [b for b in SANDBOX if b.what.startswith(key + ":")]
-        assert entries, f"{key} is not in batch.api.provenance.SANDBOX"
+        assert entries, f"{key} is not in tests.provenance.SANDBOX"
     assert {b.known for b in SANDBOX} == {"confirmed", "inferred"}
     assert all(b.source for b in SANDBOX)
 

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from batch.api import Credentials
-from batch.api.token import MARGIN, claims, lifetime
+from batch.api.auth import MARGIN, claims, lifetime
 from tests.transport_server import LOGIN, USER, claims_of, client, jwt, serve, token_answer
 
 CREATE = "/api/cases/v2/cases"

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-import batch.api.pages
+import batch.api.client
 from batch.api import Credentials
 from batch.errors import AuthError, Forbidden, ListingError, PermanentError, ResolveError
 from batch.ledger import Ledger, default_path
@@ -216,7 +216,7 @@ async def test_a_listing_whose_total_keeps_growing_stops() -> None:
 
 async def test_a_listing_of_new_pages_for_ever_stops_at_the_cap(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(batch.api.pages, "MAX_OFFSET", 50)
+    monkeypatch.setattr(batch.api.client, "MAX_OFFSET", 50)
 
     async def handler(request: web.Request) -> web.Response:
         if request.path == LOGIN:

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from batch.api import normalise_host
-from batch.api.net import tls_hint
+from batch.api.http import tls_hint
 from batch.errors import UsageError
 from batch.sandbox import DEFAULT_PASSWORD, DEFAULT_USER, SandboxConfig, SandboxThread
 from tests.transport_server import LOGIN, client, serve, token_answer

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from batch.api.limits import MB, Limits
+from batch.api.http import MB
+from batch.api.http import BodyLimits as Limits
 from batch.errors import (
     AmbiguousCreate,
     BodyTooLarge,

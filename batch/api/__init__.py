@@ -1,9 +1,10 @@
 """The transport: everything that talks HTTP to Emedgene, and nothing else.
 
-``client`` (endpoints) over ``call`` (the request pipeline), with ``auth`` (credentials, login,
-token), ``limiter`` (request rate), ``retry`` (backoff and budget), ``outage`` (the breaker),
-``translate`` (foreign errors and HTTP answers into ``batch.errors``), ``stats`` and ``net``.
-Nothing here imports the domain (manifests, payloads, ledger, runs): data flows one way.
+``client`` (endpoints, listings, the one cache of look-ups) over ``pipeline`` (the request
+pipeline: retries, outage hold, counters, the server's clock), with ``auth`` (credentials,
+login, token), ``limiter`` (request rate) and ``http`` (bounded bodies, redirects, path
+segments, error translation, hosts). Nothing here imports the domain (manifests, payloads,
+ledger, runs): data flows one way.
 """
 
 import importlib
@@ -11,12 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from batch.api.auth import Credentials
-    from batch.api.client import Client, CreateResult
+    from batch.api.client import Client, CreateResult, LookupCache
+    from batch.api.http import is_loopback, normalise_host, parse_retry_after, server_message
     from batch.api.limiter import AdaptiveLimiter, FixedRateLimiter, Limiter
-    from batch.api.net import is_loopback, normalise_host
-    from batch.api.retry import RetryBudget, RetryPolicy
-    from batch.api.stats import ClientStats
-    from batch.api.translate import parse_retry_after, server_message
+    from batch.api.pipeline import ClientStats, RetryBudget, RetryPolicy
 
 __all__ = [
     "AdaptiveLimiter",
@@ -26,6 +25,7 @@ __all__ = [
     "Credentials",
     "FixedRateLimiter",
     "Limiter",
+    "LookupCache",
     "RetryBudget",
     "RetryPolicy",
     "is_loopback",
@@ -40,16 +40,17 @@ _HOMES = {
     "Credentials": "batch.api.auth",
     "Client": "batch.api.client",
     "CreateResult": "batch.api.client",
+    "LookupCache": "batch.api.client",
     "AdaptiveLimiter": "batch.api.limiter",
     "FixedRateLimiter": "batch.api.limiter",
     "Limiter": "batch.api.limiter",
-    "is_loopback": "batch.api.net",
-    "normalise_host": "batch.api.net",
-    "RetryBudget": "batch.api.retry",
-    "RetryPolicy": "batch.api.retry",
-    "ClientStats": "batch.api.stats",
-    "parse_retry_after": "batch.api.translate",
-    "server_message": "batch.api.translate",
+    "is_loopback": "batch.api.http",
+    "normalise_host": "batch.api.http",
+    "RetryBudget": "batch.api.pipeline",
+    "RetryPolicy": "batch.api.pipeline",
+    "ClientStats": "batch.api.pipeline",
+    "parse_retry_after": "batch.api.http",
+    "server_message": "batch.api.http",
 }
 
 

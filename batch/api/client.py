@@ -1,34 +1,114 @@
-"""The Emedgene API, endpoint by endpoint: the one place that knows paths and answer shapes.
+"""The Emedgene API, endpoint by endpoint: the one place that knows paths and answer shapes, the
+paginated listings read to their end, and the one cache of the look-ups a run repeats.
 
-A ``Client`` is a thin layer over ``call.Caller`` (the request pipeline: rate limit, retries,
+Paginated listings read to their end and never past it: the one guard of every listing.
+
+A server that keeps answering full pages, or whose ``total`` keeps growing, would otherwise
+be read until memory runs out. Every paginated listing (cases by status, storage directories)
+checks each page here and stops with :class:`ListingError` at the first sign that it would not
+end: a page equal to an earlier one, a ``total`` that changes while the listing is read, or an
+offset past ``MAX_OFFSET`` entries (far more than any tenant lists; a rerun starts afresh).
+
+The case listing's paging is inferred (``from`` and ``size``, answers
+``{"hits": [...], "total": n}``): :func:`read_pages` reads it page by page, each page with the
+server's ``Date`` (the listing follower's cursor is server time), and stops after
+*max_pages* pages too.
+
+The Emedgene API, endpoint by endpoint: the one place that knows paths and answer shapes.
+
+A ``Client`` is a thin layer over its ``Pipeline`` (the request pipeline: rate limit, retries,
 re-login, error translation, deadlines, body limits, redirects). It knows nothing of
-manifests, payload rules or the ledger. Names in a path are checked by ``segments``.
+manifests, payload rules or the ledger. Names in a path are checked by ``http.segment``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import hashlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, BinaryIO, Generic, TypeVar
+from typing import Any, BinaryIO, Generic, TypeVar, Unpack
 
 import aiohttp
+import orjson
 
 from batch.api.auth import Credentials
-from batch.api.body import stream_to
-from batch.api.call import Caller, read_json
-from batch.api.clock import ServerClock
+from batch.api.http import segment, stream_to
 from batch.api.limiter import Limiter
-from batch.api.limits import Limits
-from batch.api.pages import MAX_PAGES, Page, PageGuard, read_pages
-from batch.api.retry import RetryPolicy
-from batch.api.segments import segment
-from batch.api.stats import ClientStats
-from batch.errors import AmbiguousCreate, NotFound, PermanentError
+from batch.api.pipeline import ClientStats, Pipeline, PipelineOptions, ServerClock, read_json
+from batch.errors import AmbiguousCreate, ListingError, NotFound, PermanentError
 
-__all__ = ["Client", "CreateResult"]
+#: Entries one listing may hold: generous, and still a bound on memory and requests.
+MAX_OFFSET = 500_000
+#: Pages read of one case listing at most (100,000 cases at 100 a page).
+MAX_PAGES = 1000
+
+
+class PageGuard:
+    """The checks of one listing (``GET path``), page after page."""
+
+    def __init__(self, path: str, *, method: str = "GET") -> None:
+        self._method = method
+        self._path = path
+        self._seen: set[bytes] = set()
+        self._total: int | None = None
+
+    def check(self, offset: int, page: Sequence[Any], total: object = None) -> None:
+        """Check the page read at *offset* (and the listing's *total*, when it gives one)."""
+        if offset > MAX_OFFSET:
+            self._stop(f"it goes on past {MAX_OFFSET:,} entries (offset {offset:,})")
+        if isinstance(total, int) and not isinstance(total, bool):
+            if self._total is not None and total != self._total:
+                self._stop(f"its total changed from {self._total:,} to {total:,} while it was "
+                           "read (rerun when the tenant is quieter)")
+            self._total = total
+        if not page:
+            return
+        try:
+            raw = orjson.dumps(list(page), option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # an integer past 64 bits: any faithful text will do
+            raw = repr(list(page)).encode()
+        digest = hashlib.blake2b(raw, digest_size=16).digest()
+        if digest in self._seen:
+            self._stop(f"the page at offset {offset:,} repeats an earlier page")
+        self._seen.add(digest)
+
+    def _stop(self, why: str) -> None:
+        raise ListingError(f"the server's listing of {self._path} does not end: {why}; "
+                           "stopped reading it", method=self._method, path=self._path)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of the case listing: its hits, the total it announced, the server's ``Date``."""
+
+    hits: list[dict[str, Any]]
+    total: int | None
+    date: str | None
+
+
+Fetch = Callable[[int], Awaitable[Page]]
+
+
+async def read_pages(fetch: Fetch, *, page_size: int, max_pages: int = MAX_PAGES,
+                     path: str = "/api/test") -> AsyncGenerator[Page, None]:
+    """Every page *fetch* (given an offset) returns, checked by a :class:`PageGuard`."""
+    guard = PageGuard(path)
+    offset = 0
+    for _ in range(max_pages):
+        page = await fetch(offset)
+        guard.check(offset, page.hits, page.total)
+        yield page
+        offset += len(page.hits)
+        if len(page.hits) < page_size or (page.total is not None and offset >= page.total):
+            return
+    raise ListingError(f"the case listing has more than {max_pages} pages of {page_size} "
+                       "cases; stopped there (narrow it, or read it again later)",
+                       method="GET", path=path)
+
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +130,26 @@ class CreateResult:
     status: int
 
 
-class _Memo(Generic[K, V]):
-    """A per-run cache that also remembers permanent failures; one fetch per key at a time."""
+class LookupCache(Generic[K, V]):
+    """The one cache of look-ups a run repeats (storage details, directory listings, samples).
 
-    def __init__(self) -> None:
-        self._done: dict[K, V | PermanentError] = {}
+    One fetch per key at a time (single flight), the answer kept for the run. A failure of type
+    *keep* (default ``PermanentError``: an unknown storage id costs one request, not one per
+    family) is kept and raised again; *keep* ``()`` keeps none. With *limit*, the cache starts
+    again once it holds that many keys, so a long run's memory stays bounded.
+    """
+
+    def __init__(
+        self, *, keep: type[Exception] | tuple[type[Exception], ...] = PermanentError,
+        limit: int | None = None,
+    ) -> None:
+        self._keep = keep
+        self._limit = limit
+        self._done: dict[K, V | Exception] = {}
         self._locks: dict[K, asyncio.Lock] = {}
 
     async def get(self, key: K, fetch: Callable[[], Awaitable[V]]) -> V:
-        """The value for *key*, fetched once (a permanent failure is kept and raised again)."""
+        """The value for *key*, fetched once (a kept failure is raised again)."""
         if key in self._done:  # answered before: no lock to take
             return self._hit(key)
         lock = self._locks.get(key)
@@ -69,17 +160,32 @@ class _Memo(Generic[K, V]):
                 return self._hit(key)
             try:
                 value = await fetch()
-            except PermanentError as err:
-                self._done[key] = err
+            except self._keep as err:
+                self._store(key, _fresh(err))
                 raise
-            self._done[key] = value
+            self._store(key, value)
             return value
+
+    def _store(self, key: K, found: V | Exception) -> None:
+        if self._limit is not None and len(self._done) >= self._limit:
+            self._done.clear()
+        self._done[key] = found
 
     def _hit(self, key: K) -> V:
         hit = self._done[key]
-        if isinstance(hit, PermanentError):
-            raise hit
+        if isinstance(hit, Exception):
+            raise _fresh(hit)
         return hit
+
+
+def _fresh(err: Exception) -> Exception:
+    """A copy of a kept failure, without a traceback: raising the kept one at every ask would
+    chain each ask's frames onto it, held in a cycle with this cache that only the collector
+    frees (slow with a big manifest in memory)."""
+    try:
+        return copy.copy(err).with_traceback(None)
+    except TypeError:  # an error that cannot be rebuilt from its arguments: the same one
+        return err.with_traceback(None)
 
 
 def _segment(value: str | int) -> str:
@@ -112,64 +218,47 @@ def _as_dict(data: Any) -> dict[str, Any]:
 class Client:
     """An async Emedgene API client for one run; use as ``async with Client(...) as c``.
 
-    *timeout* bounds one request attempt, from the start of sending to the last byte of the
-    answer. *max_body_mb* caps a JSON answer (default ``EMG_MAX_BODY_MB``, else 64) and
-    *max_report_mb* a report download (default ``EMG_MAX_REPORT_MB``, else 2048).
+    Its keyword options (rate, concurrency, retry, timeout, user agent, body limits) are the
+    pipeline's: see ``PipelineOptions``.
     """
 
     def __init__(
-        self,
-        host: str,
-        *,
-        credentials: Credentials,
-        rate: float | None = None,
-        concurrency: int = 8,
-        retry: RetryPolicy | None = None,
-        timeout: float = 60.0,
-        user_agent: str | None = None,
-        max_body_mb: float | None = None,
-        max_report_mb: float | None = None,
+        self, host: str, *, credentials: Credentials, **options: Unpack[PipelineOptions]
     ) -> None:
-        limits = Limits.choose(body_mb=max_body_mb, report_mb=max_report_mb)
-        self._caller = Caller(host, credentials=credentials, rate=rate, concurrency=concurrency,
-                              retry=retry, timeout=timeout, user_agent=user_agent, limits=limits)
-        self._call = self._caller.call
-        self.host = self._caller.host
-        self.stats: ClientStats = self._caller.stats
-        #: The server's clock, from the ``Date`` of its answers (see ``batch.api.clock``).
-        self.clock: ServerClock = self._caller.clock
+        #: The request pipeline this client sends through (one session, one limiter).
+        self.pipeline = Pipeline(host, credentials=credentials, **options)
+        self._call = self.pipeline.call
+        self.host = self.pipeline.host
+        self.stats: ClientStats = self.pipeline.stats
+        #: The server's clock, from the ``Date`` of its answers (see ``ServerClock``).
+        self.clock: ServerClock = self.pipeline.clock
+        #: The shared rate limiter (read its ``rate`` for progress displays).
+        self.limiter: Limiter = self.pipeline.limiter
         self._users: list[dict[str, Any]] | None = None
         self._users_lock = asyncio.Lock()
-        self._storages: _Memo[int, dict[str, Any]] = _Memo()
-        self._dirs: _Memo[tuple[int, str], list[dict[str, str]]] = _Memo()
+        self._storages: LookupCache[int, dict[str, Any]] = LookupCache()
+        # listings are kept up to 4096 directories (then the cache starts again), as a run's
+        # resolver kept them: a huge BaseSpace tree cannot fill memory
+        self._dirs: LookupCache[tuple[int, str], list[dict[str, str]]] = LookupCache(limit=4096)
+        self._samples: LookupCache[str, dict[str, Any] | None] = LookupCache(keep=())
 
     def __repr__(self) -> str:
         return f"Client(host={self.host!r}, limiter={self.limiter!r})"
 
     @property
-    def limiter(self) -> Limiter:
-        """The shared rate limiter (read its ``rate`` for progress displays)."""
-        return self._caller.limiter
-
-    @property
-    def limits(self) -> Limits:
-        """The size limits of answers and downloads, in bytes."""
-        return self._caller.limits
-
-    @property
     def token_expires_at(self) -> float | None:
         """When the current token expires (epoch seconds), None when unknown (an opaque
         token); with a password the client logs in again before that."""
-        return self._caller.auth.expires_at
+        return self.pipeline.auth.expires_at
 
     @property
     def can_relogin(self) -> bool:
         """Whether the client can log in again (it has a username and password)."""
-        return self._caller.auth.can_login
+        return self.pipeline.auth.can_login
 
     async def __aenter__(self) -> Client:
-        await self._caller.open()
-        warning = self._caller.auth.expiry_warning()
+        await self.pipeline.open()
+        warning = self.pipeline.auth.expiry_warning()
         if warning:
             log.warning(warning)
         return self
@@ -180,17 +269,17 @@ class Client:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._caller.close()
+        await self.pipeline.close()
 
     async def login(self) -> None:
         """Log in now with the username and password; with only a token, nothing to do."""
-        auth = self._caller.auth
+        auth = self.pipeline.auth
         if auth.can_login:
             await auth.refresh(auth.generation, force=True)
 
     async def pause_all(self, seconds: float) -> None:
         """Hold every request of this client for *seconds* from now (returns at once)."""
-        self._caller.pause_all(seconds)
+        self.pipeline.pause_all(seconds)
 
     # ------------------------------------------------------------------ cases
 
@@ -241,7 +330,7 @@ class Client:
         max_pages: int = MAX_PAGES,
     ) -> AsyncIterator[dict[str, Any]]:
         """Every case with one of *status* whose status changed since *since*, all pages
-        (``ListingError`` when the pages are inconsistent, see ``batch.api.pages``)."""
+        (``ListingError`` when the pages are inconsistent, see ``batch.api.client``)."""
         async for page in self.list_pages(status=status, since=since, page_size=page_size,
                                           max_pages=max_pages):
             for hit in page.hits:
@@ -357,6 +446,22 @@ class Client:
         if exact:
             params.append(("exact_match", "true"))
         return hits(await self._call("GET", "/api/sample/", params=params))
+
+    async def sample(self, name: str) -> dict[str, Any] | None:
+        """The first exact FASTQ sample named *name*, or None; cached (a failure is not).
+
+        The payload's look-up (is this sample already on the server?). A create's own check
+        for its case asks ``find_samples``, which is never cached: the answer changes as the
+        run creates cases.
+        """
+
+        async def fetch() -> dict[str, Any] | None:
+            for hit in await self.find_samples(name, sample_type="fastq", exact=True):
+                if str(hit.get("name", name)) == name:
+                    return hit
+            return None
+
+        return await self._samples.get(name, fetch)
 
     async def storage(self, storage_id: int) -> dict[str, Any]:
         """A storage provider's details (``scheme``…); cached, failures included."""

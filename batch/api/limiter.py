@@ -1,4 +1,33 @@
-"""Request-rate limiters shared by every request of a client.
+"""Request rate: the fixed and adaptive limiters, what a server's rate-limit headers say, and
+the token bucket its answers imply.
+
+The server's token bucket as its answers show it: the slowest bucket that accepted them all.
+
+A server that limits with a token bucket answers 429 only once the bucket is empty, so the
+first 429 comes late: after the burst the bucket held at the start. The send times of the
+requests it accepted up to then bound its rate from below: a bucket refilled more slowly
+could not have let them all through. :func:`slowest_rate` finds that bound, assuming the
+bucket holds ``burst`` seconds of its rate (one second: the sandbox, and a common setting).
+
+Between two 429s the bucket goes from empty to empty, so what it accepted in between shows its
+rate whatever its size, as long as it never filled up (a client sending at or above the rate
+never lets it); a bucket that did fill up, or holds more than assumed, only makes the bound
+lower: the client then sends a little slower than it could, and never faster.
+
+What a server's rate-limit headers say: its rate, what is left, and when it comes back.
+
+Emedgene documents no rate-limit headers (inferred), so every common form is
+read and none is required: the IETF fields (``RateLimit-Policy: 10;w=1`` and its later
+structured form ``"default";q=10;w=1``; ``RateLimit-Limit``/``-Remaining``/``-Reset``, or
+``RateLimit: "default";r=5;t=1``) and the older ``X-RateLimit-Limit``/``-Remaining``/``-Reset``
+(the reset in seconds, or a Unix time as some servers send it). Without any of them the
+limiter finds the rate by probing (``AdaptiveLimiter``).
+
+A policy (a quota ``q`` per window ``w`` seconds) gives the rate, ``q / w``; a limit with no
+window gives none (a minute's limit read as a second's would be 60 times too fast). What is
+left and when it comes back bound the next few requests.
+
+Request-rate limiters shared by every request of a client.
 
 Both limiters space request starts evenly (GCRA "virtual scheduling" with no burst allowance):
 each ``acquire`` takes the next free slot ``1/rate`` seconds after the previous one. Both
@@ -8,21 +37,183 @@ request, not just the one that received it.
 * :class:`FixedRateLimiter` -- ``--rate R``: never more than R starts in any window.
 * :class:`AdaptiveLimiter` -- no ``--rate``: the rate a server's rate-limit headers give, or
   else the one its 429s show: slow start up to the first 429, then just under the rate of the
-  token bucket that the answers so far imply (``bucket``), probed gently upwards.
+  token bucket that the answers so far imply (``slowest_rate``), probed gently upwards.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
-from batch.api.bucket import fastest_rate, slowest_rate
-from batch.api.quota import Quota, read_quota
+__all__ = [
+    "HEADERS",
+    "AdaptiveLimiter",
+    "FixedRateLimiter",
+    "Limiter",
+    "Quota",
+    "fastest_rate",
+    "read_quota",
+    "slowest_rate",
+]
 
-__all__ = ["AdaptiveLimiter", "FixedRateLimiter", "Limiter"]
+#: Seconds a request may seem to have come early: the jitter between the client's reading of
+#: its clock at send time and the request's arrival at the server (the event loops of both).
+JITTER = 0.01
+#: Halvings of the range (on a log scale: 0.1 to 5000 to within 0.01 %).
+_STEPS = 24
+
+
+def level_at(rate: float, sends: Sequence[float], until: float, *, start: float, full: bool,
+             burst: float) -> float | None:
+    """Tokens a bucket of *rate* (holding ``max(1, rate * burst)``; full or empty at *start*)
+    holds at *until*, having accepted every request sent at *sends* (ascending, after *start*);
+    None when it could not have accepted them all."""
+    capacity = max(1.0, rate * burst)
+    # "Empty" at a 429: less than a token was left; assume the most, for the slowest rate.
+    level, stamp = (capacity if full else 1.0), start
+    for sent in sends:
+        level = min(capacity, level + (sent - stamp) * rate)
+        stamp = sent
+        if level < 1.0 - rate * JITTER:
+            return None
+        level -= 1.0
+    return min(capacity, level + max(0.0, until - stamp) * rate)
+
+
+def accepts(rate: float, sends: Sequence[float], *, start: float, full: bool,
+            burst: float) -> bool:
+    """Whether a bucket of *rate* accepts every request sent at *sends* (see ``level_at``)."""
+    until = sends[-1] if sends else start
+    return level_at(rate, sends, until, start=start, full=full, burst=burst) is not None
+
+
+def slowest_rate(sends: Sequence[float], *, start: float, full: bool, burst: float = 1.0,
+                 low: float = 0.1, high: float = 5000.0) -> float:
+    """The slowest rate in [*low*, *high*] at which a bucket accepts every send (bisection:
+    a faster bucket accepts whatever a slower one does). Cost: ``_STEPS`` passes over
+    *sends*, so callers keep them few."""
+    if accepts(low, sends, start=start, full=full, burst=burst):
+        return low
+    for _ in range(_STEPS):
+        middle = (low * high) ** 0.5
+        if accepts(middle, sends, start=start, full=full, burst=burst):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def fastest_rate(sends: Sequence[float], refused: float, *, start: float, full: bool,
+                 burst: float = 1.0, low: float = 0.1, high: float = 5000.0) -> float:
+    """The fastest rate in [*low*, *high*] at which a bucket that accepted *sends* would still
+    have had less than a token for the request sent at *refused*: a bound from above."""
+    def empty(rate: float) -> bool:
+        level = level_at(rate, sends, refused, start=start, full=full, burst=burst)
+        return level is None or level < 1.0 + rate * JITTER
+    if not empty(low):
+        return low
+    for _ in range(_STEPS):
+        middle = (low * high) ** 0.5
+        if empty(middle):
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+#: A reset this large is a Unix time, not a number of seconds (no window lasts 30 years).
+EPOCH_FROM = 1.0e9
+#: Every header read here (a fast check that an answer carries none).
+HEADERS = ("RateLimit-Policy", "RateLimit", "RateLimit-Limit", "RateLimit-Remaining",
+           "RateLimit-Reset", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """One answer's rate-limit headers: the policy's rate (requests per second), the requests
+    left, and the seconds until they come back; None where the headers do not say."""
+
+    rate: float | None = None
+    remaining: int | None = None
+    reset: float | None = None
+
+
+def _number(text: str) -> float | None:
+    """A finite, non-negative number, else None."""
+    try:
+        value = float(text.strip().strip('"'))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def _items(value: str) -> list[tuple[float | None, dict[str, float]]]:
+    """Comma-separated items of ``value;key=number;...`` (the first part may be a name)."""
+    items = []
+    for item in value.split(","):
+        head, *params = item.split(";")
+        numbers = {}
+        for param in params:
+            key, _, text = param.partition("=")
+            number = _number(text)
+            if number is not None:
+                numbers[key.strip().lower()] = number
+        items.append((_number(head), numbers))
+    return items
+
+
+def policy_rate(value: str) -> float | None:
+    """The slowest rate of the policies in *value* (``10;w=1`` or ``"name";q=10;w=1``)."""
+    rates = []
+    for head, params in _items(value):
+        quota, window = params.get("q", head), params.get("w")
+        if quota is not None and window:
+            rates.append(quota / window)
+    return min(rates) if rates else None
+
+
+def _first(value: str | None, key: str) -> float | None:
+    """The first item's number, or its *key* parameter (``RateLimit: "default";r=5;t=1``)."""
+    if value is None:
+        return None
+    head, params = _items(value)[0]
+    return params.get(key, head)
+
+
+def _reset(value: float | None, now: float) -> float | None:
+    """Seconds until the quota comes back (a Unix time made relative to *now*)."""
+    if value is None:
+        return None
+    return max(0.0, value - now) if value >= EPOCH_FROM else value
+
+
+def read_quota(headers: Mapping[str, str], *, wall: Callable[[], float] = time.time,
+               ) -> Quota | None:
+    """The quota an answer's headers state (IETF fields before ``X-`` ones); None without any.
+
+    *headers* must look names up case-insensitively, as aiohttp's do.
+    """
+    if not any(name in headers for name in HEADERS):
+        return None
+    get = headers.get
+    rate = None
+    for name in ("RateLimit-Policy", "RateLimit-Limit"):  # a draft put policies in the limit
+        if rate is None and (value := get(name)) is not None:
+            rate = policy_rate(value)
+    combined = get("RateLimit")
+    remaining = _first(get("RateLimit-Remaining") or get("X-RateLimit-Remaining"), "r")
+    reset = _first(get("RateLimit-Reset") or get("X-RateLimit-Reset"), "t")
+    if combined is not None:
+        remaining = _first(combined, "r") if remaining is None else remaining
+        reset = _first(combined, "t") if reset is None else reset
+    return Quota(rate=rate, remaining=None if remaining is None else int(remaining),
+                 reset=_reset(reset, wall()))
+
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -139,7 +330,7 @@ class FixedRateLimiter(_Gcra):
 class AdaptiveLimiter(_Gcra):
     """The rate found from the server's answers (no ``--rate``).
 
-    A server's rate-limit headers, when it sends them (``quota``), give the rate at once: a
+    A server's rate-limit headers, when it sends them (``Quota``), give the rate at once: a
     policy's rate is used as it is (less ``margin``); what is left and when it comes back bound
     the pace until then. Without them the rate is probed:
 
@@ -151,7 +342,7 @@ class AdaptiveLimiter(_Gcra):
       refused too;
     * at a 429, the rate becomes that of the slowest token bucket that could have accepted
       every request answered since the last 429 (or since the start, when the bucket held
-      ``burst`` seconds of its rate: ``bucket``), less ``margin``: just under the server's.
+      ``burst`` seconds of its rate: ``slowest_rate``), less ``margin``: just under the server's.
       While every request waits out the ``Retry-After``, the bucket fills up again: half of
       that is spent in the second after the pause (``refill_share``), evenly spaced;
     * then it holds and probes: ``probe`` more after ``probe_every`` requests (or

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from batch.api.net import is_loopback
+from batch.api.http import is_loopback
 from batch.cli.common import QUIET_HELP, Number, say
 from batch.sandbox.config import DEFAULT_PASSWORD, DEFAULT_TOKEN_TTL, DEFAULT_USER, SandboxConfig
 from batch.sandbox.fixture import FixtureError, load_fixture

@@ -1,10 +1,10 @@
 """``emg-batch doctor``: a read-only check of a tenant, before the first real run.
 
 It logs in, reads the tenant's OpenAPI document where it serves one, reads one recent case and
-checks the fields emg-batch relies on (the provenance table, ``batch.api.provenance``), tries
-the ways report ids can be found, and the sample, user and storage look-ups. Only GET requests
-and the login are sent: nothing is written to the tenant. Each check says what it means for
-``run`` and ``pull``; the tenant is compatible when no check failed.
+checks the fields emg-batch relies on (its own lists below: ``OPERATIONS`` and ``CASE_FIELDS``),
+tries the ways report ids can be found, and the sample, user and storage look-ups. Only GET
+requests and the login are sent: nothing is written to the tenant. Each check says what it means
+for ``run`` and ``pull``; the tenant is compatible when no check failed.
 """
 
 from __future__ import annotations

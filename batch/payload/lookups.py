@@ -1,13 +1,14 @@
 """Per-family look-ups: storage schemes, BaseSpace aliases and ``auto`` file lists.
 
 A family asks the same storage or directory several times (checks, then build); ``Lookups``
-remembers the answers for that family, on top of whatever the resolver caches for the run.
+asks its resolver each time and keeps nothing itself: the run's one cache of look-ups is the
+client's (``api.LookupCache``, see ``resolve``), so a repeated ask costs no request.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from batch.errors import ResolveError
@@ -17,41 +18,25 @@ from batch.payload.rules import last_segment, parent_dir
 
 @dataclass
 class Lookups:
-    """Per-family memo of resolver answers (the client caches across families)."""
+    """A family's look-ups over the run's resolver (which caches them across families)."""
 
     resolver: Resolver
-    storages: dict[int, Mapping[str, Any] | ResolveError] = field(default_factory=dict)
-    listings: dict[tuple[int, str], Sequence[Mapping[str, str]]] = field(default_factory=dict)
 
     async def storage(self, storage_id: int) -> Mapping[str, Any]:
-        """Storage details, asked once per family (failures too)."""
-        found = await self._storage_answer(storage_id)
-        if isinstance(found, ResolveError):
-            raise ResolveError(found.message)  # a new one: the kept one holds no frames
-        return found
+        """Storage details (ResolveError for an unknown storage)."""
+        return await self.resolver.storage(storage_id)
 
     async def is_basespace(self, storage_id: int) -> bool:
         """Whether the storage is BaseSpace (an unknown storage is not)."""
-        # the answer or the failure, read back: an exception costs more than the check
-        found = await self._storage_answer(storage_id)
-        return not isinstance(found, ResolveError) and found.get("scheme") == "basespace"
-
-    async def _storage_answer(self, storage_id: int) -> Mapping[str, Any] | ResolveError:
-        if storage_id not in self.storages:
-            try:
-                self.storages[storage_id] = await self.resolver.storage(storage_id)
-            except ResolveError as exc:
-                # kept without its traceback: its frames would hold this memo in a cycle,
-                # garbage that only the collector frees (slow with a big manifest in memory)
-                self.storages[storage_id] = exc.with_traceback(None)
-        return self.storages[storage_id]
+        try:
+            found = await self.resolver.storage(storage_id)
+        except ResolveError:
+            return False
+        return found.get("scheme") == "basespace"
 
     async def list_dir(self, storage_id: int, path: str) -> Sequence[Mapping[str, str]]:
-        """A directory's entries, asked once per family."""
-        key = (storage_id, path)
-        if key not in self.listings:
-            self.listings[key] = await self.resolver.list_dir(storage_id, path)
-        return self.listings[key]
+        """A directory's entries."""
+        return await self.resolver.list_dir(storage_id, path)
 
     async def alias(self, storage_id: int, path: str) -> str:
         """Human name of a BaseSpace file id path; ResolveError when it is not there."""

@@ -2,7 +2,12 @@
 
 * ``ApiResolver``: over an ``api.Client`` (storage details, BaseSpace listings, samples);
 * ``OfflineResolver``: no server (``validate`` without ``--host``): every look-up "not checked";
-* ``CachedResolver``: wraps another, sharing answers (and failures) across the families of a run.
+* ``CachedResolver``: wraps a resolver without a client of its own, sharing answers (and
+  failures) across the families of a run.
+
+Every look-up is cached once, in the one ``api.LookupCache``: a run's resolver
+(``for_client``) asks the client, whose cache it is; ``CachedResolver`` keeps one for any
+other resolver; the per-family ``Lookups`` adds none.
 
 Failures are ``ResolveError`` carrying the server's message, which the checks report against
 the row, as the official CLI does.
@@ -10,13 +15,13 @@ the row, as the official CLI does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from batch.errors import PermanentError, ResolveError
 
 if TYPE_CHECKING:
-    from batch.api import Client
+    from batch.api import Client, LookupCache
 
 _T = TypeVar("_T")
 
@@ -46,49 +51,46 @@ class CachedResolver:
     """
 
     def __init__(self, resolver: Resolver, *, listing_limit: int = 4096) -> None:
+        # imported here, not above: ``validate`` without a server loads this module and starts
+        # without the HTTP client
+        from batch.api.client import LookupCache
+
         self._resolver = resolver
-        self._limit = listing_limit
-        self._storages: dict[int, Mapping[str, Any] | ResolveError] = {}
-        self._listings: dict[tuple[int, str], Sequence[Mapping[str, str]] | ResolveError] = {}
-        self._samples: dict[str, Mapping[str, Any] | None] = {}
+        self._storages: LookupCache[int, Mapping[str, Any]] = LookupCache(keep=ResolveError)
+        self._listings: LookupCache[tuple[int, str], Sequence[Mapping[str, str]]] = LookupCache(
+            keep=ResolveError, limit=listing_limit
+        )
+        self._samples: LookupCache[str, Mapping[str, Any] | None] = LookupCache(keep=())
 
     async def storage(self, storage_id: int) -> Mapping[str, Any]:
         """Storage details, asked once per id."""
-        if storage_id not in self._storages:
-            try:
-                self._storages[storage_id] = await self._resolver.storage(storage_id)
-            except ResolveError as exc:
-                self._storages[storage_id] = exc
-        return _answer(self._storages[storage_id])
+        return await _answer(
+            self._storages.get(storage_id, lambda: self._resolver.storage(storage_id))
+        )
 
     async def list_dir(self, storage_id: int, path: str) -> Sequence[Mapping[str, str]]:
         """A BaseSpace directory, asked once while the cache holds it."""
         key = (storage_id, path)  # exact: a server message quotes the path as sent
-        if key not in self._listings:
-            if len(self._listings) >= self._limit:
-                self._listings.clear()
-            try:
-                self._listings[key] = await self._resolver.list_dir(storage_id, path)
-            except ResolveError as exc:
-                self._listings[key] = exc
-        return _answer(self._listings[key])
+        return await _answer(
+            self._listings.get(key, lambda: self._resolver.list_dir(storage_id, path))
+        )
 
     async def find_sample(self, name: str) -> Mapping[str, Any] | None:
         """An existing sample, asked once per name."""
-        if name not in self._samples:
-            self._samples[name] = await self._resolver.find_sample(name)
-        return self._samples[name]
+        return await self._samples.get(name, lambda: self._resolver.find_sample(name))
 
 
-def _answer(found: _T | ResolveError) -> _T:
+async def _answer(found: Awaitable[_T]) -> _T:
     """The cached answer, or a fresh copy of the cached failure (raised once per ask)."""
-    if isinstance(found, ResolveError):
-        raise ResolveError(found.message)
-    return found
+    try:
+        return await found
+    except ResolveError as exc:
+        raise ResolveError(exc.message) from None
 
 
 class ApiResolver:
-    """The resolver over an ``api.Client``: storage details, directory listings, samples.
+    """The resolver over an ``api.Client``: storage details, directory listings, samples, each
+    cached by the client.
 
     Permanent failures become ``ResolveError`` carrying the server's message, which the
     manifest layer reports against the row.
@@ -114,13 +116,9 @@ class ApiResolver:
     async def find_sample(self, name: str) -> Mapping[str, Any] | None:
         """The first exact fastq sample named *name*, or None."""
         try:
-            hits = await self._client.find_samples(name, sample_type="fastq", exact=True)
+            return await self._client.sample(name)
         except PermanentError as err:
             raise ResolveError(err.message) from None
-        for hit in hits:
-            if str(hit.get("name", name)) == name:
-                return hit
-        return None
 
 
 class OfflineResolver:
@@ -141,6 +139,7 @@ class OfflineResolver:
         raise ResolveError(self.MESSAGE)
 
 
-def for_client(client: Client) -> CachedResolver:
-    """The resolver a run uses: the client's look-ups, each asked once per run."""
-    return CachedResolver(ApiResolver(client))
+def for_client(client: Client) -> ApiResolver:
+    """The resolver a run uses: the client's look-ups, each asked once per run (the client's
+    cache is the run's one cache of look-ups)."""
+    return ApiResolver(client)

@@ -33,7 +33,7 @@ import anyio
 
 from batch.api import Client
 from batch.api.auth import LOGIN_PATH
-from batch.api.pages import MAX_PAGES
+from batch.api.client import MAX_PAGES
 from batch.errors import ApiError, AuthError, LedgerError, ListingError
 from batch.ledger import Ledger
 from batch.pull.shapes import HookEvent

@@ -7,7 +7,7 @@ safely.
   file; a very long name is cut and ends with ``~~`` and the SHA-256 of the whole name.
   (On a file system that ignores letter case, names that differ only in case still meet;
   Emedgene's own names are upper case and digits.)
-* A case name is checked before it goes into a path or a URL (``batch.api.segments``).
+* A case name is checked before it goes into a path or a URL (``batch.api.http``).
 * Folders are created 0700 and files 0600, whatever the umask; a symbolic link inside the
   output folder (a case folder or a report file) is never followed: the case is refused.
 * A download goes to its own ``.part`` file (process id and a random tag in the name) and is
@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from batch.api import Client
-from batch.api.segments import check
+from batch.api.http import check
 from batch.errors import OutputError, UnsafePath
 from batch.outputs.files import make_dir, writing
 

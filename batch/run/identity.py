@@ -1,7 +1,7 @@
 """Which case is a family's: the one owner of a create's reservation and of that decision.
 
 A create is marked ``sending`` (committed) before it goes out, with the server's clock at that
-moment (``batch.api.clock``). Whether a case on the server is a family's is decided here, in
+moment (``batch.api.pipeline``). Whether a case on the server is a family's is decided here, in
 one place, from what the server says and never from this computer's clock:
 
 * the proband's sample is looked up (``GET /api/sample/?query=…&exact_match=true``; a hit's

@@ -65,7 +65,7 @@ async def fs_list(request: web.Request) -> web.Response:
 
 def _entries(tree: dict[str, list[Any]], key: str) -> list[Any] | None:
     """The entries of directory *key* ("/" the root), as leniently as real clients show the
-    server to be (see ``batch.api.provenance.SANDBOX``); None when there is no such one."""
+    server to be (see ``tests.provenance.SANDBOX``); None when there is no such one."""
     for candidate in _candidates(tree, key):
         found = tree.get(candidate)
         if found is None:  # a folder of folders (the root, a project, ...): its children

@@ -1,14 +1,41 @@
-"""The request pipeline: one logical request in, its answer (or one ``batch.errors`` error) out.
+"""The request pipeline: one session to one host, every request through the limiter, retries
+with backoff and a run-wide budget, the hold while the server is down, re-login, error
+translation, deadlines and body limits; with the counters it keeps and the server's clock it
+reads from ``Date`` headers.
+
+What a client counts: requests, answers by status, retries, 429s, logins, ambiguity.
+
+The server's clock, as its answers tell it: the ``Date`` header of every answer.
+
+Whether a case was made by a create whose answer was lost is decided from the server's own
+times (the case's ``created`` against the server's time when the create began), never from the
+workstation's clock, which may be minutes off. The ``Date`` header (RFC 9110 §6.6.1; every
+HTTP server sends it, second resolution) gives the server's time; between answers it is carried
+forward with the monotonic clock, which a wrong wall clock does not move.
+
+Retry policy: how many attempts, how long to wait between them, and a run-wide retry budget.
+
+Backoff is capped exponential with *full jitter* (sleep = uniform(0, min(cap, base * 2**n))),
+which spreads retries of many workers better than plain or equal jitter. The budget is the
+AWS "retry quota": a client-wide bucket of tokens that retries spend and successes refill, so
+a widespread outage stops retries quickly instead of multiplying traffic.
+
+The outage breaker: while a server that has answered before looks down, hold every request.
+
+Without it, each request would spend its own attempts and the run's retry budget on a server
+that is down for everyone; with it, the whole pool waits on the limiter and probes again.
+
+The request pipeline: one logical request in, its answer (or one ``batch.errors`` error) out.
 
 Every request (look-ups, retries and logins included) waits on one shared rate limiter, carries
 the current token, and on failure is retried with capped, fully jittered backoff under a
 run-wide retry budget; 401/403 triggers one shared re-login; an outage holds every request
-(``outage``). A non-idempotent request whose outcome is unknown is never re-sent.
+(``Outage``). A non-idempotent request whose outcome is unknown is never re-sent.
 
 Every attempt has one deadline, ``timeout`` seconds from the start of sending to the last byte
-of the answer (a download's moves on while data keeps coming, see ``limits``); every body is
-read within its limit (``body``); redirects are the pipeline's decision, never aiohttp's: only
-a GET to the same origin is followed (``redirect``).
+of the answer (a download's moves on while data keeps coming, see ``http.BodyLimits``); every
+body is read within its limit (``http.read_capped``); redirects are the pipeline's decision,
+never aiohttp's: only a GET to the same origin is followed (``http.follow``).
 
 This layer is asyncio, not anyio: aiohttp, the transport, runs on asyncio only.
 """
@@ -19,30 +46,40 @@ import asyncio
 import json
 import logging
 import math
+import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from importlib import metadata
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import aiohttp
 import orjson
 from yarl import URL
 
 from batch.api.auth import LOGIN_PATH, Auth, Credentials, Secret, TokenRefused, token_of
-from batch.api.body import Attempt, begin, end, read_capped, read_error
-from batch.api.clock import ServerClock
+from batch.api.http import (
+    Attempt,
+    BodyLimits,
+    begin,
+    end,
+    follow,
+    is_redirect,
+    normalise_host,
+    parse_retry_after,
+    read_capped,
+    read_error,
+    server_message,
+    status_error,
+    tls_hint,
+    transport_error,
+)
 from batch.api.limiter import AdaptiveLimiter, FixedRateLimiter, Limiter
-from batch.api.limits import Limits
-from batch.api.net import normalise_host, tls_hint
-from batch.api.outage import Outage
-from batch.api.redirect import follow, is_redirect
-from batch.api.retry import RetryPolicy
-from batch.api.stats import ClientStats
-from batch.api.translate import parse_retry_after, server_message, status_error, transport_error
 from batch.errors import (
     AmbiguousCreate,
     ApiError,
+    ConnectError,
     PermanentError,
     RateLimited,
     RequestTimeout,
@@ -52,9 +89,239 @@ from batch.errors import (
     UsageError,
 )
 
-__all__ = ["Caller", "Reader", "dumps", "read_json", "version"]
+
+@dataclass(slots=True)
+class ClientStats:
+    """Counters for the run summary and the benchmarks."""
+
+    requests: int = 0
+    responses: dict[int, int] = field(default_factory=dict)
+    retries: int = 0
+    rate_limited: int = 0
+    logins: int = 0
+    ambiguous: int = 0
+    retry_budget_left: int = 0
+    outage_waits: int = 0
+
+    def count_response(self, status: int) -> None:
+        """Record one HTTP answer."""
+        self.responses[status] = self.responses.get(status, 0) + 1
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy."""
+        return {
+            "requests": self.requests,
+            "responses": {str(k): v for k, v in sorted(self.responses.items())},
+            "retries": self.retries,
+            "rate_limited": self.rate_limited,
+            "logins": self.logins,
+            "ambiguous": self.ambiguous,
+            "retry_budget_left": self.retry_budget_left,
+            "outage_waits": self.outage_waits,
+        }
+
+
+#: How far apart the two clocks may be before a run says so.
+SKEW_WARNING = 60.0
+
+
+class ServerClock:
+    """The latest ``Date`` an answer carried, and the local clocks when it arrived."""
+
+    __slots__ = ("_header", "_monotonic", "_offset", "_server")
+
+    def __init__(self) -> None:
+        self._header: str | None = None
+        self._server: float | None = None
+        self._monotonic = 0.0
+        self._offset: float | None = None
+
+    def observe(self, header: str | None) -> None:
+        """Note the ``Date`` header of an answer that just arrived (unreadable ones ignored)."""
+        if not header:
+            return
+        if header == self._header:  # one parse a second at most: the header's resolution
+            return
+        try:
+            server = parsedate_to_datetime(header).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return
+        self._header, self._server, self._monotonic = header, server, time.monotonic()
+        # the header is truncated to the second: its midpoint is the better estimate
+        self._offset = server + 0.5 - time.time()
+
+    def now(self) -> float | None:
+        """The server's time now (a lower bound, to the second), or None before any answer
+        carried a ``Date``."""
+        if self._server is None:
+            return None
+        return self._server + (time.monotonic() - self._monotonic)
+
+    @property
+    def offset(self) -> float | None:
+        """Seconds the server's clock is ahead of ours (negative: behind); None when unknown."""
+        return self._offset
+
+    def skew_warning(self) -> str | None:
+        """A sentence when the two clocks differ by more than a minute, else None."""
+        offset = self._offset
+        if offset is None or abs(offset) <= SKEW_WARNING:
+            return None
+        way = "behind" if offset > 0 else "ahead of"
+        return (f"warning: this computer's clock is {abs(offset) / 60:.1f} minutes {way} the "
+                "server's; emg-batch goes by the server's clock to recognise its cases")
+
+
+class RetryBudget:
+    """A run-wide bucket of retry tokens (AWS retry quota).
+
+    A retry costs ``retry_cost`` tokens (``timeout_cost`` after a timeout, which is the most
+    expensive failure for a server); each success refunds ``success_refund`` up to the
+    capacity. When a retry cannot be paid for, the caller gives up at once.
+    """
+
+    __slots__ = ("_left", "capacity", "retry_cost", "success_refund", "timeout_cost")
+
+    def __init__(
+        self,
+        *,
+        capacity: int = 500,
+        retry_cost: int = 5,
+        timeout_cost: int = 10,
+        success_refund: int = 1,
+    ) -> None:
+        if capacity < 0 or retry_cost < 0 or timeout_cost < 0 or success_refund < 0:
+            raise ValueError("retry budget amounts must not be negative")
+        self.capacity = capacity
+        self.retry_cost = retry_cost
+        self.timeout_cost = timeout_cost
+        self.success_refund = success_refund
+        self._left = capacity
+
+    @property
+    def left(self) -> int:
+        """Tokens left in the bucket."""
+        return self._left
+
+    def try_spend(self, *, timeout: bool = False) -> bool:
+        """Pay for one retry; False (and nothing spent) when the bucket cannot pay."""
+        cost = self.timeout_cost if timeout else self.retry_cost
+        if cost > self._left:
+            return False
+        self._left -= cost
+        return True
+
+    def refund(self) -> None:
+        """Credit one success."""
+        self._left = min(self.capacity, self._left + self.success_refund)
+
+    def __repr__(self) -> str:
+        return f"RetryBudget(left={self._left}, capacity={self.capacity})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """How transient failures are retried.
+
+    ``attempts`` counts every try, the first one included. ``retry_after_max`` caps how long a
+    server's ``Retry-After`` may hold the client. ``outage_max`` bounds how long one request
+    waits out a server that answered before and is now down (see ``batch.api.pipeline``).
+    ``testing`` switches every wait off (backoff, ``Retry-After`` and outage pauses) while
+    keeping the same attempt counts, so tests run fast and still exercise the retry paths.
+    """
+
+    attempts: int = 6
+    wait_initial: float = 0.2
+    wait_max: float = 30.0
+    wait_exp_base: float = 2.0
+    retry_after_max: float = 120.0
+    outage_max: float = 300.0
+    budget: RetryBudget = field(default_factory=RetryBudget)
+    testing: bool = False
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        if self.wait_initial < 0 or self.wait_max < 0 or self.retry_after_max < 0:
+            raise ValueError("waits must not be negative")
+
+    @classmethod
+    def for_testing(cls, *, attempts: int = 6, budget: RetryBudget | None = None) -> RetryPolicy:
+        """A policy with the same attempt counts and no waiting at all."""
+        return cls(
+            attempts=attempts,
+            wait_initial=0.0,
+            wait_max=0.0,
+            retry_after_max=0.0,
+            budget=budget if budget is not None else RetryBudget(),
+            testing=True,
+        )
+
+    def backoff(self, retry: int, *, rng: random.Random | None = None) -> float:
+        """Seconds to wait before retry number *retry* (0 for the first retry); full jitter."""
+        if self.testing:
+            return 0.0
+        ceiling = min(self.wait_max, self.wait_initial * self.wait_exp_base ** max(retry, 0))
+        return (rng or random).uniform(0.0, ceiling)
+
+    def retry_after(self, seconds: float | None) -> float:
+        """The pause to honour for a server's ``Retry-After`` of *seconds*, capped."""
+        if self.testing or seconds is None:
+            return 0.0
+        return min(max(seconds, 0.0), self.retry_after_max)
+
 
 log = logging.getLogger(__name__)
+
+
+class Outage:
+    """Holds every request while a server that has answered before looks down.
+
+    After ``threshold`` outage failures in a row (503/502/504 or a refused connection), every
+    request waits on the limiter for a pause that doubles from ``first`` up to ``longest``
+    seconds; then the waiting requests probe again. Failures of requests sent before a pause
+    began belong to it and do not count again. A server that never answered (a wrong host)
+    is not held: its requests fail after the normal retries.
+    """
+
+    def __init__(self, limiter: Limiter, *, enabled: bool, threshold: int = 3,
+                 first: float = 1.0, longest: float = 4.0) -> None:
+        self._limiter = limiter
+        self._enabled = enabled
+        self.threshold = threshold
+        self.first = first
+        self.longest = longest
+        self._seen_success = False
+        self._streak = 0
+        self._pause = 0.0
+        self._until = 0.0
+        self.pauses = 0
+
+    def hold(self, err: TransientError) -> bool:
+        """Record an outage failure; True when the request should wait out the outage."""
+        down = isinstance(err, ConnectError) or (
+            isinstance(err, ServerError) and err.status in (502, 503, 504))
+        if not (self._enabled and self._seen_success and down):
+            return False
+        now = time.monotonic()
+        if now < self._until:
+            return True
+        self._streak += 1
+        if self._streak < self.threshold:
+            return False
+        self._pause = min(self.longest, self._pause * 2 if self._pause else self.first)
+        self._until = now + self._pause
+        self._limiter.pause_until(self._until)
+        self.pauses += 1
+        log.warning("server unavailable: holding every request for %.0f s", self._pause)
+        return True
+
+    def success(self) -> None:
+        """An answer: the server is up."""
+        self._seen_success = True
+        self._streak = 0
+        self._pause = 0.0
+
 
 T = TypeVar("T")
 Reader = Callable[[aiohttp.ClientResponse], Awaitable[T]]
@@ -128,12 +395,29 @@ class _Request:
 
 @dataclass(frozen=True, slots=True)
 class _Next:
-    """A same-origin redirect to follow (see ``batch.api.redirect``)."""
+    """A same-origin redirect to follow (see ``batch.api.http``)."""
 
     url: URL
 
 
-class Caller:
+class PipelineOptions(TypedDict, total=False):
+    """How a client sends its requests (the keyword arguments of ``Client`` and ``Pipeline``).
+
+    *timeout* bounds one request attempt, from the start of sending to the last byte of the
+    answer. *max_body_mb* caps a JSON answer (default ``EMG_MAX_BODY_MB``, else 64) and
+    *max_report_mb* a report download (default ``EMG_MAX_REPORT_MB``, else 2048).
+    """
+
+    rate: float | None
+    concurrency: int
+    retry: RetryPolicy | None
+    timeout: float
+    user_agent: str | None
+    max_body_mb: float | None
+    max_report_mb: float | None
+
+
+class Pipeline:
     """One session to one host: sends requests through the limiter, retries and re-logins."""
 
     def __init__(
@@ -146,7 +430,8 @@ class Caller:
         retry: RetryPolicy | None = None,
         timeout: float = 60.0,
         user_agent: str | None = None,
-        limits: Limits | None = None,
+        max_body_mb: float | None = None,
+        max_report_mb: float | None = None,
     ) -> None:
         if rate is not None and rate <= 0:
             raise UsageError(f"--rate must be positive, got {rate}")
@@ -155,7 +440,7 @@ class Caller:
         self.host = normalise_host(host)
         self._base = URL(self.host)
         self._tls_hint = tls_hint(host, self.host)
-        self.limits = limits or Limits()
+        self.limits = BodyLimits.choose(body_mb=max_body_mb, report_mb=max_report_mb)
         self.auth = Auth(credentials, self._login, host=self.host)
         self.retry = retry or RetryPolicy()
         self.limiter: Limiter = (FixedRateLimiter(rate) if rate is not None else
@@ -233,7 +518,7 @@ class Caller:
         """Send one logical request with re-login and retries; return what *reader* makes of it.
 
         *stream*: the answer is streamed (a download): each stall may last ``timeout``, and
-        the deadline moves on as data comes (``body.stream_to``).
+        the deadline moves on as data comes (``http.stream_to``).
         """
         request = _Request(method, path, self._url(path, params),
                            dumps(body) if body is not None else None, unsafe, auth, stream)
