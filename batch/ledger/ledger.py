@@ -116,7 +116,7 @@ class Ledger:
             raise
         return ledger
 
-    # -- the database it holds -------------------------------------------------------------
+    # -- the database it holds ---------------------------------------------------------------
 
     @property
     def path(self) -> Path:
@@ -186,7 +186,7 @@ class Ledger:
         """Bring tables of older ledgers up to date, past the schema version."""
         self._upgrade_events()
 
-    # -- registering ------------------------------------------------------------------------
+    # -- registering -------------------------------------------------------------------------
 
     def add_families(self, families: Iterable[NewFamily]) -> int:
         """Insert new families with their steps ``pending``; one transaction for the batch.
@@ -222,7 +222,7 @@ class Ledger:
             (*fields.values(), time.time(), family_id),
         )
 
-    # -- the one checked write -------------------------------------------------------------
+    # -- the one checked write ---------------------------------------------------------------
 
     def set_step(
         self,
@@ -266,7 +266,7 @@ class Ledger:
                             (family_id, step)).fetchone()
         return None if row is None else State(row[0])
 
-    # -- named transitions -----------------------------------------------------------------
+    # -- named transitions -------------------------------------------------------------------
 
     def _sending(self, family_id: str, step: str, run_id: int | None,
                  proband_sample: str | None, server_at: float | None) -> None:
@@ -403,7 +403,7 @@ class Ledger:
         """
         self.update_family(family_id, note=text)
 
-    # -- reads ---------------------------------------------------------------------------
+    # -- reads -------------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, FamilyRecord]:
         """Every family with its steps, read in two queries (used to plan a run)."""
@@ -487,7 +487,7 @@ class Ledger:
         if current is not None:
             yield current
 
-    # -- runs ----------------------------------------------------------------------------
+    # -- runs --------------------------------------------------------------------------------
 
     def begin_run(
         self,
@@ -545,7 +545,7 @@ class Ledger:
         runs = [r for r in self.runs() if command is None or r.command == command]
         return runs[-1] if runs else None
 
-    # -- webhook events --------------------------------------------------------------------
+    # -- webhook events ----------------------------------------------------------------------
 
     def _upgrade_events(self) -> None:
         """A ledger written before failures were recorded kept whole bodies: rebuild it."""
@@ -660,7 +660,7 @@ class Ledger:
         rows = self._execute(f"SELECT {_COLUMNS} FROM events ORDER BY id").fetchall()
         return [dict(zip(EVENT_KEYS, r, strict=True)) for r in rows]
 
-    # -- the server it belongs to ----------------------------------------------------------
+    # -- the server it belongs to ------------------------------------------------------------
 
     def binding(self) -> Binding | None:
         """The server this ledger belongs to; for a ledger never bound, its last run's."""

@@ -412,7 +412,6 @@ class Runner:
         state.summary.actions[step] = state.summary.actions.get(step, 0) + 1
         return True
 
-
     async def _send(self, step: str, family: Family, case: str, ids: list[int]) -> None:
         state = self.state
         actions = family.actions
@@ -424,13 +423,11 @@ class Runner:
         elif step == "set_status":
             await state.client.set_status(case, actions.set_status or "")
 
-
     def _uncertain(self, family_id: str, step: str) -> bool:
         """Whether an earlier try of the step may have reached the server."""
         record = self.state.ledger.family(family_id)
         previous = record.steps.get(step) if record else None
         return previous is not None and previous.state in (State.SENDING, State.UNKNOWN)
-
 
     async def _preset_group_exists(self, family: Family, case: str) -> bool:
         """After a lost answer, whether the preset group is on the case (never created twice).
@@ -463,7 +460,6 @@ def _first(group: BaseExceptionGroup[ApiError]) -> ApiError:
         exc = exc.exceptions[0]
     assert isinstance(exc, ApiError)
     return exc
-
 
 
 def _preset_names(data: dict[str, Any]) -> set[str]:
