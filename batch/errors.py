@@ -34,6 +34,8 @@
     + AmbiguousCreate          -- a create was sent and its outcome is unknown (reconcile)
     + AuthError                -- login refused, or a token that a fresh login cannot fix
     + RetriesExhausted         -- a transient failure outlived the retry policy or budget
+  x Undecided                  -- whether a family's case exists (or a step took effect) cannot
+                                  be told: the step is recorded unknown, the family needs review
 
 Only ``batch/api/http.py`` translates foreign (aiohttp) exceptions into these, and only
 ``batch/outputs/files.py`` turns ``OSError`` from writing an output into ``OutputError``.
@@ -225,6 +227,10 @@ class ServerUnreachable(BatchError):
 
 class AmbiguousCreate(ApiError):
     """A create was sent but its outcome is unknown: never re-send it blindly."""
+
+
+class Undecided(BatchError):
+    """Whether the family's case exists cannot be told (the family needs review)."""
 
 
 class AuthError(ApiError):

@@ -97,7 +97,7 @@ def test_the_lock_file_is_removed_after_the_run_and_the_lock_taken_again(tmp_pat
 def test_a_lock_file_removed_by_its_holder_is_never_shared(tmp_path: Path) -> None:
     """A process that opened the lock file just before its holder removed it must not think
     it holds the lock on the file that replaced it."""
-    from batch.ledger import lock
+    from batch.ledger import files as lock
 
     path = tmp_path / "l.sqlite"
     first = lock.acquire(path)

@@ -23,7 +23,7 @@ import pytest
 from batch.api import Client, Credentials
 from batch.errors import UsageError
 from batch.ledger import Ledger
-from batch.ledger.events import UNREAD_KEPT
+from batch.ledger.ledger import UNREAD_KEPT
 from batch.outputs.status import render_status, status_report
 from batch.pull import HookAuth, ListenerStats, dedupe_key, listen
 from batch.sandbox import (

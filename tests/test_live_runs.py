@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from batch.ledger.db import LATER_WITHIN
+from batch.ledger.database import LATER_WITHIN
 from batch.sandbox import DEFAULT_PASSWORD, DEFAULT_USER
 from tests.cli_sandbox import invoke
 from tests.manifests import write_manifest

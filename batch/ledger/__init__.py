@@ -1,24 +1,26 @@
 """The results ledger (SQLite, WAL): every family and step of a manifest, one durable write
 per state change, the runs and the webhook events.
 
-``states`` holds the vocabulary (steps, states, legal transitions); ``store`` the ``Ledger``
-and its named transitions; ``reads`` the queries; ``db`` the connection, transactions, lock
-and group commit; ``schema`` the tables; ``records`` the plain records; ``runs`` and
-``events`` their tables; ``binding`` the server a ledger belongs to; ``disk`` and ``lock`` its
-files. Nothing here imports the stages above it.
+``ledger`` holds the ``Ledger``: its named transitions, reads, runs, webhook events and the
+server it belongs to; ``database`` the connection it holds (transactions, lock, group commit);
+``states`` the vocabulary (steps, states, legal transitions); ``schema`` the tables;
+``records`` the plain records; ``files`` its files on disk and the process lock. Nothing here
+imports the stages above it.
 """
 
-from batch.ledger.binding import SANDBOX_HOST, Binding, canonical_host
+from batch.ledger.ledger import Ledger
 from batch.ledger.records import (
+    SANDBOX_HOST,
+    Binding,
     FamilyRecord,
     NewFamily,
     Outcome,
     RunRecord,
     StepRecord,
+    canonical_host,
     default_path,
 )
 from batch.ledger.states import STEPS, TRANSITIONS, IllegalTransition, State, Step
-from batch.ledger.store import Ledger
 
 __all__ = [
     "SANDBOX_HOST",

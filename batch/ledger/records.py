@@ -1,4 +1,5 @@
-"""What the ledger hands out and takes in: plain records of families, steps, runs."""
+"""What the ledger hands out and takes in: plain records of families, steps, runs, open
+webhook work, and the server a ledger belongs to (with how a host is compared and shown)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from batch.ledger.states import State
 
@@ -105,3 +107,50 @@ class RunRecord:
     counts: dict[str, Any] | None
     pid: int | None = None
     """The process that ran it."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenCase:
+    """A case with events neither handled nor given up: the newest one, attempts so far."""
+
+    case: str
+    upto: int
+    attempts: int
+
+
+#: The host of a ledger made with ``--sandbox`` (an in-process sandbox on a new port each time).
+SANDBOX_HOST = "sandbox"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """The server a ledger belongs to: its base URL (or ``sandbox``) and the account."""
+
+    host: str
+    account: str | None = None
+
+    def __str__(self) -> str:
+        return shown(self.host) + (f" (account {self.account})" if self.account else "")
+
+
+def canonical_host(host: str) -> str:
+    """*host* as a ledger compares it: scheme and name in lower case, no default port, no
+    trailing ``/``."""
+    if host == SANDBOX_HOST:
+        return host
+    parts = urlsplit(host.strip())
+    scheme = parts.scheme.lower()
+    name = (parts.hostname or "").lower()
+    name = f"[{name}]" if ":" in name else name
+    try:
+        port = parts.port
+    except ValueError:  # not a number: keep what was given, it cannot match another anyway
+        return host.strip().rstrip("/")
+    netloc = name if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{name}:{port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def shown(host: str) -> str:
+    """A ledger's host in words."""
+    return "the built-in sandbox (--sandbox)" if host == SANDBOX_HOST else host

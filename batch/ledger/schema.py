@@ -19,7 +19,7 @@ import sqlite3
 from pathlib import Path
 
 from batch.errors import LedgerError
-from batch.ledger.disk import ledger_error, prepare, private
+from batch.ledger.files import ledger_error, prepare, private
 
 SCHEMA_VERSION = 5
 

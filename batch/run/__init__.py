@@ -1,9 +1,9 @@
 """Stage 3 of the data flow: a manifest's families run against a client and a ledger.
 
-``runner`` (phases and the family chain) with ``plan`` (every decision about a family),
-``validate`` (the one validation pass), ``create`` (the create step), ``reconcile`` (finding the
-case of a lost create), ``actions`` (assign, preset group, status), ``context`` (what the steps
-share), ``pool`` (the bounded worker pool), ``progress`` and ``summary``.
+``runner`` (the ``Runner``: phases, the family chain, the action steps) with ``state`` (the
+one state its steps share), ``identity`` (the create step and which case is a family's),
+``plan`` (every decision about a family), ``validate`` (the one validation pass), ``revert``
+(undoing a run), ``pool`` (the bounded worker pool), ``progress`` and ``summary``.
 """
 
 import importlib

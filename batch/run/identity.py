@@ -34,13 +34,13 @@ from typing import Any, Literal
 
 import anyio
 
-from batch.errors import AmbiguousCreate, ApiError, AuthError, BuildError, NotFound
+from batch.errors import AmbiguousCreate, ApiError, AuthError, BuildError, NotFound, Undecided
 from batch.ledger import FamilyRecord, Outcome, State
 from batch.manifest import Family
 from batch.payload import build_payload
 from batch.payload.rules import is_integer
-from batch.run.context import RunContext, Undecided, outcome_of, refused
 from batch.run.plan import CONFLICT, FamilyPlan
+from batch.run.state import RunState, outcome_of, refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +69,8 @@ class _Candidate:
 class CaseIdentity:
     """The create step of every family of one run: reserve, decide, send, record, release."""
 
-    def __init__(self, ctx: RunContext) -> None:
-        self.ctx = ctx
+    def __init__(self, state: RunState) -> None:
+        self.state = state
         #: Families marked ``sending`` ahead of time and not yet sent.
         self.reserved: set[str] = set()
         #: Case name -> the family of this ledger that holds it.
@@ -94,14 +94,14 @@ class CaseIdentity:
         it is decided like any interrupted create: looked up, not found, created. Until an
         answer has told the server's time, nothing is reserved ahead.
         """
-        ctx = self.ctx
+        state = self.state
         while chunk := list(itertools.islice(plans, window)):
             creates = [f for f, plan in chunk if plan.create and not plan.reconcile]
             # no server time known yet: each is marked as it is sent, once an answer told it
-            if creates and not ctx.stop.is_set() and ctx.client.clock.now() is not None:
-                ctx.ledger.reserve([(f.family_id, ctx.planner.sample_to_keep(f))
-                                    for f in creates], "create", run_id=ctx.run_id,
-                                   server_at=ctx.client.clock.now())
+            if creates and not state.stop.is_set() and state.client.clock.now() is not None:
+                state.ledger.reserve([(f.family_id, state.planner.sample_to_keep(f))
+                                      for f in creates], "create", run_id=state.run_id,
+                                     server_at=state.client.clock.now())
                 self.reserved.update(f.family_id for f in creates)
             yield from chunk
 
@@ -109,12 +109,12 @@ class CaseIdentity:
         """A family reserved ahead of time that will not be sent after all."""
         if family_id in self.reserved:
             self.reserved.discard(family_id)
-            self.ctx.ledger.release([family_id], "create")
+            self.state.ledger.release([family_id], "create")
 
     def release_unsent(self) -> None:
         """Put back every reservation the run never reached (it stopped first)."""
         if self.reserved:
-            self.ctx.ledger.release(sorted(self.reserved), "create")
+            self.state.ledger.release(sorted(self.reserved), "create")
             self.reserved.clear()
 
     # -- the create step ---------------------------------------------------------------------
@@ -126,12 +126,12 @@ class CaseIdentity:
             if found != "absent":
                 return found
         try:
-            payload = await build_payload(family, self.ctx.resolver)
+            payload = await build_payload(family, self.state.resolver)
         except BuildError as exc:
             await self._fail(family, Outcome(kind="BuildError", message=exc.message))
             return None
         except AuthError as exc:
-            self.ctx.halt("auth", refused(exc))
+            self.state.halt("auth", refused(exc))
             return None
         except ApiError as exc:
             await self._fail(family, outcome_of(exc, f"look-up failed: {exc.message}"))
@@ -140,18 +140,18 @@ class CaseIdentity:
 
     async def _decided(self, family: Family, *, uncertain: bool) -> str | None:
         """Apply the decision: the case taken, "absent" (send), or None (recorded)."""
-        ctx = self.ctx
+        state = self.state
         try:
             verdict = await self.decide(family, uncertain=uncertain)
         except AuthError as exc:
-            ctx.halt("auth", refused(exc))
+            state.halt("auth", refused(exc))
             return None
         except (Undecided, ApiError) as exc:
             await self._undecided(family, exc, uncertain=uncertain)
             return None
         if verdict.case is None:
             return "absent"
-        if verdict.kind == "ours" or ctx.options.if_exists == "adopt":
+        if verdict.kind == "ours" or state.options.if_exists == "adopt":
             return await self.record(family, verdict.case, adopted=True,
                                      ours=verdict.kind == "ours")
         await self._fail(family, Outcome(kind="CaseExists", message=(
@@ -168,7 +168,7 @@ class CaseIdentity:
         if uncertain:
             what = f"needs review: {exc}" if isinstance(exc, Undecided) else (
                 f"could not look the case up: {exc.message}")
-            self.ctx.unknown(fid, "create", what, count=True)
+            self.state.unknown(fid, "create", what, count=True)
             return
         if isinstance(exc, Undecided):
             outcome = Outcome(kind="NeedsReview", message=(
@@ -186,28 +186,28 @@ class CaseIdentity:
         When no step follows (*final*), the success rides with the next commit instead of being
         waited for (see ``Ledger.record_created``).
         """
-        ctx, fid = self.ctx, family.family_id
+        state, fid = self.state, family.family_id
         if fid in self.reserved:
             self.reserved.discard(fid)  # marked sending with its window (see reserving)
         else:
-            await ctx.ledger.mark_sending(fid, "create", run_id=ctx.run_id,
-                                          proband_sample=ctx.planner.sample_to_keep(family),
-                                          server_at=ctx.client.clock.now())
+            await state.ledger.mark_sending(fid, "create", run_id=state.run_id,
+                                            proband_sample=state.planner.sample_to_keep(family),
+                                            server_at=state.client.clock.now())
         try:
-            result = await ctx.client.create_case(payload)
+            result = await state.client.create_case(payload)
         except AmbiguousCreate as exc:
-            ctx.unknown(fid, "create", exc.message, exc)
+            state.unknown(fid, "create", exc.message, exc)
             return await self._after_ambiguous(family)
         except AuthError as exc:
             # 401/403: the server did not act on this request
-            ctx.ledger.record_refused(fid, "create", outcome_of(exc))
-            ctx.halt("auth", refused(exc))
+            state.ledger.record_refused(fid, "create", outcome_of(exc))
+            state.halt("auth", refused(exc))
             return None
         except ApiError as exc:
-            await ctx.fail(family, "create", outcome_of(exc))
+            await state.fail(family, "create", outcome_of(exc))
             return None
         except anyio.get_cancelled_exc_class():
-            ctx.unknown(fid, "create", "cancelled while the create was in flight")
+            state.unknown(fid, "create", "cancelled while the create was in flight")
             raise
         assert result is not None  # a real create always answers with a name
         return await self.record(family, result.name, adopted=False, status=result.status,
@@ -217,19 +217,19 @@ class CaseIdentity:
         """After a lost answer: take the case if the server already shows it, else leave the
         create unknown. Never re-sent in the same run: a slow server may still be creating it;
         the next run decides again before anything is sent."""
-        await anyio.sleep(self.ctx.options.settle)
+        await anyio.sleep(self.state.options.settle)
         try:
             verdict = await self.decide(family, uncertain=True)
         except (Undecided, ApiError):
             verdict = ABSENT
         if verdict.kind == "ours" and verdict.case is not None:
             return await self.record(family, verdict.case, adopted=True)
-        self.ctx.count_unknown()
+        self.state.count_unknown()
         return None
 
     async def _fail(self, family: Family, outcome: Outcome) -> None:
         self.release(family.family_id)
-        await self.ctx.fail(family, "create", outcome)
+        await self.state.fail(family, "create", outcome)
 
     # -- recording ----------------------------------------------------------------------------
 
@@ -239,32 +239,33 @@ class CaseIdentity:
         recorded as the family's failure); None then. *adopted*: found rather than answered;
         *ours*: made by a create of this ledger (a lost answer's case is; an existing case
         taken over is not, and ``revert`` leaves it alone unless asked)."""
-        ctx, fid = self.ctx, family.family_id
+        state, fid = self.state, family.family_id
         self.reserved.discard(fid)
         holder = self.claimed.setdefault(case, fid)
         if holder != fid:
             await self._conflict(family, case, holder)
             return None
-        await ctx.ledger.record_created(fid, case, http_status=status, run_id=ctx.run_id,
-                                        final=final, adopted=not ours)
+        await state.ledger.record_created(fid, case, http_status=status, run_id=state.run_id,
+                                          final=final, adopted=not ours)
         if adopted:
-            ctx.summary.adopted += 1
+            state.summary.adopted += 1
         else:
-            ctx.summary.created += 1
+            state.summary.created += 1
         return case
 
     async def _conflict(self, family: Family, case: str, holder: str) -> None:
         """A case name answered for a second family: stop this family for good, and hold
         every later step of the family that held it (the case may now be either's patient)."""
         self.conflicts[case] = (holder, family.family_id)
-        ctx = self.ctx
-        await ctx.fail(family, "create", _conflict_outcome(case, holder), case=case)
-        record = ctx.ledger.family(holder)
+        state = self.state
+        await state.fail(family, "create", _conflict_outcome(case, holder), case=case)
+        record = state.ledger.family(holder)
         later = [s for s, r in (record.steps.items() if record else ())
                  if s != "create" and r.state is not State.SUCCEEDED]
         for step in later:
-            await ctx.ledger.record_failed(holder, step, _conflict_outcome(case, family.family_id),
-                                           case_name=case, run_id=ctx.run_id)
+            await state.ledger.record_failed(holder, step,
+                                             _conflict_outcome(case, family.family_id),
+                                             case_name=case, run_id=state.run_id)
 
     def holds_conflict(self, case: str | None) -> bool:
         """Whether *case* was answered for two families (no step may run on it)."""
@@ -274,7 +275,7 @@ class CaseIdentity:
         """Record *step* of *family* held: its case was answered for another family too."""
         holder, claimant = self.conflicts[case]
         other = claimant if family.family_id == holder else holder
-        await self.ctx.fail(family, step, _conflict_outcome(case, other), case=case)
+        await self.state.fail(family, step, _conflict_outcome(case, other), case=case)
 
     # -- the decision -------------------------------------------------------------------------
 
@@ -284,8 +285,8 @@ class CaseIdentity:
         *uncertain*: an earlier create may have reached the server. ``Undecided`` when the
         evidence does not tell; ``ApiError`` when the server could not be asked.
         """
-        ctx = self.ctx
-        record = ctx.ledger.family(family.family_id)
+        state = self.state
+        record = state.ledger.family(family.family_id)
         samples = _samples(family, record)
         if not samples:
             if uncertain:
@@ -307,7 +308,7 @@ class CaseIdentity:
             if ours:
                 return Verdict("ours", ours[0])
         matching = [c.case for c in candidates if c.matches]
-        if ctx.options.if_exists == "create":
+        if state.options.if_exists == "create":
             if uncertain and reference is None and matching:
                 raise Undecided(f"case {matching[0]} matches this family, and whether the lost "
                                 "create made it cannot be told (no server time was recorded)")
@@ -319,10 +320,10 @@ class CaseIdentity:
     def _made_by(self, family: Family, found: _Candidate, reference: float | None) -> bool:
         """Whether the lost create of *family*, begun at server time *reference*, made it."""
         if reference is None:
-            return found.matches and self.ctx.options.if_exists != "create"
-        if found.created is None or found.created < reference - self.ctx.options.reconcile_skew:
+            return found.matches and self.state.options.if_exists != "create"
+        if found.created is None or found.created < reference - self.state.options.reconcile_skew:
             return False
-        return found.matches or not self.ctx.planner.twins(family)
+        return found.matches or not self.state.planner.twins(family)
 
     async def _candidates(self, family: Family, samples: Sequence[str]) -> list[_Candidate]:
         """Every readable case whose proband is one of *samples*, but those a twin holds."""
@@ -335,7 +336,7 @@ class CaseIdentity:
                     continue
                 seen.add(case)
                 try:
-                    data = await self.ctx.client.get_case(case)
+                    data = await self.state.client.get_case(case)
                 except NotFound:
                     continue  # the sample names a case that is gone (or not ours to read)
                 if data.get("status") == "trash":
@@ -350,7 +351,7 @@ class CaseIdentity:
         holds it (None: none does); a case a twin holds (a family of the same proband sample,
         whose case it rightly is) is left out."""
         cases: list[tuple[str, str | None]] = []
-        for hit in await self.ctx.client.find_samples(sample, exact=True):
+        for hit in await self.state.client.find_samples(sample, exact=True):
             case = str(hit.get("note") or "")
             if not case.startswith("EMG"):
                 continue
@@ -363,16 +364,16 @@ class CaseIdentity:
 
     def _is_twin(self, family_id: str, sample: str) -> bool:
         """Whether *family_id* (another family) has *sample* as its proband too."""
-        record = self.ctx.ledger.family(family_id)
+        record = self.state.ledger.family(family_id)
         return record is not None and record.proband_sample == sample
 
     def _refuse_twins(self, family: Family) -> None:
         """Two uncertain families of the same proband sample and content cannot be told apart:
         whose case the server holds is not known."""
         key = family_key(family)
-        ctx = self.ctx
-        for twin in ctx.planner.twins(family):
-            record = ctx.ledger.family(twin.family_id)
+        state = self.state
+        for twin in state.planner.twins(family):
+            record = state.ledger.family(twin.family_id)
             create = record.create if record else None
             uncertain = create is not None and create.state in (State.SENDING, State.UNKNOWN)
             if uncertain and key is not None and family_key(twin) == key:

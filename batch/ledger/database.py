@@ -1,5 +1,5 @@
-"""The ledger's database: one connection, explicit transactions, the process lock, and the
-group commit that lets many workers share one commit.
+"""The database a ledger holds: one connection, explicit transactions, the process lock, and
+the group commit that lets many workers share one commit.
 
 This layer uses asyncio directly (an event and loop callbacks), not anyio: a group commit runs
 as a loop callback so that a write once queued is committed even if its writer is cancelled,
@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from batch.errors import LedgerError
-from batch.ledger.disk import ledger_error, remove
-from batch.ledger.lock import acquire, release
+from batch.ledger.files import acquire, ledger_error, release, remove
 from batch.ledger.schema import connect
 
 #: Event-loop turns a group commit waits for more writers to join it (see ``durably``).
@@ -62,7 +61,7 @@ def _identity(path: Path) -> tuple[int, int] | None:
 
 
 class Database:
-    """A ledger file: open with :meth:`open`; use as a context manager."""
+    """The connection to a ledger file, held by its ``Ledger``; open with :meth:`open`."""
 
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path = path
@@ -80,22 +79,13 @@ class Database:
     def open(cls, path: str | Path, *, create: bool = True) -> Self:
         """Open (or create) the ledger at *path*: mode 0600, schema checked and migrated."""
         path = Path(path)
-        ledger = cls(path, connect(path, create=create))
-        try:
-            ledger._upgrade()
-        except BaseException:
-            ledger.close()
-            raise
-        return ledger
+        return cls(path, connect(path, create=create))
 
     def on_disk(self) -> bool:
         """Whether the path still names the file opened: False once it was deleted or
         replaced meanwhile (SQLite goes on writing to the file it has open, which nobody
         will find again)."""
         return self._identity is not None and _identity(self.path) == self._identity
-
-    def _upgrade(self) -> None:
-        """Bring tables of older ledgers up to date, past the schema version (see events)."""
 
     def lock(self) -> None:
         """Take the ledger for this process; a second process gets a clear LedgerError.
@@ -127,19 +117,18 @@ class Database:
         remove(self.path)
         self.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- statements and transactions -----------------------------------------------------
 
-    def _execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        """Run one statement; a SQLite error becomes a ``LedgerError`` naming the file."""
         try:
             return self._conn.execute(sql, tuple(params))
         except sqlite3.Error as exc:
             raise ledger_error(f"cannot write ledger {self.path}: {exc}", exc) from exc
+
+    def cursor(self) -> sqlite3.Cursor:
+        """A cursor of its own, for a read streamed row by row."""
+        return self._conn.cursor()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -147,24 +136,24 @@ class Database:
         if self._conn.in_transaction:
             yield
             return
-        self._execute("BEGIN IMMEDIATE")
+        self.execute("BEGIN IMMEDIATE")
         try:
             yield
-            self._execute("COMMIT")
+            self.execute("COMMIT")
         except BaseException:
             if self._conn.in_transaction:
                 with contextlib.suppress(LedgerError):
-                    self._execute("ROLLBACK")
+                    self.execute("ROLLBACK")
             raise
 
     def meta(self, key: str) -> str | None:
         """A value from the meta table."""
-        row = self._execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
         """Store a value in the meta table."""
-        self._execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        self.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     # -- group commit ----------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""What every step of a run shares: the client, the ledger, the options, the summary, and the
-way an outcome is recorded and counted.
+"""The one shared state of a run (``RunState``): the client, the ledger, the options, the
+summary, and the way an outcome is recorded and counted.
 
 Expected per-family failures are data: ``fail`` and ``unknown`` record them through the
 ledger's named transitions and count them; only bugs propagate. ``halt`` stops the run (no new
@@ -23,13 +23,9 @@ from batch.run.progress import Progress
 from batch.run.summary import RunOptions, RunSummary, Stop
 
 
-class Undecided(Exception):
-    """Whether the family's case exists cannot be told (the family needs review)."""
-
-
 @dataclass(slots=True, kw_only=True)
-class RunContext:
-    """The shared state of one run (owned by its ``Runner``)."""
+class RunState:
+    """The shared state of one run (owned by its ``Runner``, shared with its ``CaseIdentity``)."""
 
     client: Client
     resolver: Resolver
