@@ -16,9 +16,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from batch.api.token import Lifetime, describe, lifetime, strip_bearer
+from batch.api.token import Lifetime, lifetime, strip_bearer
 from batch.api.translate import Scrubber
 from batch.errors import AuthError, Forbidden, PermanentError, UsageError
+from batch.text import duration
 
 log = logging.getLogger(__name__)
 
@@ -182,9 +183,10 @@ class Auth:
             return None
         left = self._life.expires - time.time()
         again = "set EMG_USERNAME and EMG_PASSWORD so emg-batch can log in again"
+        span = duration(left, coarse=True)
         if left <= 0:
-            return f"EMG_TOKEN expired {describe(left)} ago; {again}"
-        return f"EMG_TOKEN expires in {describe(left)}; a longer run stops when it does; {again}"
+            return f"EMG_TOKEN expired {span} ago; {again}"
+        return f"EMG_TOKEN expires in {span}; a longer run stops when it does; {again}"
 
     def redact(self, text: str) -> str:
         """*text* without the password, the tokens or any configured secret, in any form a

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from batch.errors import UsageError
+from batch.text import quoted
 
 MB = 1 << 20
 BODY_ENV = "EMG_MAX_BODY_MB"
@@ -59,7 +60,7 @@ def _bytes(given: float | None, name: str, text: str | None, var: str, default: 
         value = float(text.strip())
     except ValueError:
         value = math.nan
-    return _positive(value, var, repr(text.strip()[:100]))
+    return _positive(value, var, quoted(text.strip()))
 
 
 def _positive(mb: float, name: str, shown: str) -> int:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from yarl import URL
 
 from batch.errors import RedirectRefused
+from batch.text import quoted
 
 MAX_HOPS = 3
 SHOWN = 100  # characters of a Location shown in a message
@@ -39,7 +40,7 @@ def shown(location: URL | str, redact: Callable[[str], str] = str) -> str:
     else:
         text = location
     text = redact(text)
-    return repr(text[:SHOWN] + "…" if len(text) > SHOWN else text)
+    return quoted(text, SHOWN)
 
 
 def follow(

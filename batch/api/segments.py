@@ -14,6 +14,7 @@ import unicodedata
 from urllib.parse import quote
 
 from batch.errors import PermanentError
+from batch.text import quoted
 
 SHOWN = 100  # characters of a refused name shown in a message
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
@@ -36,7 +37,7 @@ def problem(name: str) -> str | None:
 
 def shown(name: str) -> str:
     """*name* fit for a one-line message: quoted, escaped, cut short."""
-    return repr(name if len(name) <= SHOWN else name[:SHOWN] + "…")
+    return quoted(name, SHOWN)
 
 
 def check(name: str) -> str:

@@ -73,14 +73,3 @@ def strip_bearer(token: str) -> str:
     if token[:7].lower() == "bearer ":
         token = token[7:].strip()
     return token
-
-
-def describe(seconds: float) -> str:
-    """A duration in words: ``40 s``, ``12 min``, ``2 h 5 min``."""
-    seconds = abs(seconds)
-    if seconds < 60:
-        return f"{int(seconds)} s"
-    minutes = int(seconds // 60)
-    if minutes < 120:
-        return f"{minutes} min"
-    return f"{minutes // 60} h {minutes % 60} min"

@@ -37,7 +37,7 @@ from batch.cli.common import (
     tuned,
 )
 from batch.errors import UsageError, truncate
-from batch.outputs.words import plural
+from batch.text import plural
 
 if TYPE_CHECKING:  # the pull modules (and aiohttp) are imported by the commands that run
     from batch.jobs.pull import Puller
