@@ -217,7 +217,7 @@ class _Loader:
 
 
 def _date_text(text: pl.Expr) -> pl.Expr:
-    """A date cell's text (``YYYY-MM-DD HH:MM:SS[.fff]``) as ``frames`` writes date-times:
+    """A date cell's text (``YYYY-MM-DD HH:MM:SS[.fff]``) as ``parquet`` writes date-times:
     ``YYYY-MM-DD`` at midnight; a time-only cell (on Excel's day 0) as its time of day."""
     day, clock = text.str.slice(0, 10), text.str.slice(11)
     return pl.when(clock == "00:00:00").then(day).when(day == _DAY_ZERO).then(clock).otherwise(text)

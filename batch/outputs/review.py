@@ -526,13 +526,13 @@ def write_review(
     the ledger's). *summary* is a run summary (``RunSummary.as_dict()``); without it the counts
     of the last run recorded in the ledger are shown; a summary with validation ``problems``
     adds a Problems sheet, one with a ``timeline`` of a run over a minute a Timeline sheet and
-    its chart (see :mod:`batch.outputs.review`). The Summary opens with a verdict and the
-    families that need action, each linked to its row (see :mod:`batch.outputs.review`).
+    its chart. The Summary opens with a verdict and the families that need action, each
+    linked to its row (see the module docstring).
     With a manifest, the sheets hold its families only: families the ledger holds that the
     manifest no longer has are counted on the Summary and left out. Times are local time. Rows
     of failed families are filled red, of families with an unknown outcome amber. The Link
     column links each case in the web app of *host*; for a sandbox on this computer it stays
-    empty and the Summary says why (see ``facts.links_to_cases``). Every sheet prints one page
+    empty and the Summary says why (see ``outcomes.links_to_cases``). Every sheet prints one page
     wide. *live* is the run going on while the workbook is written: its steps being sent are
     shown in progress, not interrupted, and the Summary says when the counts were taken.
 
