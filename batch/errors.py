@@ -39,18 +39,12 @@
 
 Only ``batch/api/http.py`` translates foreign (aiohttp) exceptions into these, and only
 ``batch/outputs/files.py`` turns ``OSError`` from writing an output into ``OutputError``.
-Server messages are truncated to ``MESSAGE_LIMIT`` characters; secrets never appear.
+Server messages are truncated (``batch.text.truncate``); secrets never appear.
 """
 
 from __future__ import annotations
 
-MESSAGE_LIMIT = 500
-
-
-def truncate(text: str, limit: int = MESSAGE_LIMIT) -> str:
-    """Shorten *text* to *limit* characters, marking the cut."""
-    text = text.strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+from batch.text import truncate
 
 
 class BatchError(Exception):

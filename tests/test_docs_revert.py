@@ -3,7 +3,7 @@ tests/test_readme_blocks.py, with every page of docs/)."""
 
 from __future__ import annotations
 
-from batch.outputs.reverts import render_plan, render_revert
+from batch.outputs.status import render_plan, render_revert
 from batch.run.revert import Item, RevertPlan, RevertSummary
 from tests.test_readme_blocks import REPO, readme_blocks, session_blocks
 

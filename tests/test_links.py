@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from batch import outputs
 from batch.cli import main
 from batch.ledger import Ledger, State
-from batch.outputs.facts import links_to_cases
+from batch.outputs.outcomes import links_to_cases
 from batch.sandbox import DEFAULT_PASSWORD, DEFAULT_USER
 from tests import ledgers
 from tests.manifests import write_manifest

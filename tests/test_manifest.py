@@ -19,7 +19,7 @@ from batch.manifest import (
     Row,
     read_manifest,
 )
-from batch.manifest.csv_tokenizer import csv_records
+from batch.manifest.csv import csv_records
 from batch.outputs import write_results_csv
 from batch.payload import build_payload
 from tests.resolver_fake import FixtureResolver

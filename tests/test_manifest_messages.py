@@ -10,8 +10,8 @@ import pytest
 
 from batch.errors import ManifestError
 from batch.manifest import OFFICIAL_COLUMNS, Manifest, Problem, read_manifest
-from batch.manifest.clip import quoted
 from batch.payload import build_payload, check_family
+from batch.text import quoted
 from tests.hostile import Hostile, run_case
 from tests.resolver_fake import FixtureResolver
 from tests.workbooks import write_workbook

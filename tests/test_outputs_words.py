@@ -15,7 +15,7 @@ from batch import errors, outputs
 from batch.api import Client, Credentials, RetryPolicy
 from batch.ledger import Ledger, State, default_path
 from batch.manifest import read_manifest
-from batch.outputs.words import describe, duration, plural
+from batch.outputs.outcomes import step_outcome
 from batch.run import RunOptions, RunSummary, run_manifest
 from batch.sandbox import (
     DEFAULT_PASSWORD,
@@ -24,6 +24,7 @@ from batch.sandbox import (
     demo_fixture_path,
     run_sandbox,
 )
+from batch.text import duration, plural
 from tests import ledgers
 from tests.conftest import REPO
 
@@ -87,13 +88,13 @@ CLASS_PATTERN = re.compile(r"\b(" + "|".join(NAMES) + r")\b")
 ])
 def test_describe(step: str, state: str, kind: str | None, message: str | None,
                   status: int | None, expected: str) -> None:
-    text = describe(step, state, kind, message, status)
+    text = step_outcome(step, state, kind, message, status)
     assert text == expected
     assert not CLASS_PATTERN.search(text)
 
 
 def test_describe_a_state_read_back_from_json() -> None:
-    assert describe("create", "odd", None, "x") == "the case creation is odd: x"
+    assert step_outcome("create", "odd", None, "x") == "the case creation is odd: x"
 
 
 def test_plural_and_duration() -> None:

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from batch.manifest import read_manifest, split_items
 from batch.manifest.model import cells_text, content_hash
+from batch.payload.checks import _past
 from batch.payload.rules import parse_date
-from batch.payload.wide import _past
 from batch.run.plan import plan_family
 
 HEADER = "Family Id,Case Type,Files Names,BioSample Name,Relation,Sex,Phenotypes,Assign To,Case Id"

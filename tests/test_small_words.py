@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from batch.cli import main
 from batch.manifest import read_manifest
-from batch.manifest.merges import column_letters
+from batch.manifest.archive import column_letters
 from batch.sandbox import SandboxConfig, SandboxThread, demo_fixture_path
 from tests.cli_sandbox import invoke
 from tests.manifests import HEADER, write_manifest

@@ -13,8 +13,8 @@ import pytest
 from batch import outputs
 from batch.ledger import Ledger, State
 from batch.manifest import Manifest, read_manifest
-from batch.outputs import charts
-from batch.outputs.charts import intervals, samples
+from batch.outputs import review as charts
+from batch.outputs.review import intervals, samples
 from tests import ledgers
 
 HEADER = "Family Id,Case Type,Files Names,BioSample Name,Sex"

@@ -32,6 +32,7 @@ import orjson
 
 from batch.api.http import Scrubber
 from batch.errors import AuthError, Forbidden, PermanentError, UsageError
+from batch.text import duration
 
 MARGIN = 120.0  # seconds before expiry that a renewal is due, at most ...
 SHARE = 0.1  # ... and at most this share of the token's lifetime
@@ -91,17 +92,6 @@ def strip_bearer(token: str) -> str:
     if token[:7].lower() == "bearer ":
         token = token[7:].strip()
     return token
-
-
-def describe(seconds: float) -> str:
-    """A duration in words: ``40 s``, ``12 min``, ``2 h 5 min``."""
-    seconds = abs(seconds)
-    if seconds < 60:
-        return f"{int(seconds)} s"
-    minutes = int(seconds // 60)
-    if minutes < 120:
-        return f"{minutes} min"
-    return f"{minutes // 60} h {minutes % 60} min"
 
 
 log = logging.getLogger(__name__)
@@ -266,9 +256,10 @@ class Auth:
             return None
         left = self._life.expires - time.time()
         again = "set EMG_USERNAME and EMG_PASSWORD so emg-batch can log in again"
+        span = duration(left, coarse=True)
         if left <= 0:
-            return f"EMG_TOKEN expired {describe(left)} ago; {again}"
-        return f"EMG_TOKEN expires in {describe(left)}; a longer run stops when it does; {again}"
+            return f"EMG_TOKEN expired {span} ago; {again}"
+        return f"EMG_TOKEN expires in {span}; a longer run stops when it does; {again}"
 
     def redact(self, text: str) -> str:
         """*text* without the password, the tokens or any configured secret, in any form a

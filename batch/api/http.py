@@ -85,6 +85,7 @@ from batch.errors import (
     ServerError,
     UsageError,
 )
+from batch.text import quoted
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
@@ -164,7 +165,7 @@ def problem(name: str) -> str | None:
 
 def shown_name(name: str) -> str:
     """*name* fit for a one-line message: quoted, escaped, cut short."""
-    return repr(name if len(name) <= NAME_SHOWN else name[:NAME_SHOWN] + "…")
+    return quoted(name, NAME_SHOWN)
 
 
 def check(name: str) -> str:
@@ -225,7 +226,7 @@ def _bytes(given: float | None, name: str, text: str | None, var: str, default: 
         value = float(text.strip())
     except ValueError:
         value = math.nan
-    return _positive(value, var, repr(text.strip()[:100]))
+    return _positive(value, var, quoted(text.strip()))
 
 
 def _positive(mb: float, name: str, shown: str) -> int:
@@ -360,7 +361,7 @@ def shown_location(location: URL | str, redact: Callable[[str], str] = str) -> s
     else:
         text = location
     text = redact(text)
-    return repr(text[:LOCATION_SHOWN] + "…" if len(text) > LOCATION_SHOWN else text)
+    return quoted(text, LOCATION_SHOWN)
 
 
 def follow(

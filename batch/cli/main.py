@@ -37,9 +37,9 @@ from batch.cli.pull import listen_command, pull_group
 from batch.cli.revert import revert_command
 from batch.cli.sandbox import sandbox_command
 from batch.manifest import Problem
-from batch.outputs.words import plural
 from batch.run.progress import for_terminal
 from batch.run.summary import DEFAULT_CONCURRENCY, IfExists, RunOptions
+from batch.text import plural
 
 
 @click.group(epilog=ENVIRONMENT)

@@ -36,8 +36,8 @@ from batch.cli.common import (
     target,
     tuned,
 )
-from batch.errors import UsageError, truncate
-from batch.outputs.words import plural
+from batch.errors import UsageError
+from batch.text import plural, quoted, truncate
 
 if TYPE_CHECKING:  # the pull modules (and aiohttp) are imported by the commands that run
     from batch.jobs.pull import Puller
@@ -142,7 +142,7 @@ def _since(value: str) -> str:
     try:
         return parse_since(value)
     except OverflowError:  # a duration beyond the calendar (99999999999d)
-        raise click.BadParameter(f"{truncate(value, 100)!r} reaches back before the year 1",
+        raise click.BadParameter(f"{quoted(value.strip())} reaches back before the year 1",
                                  param_hint="'--since'") from None
 
 

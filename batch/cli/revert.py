@@ -21,7 +21,7 @@ from batch.cli.common import (
     tuned,
 )
 from batch.errors import UsageError
-from batch.outputs.reverts import question, render_plan, render_revert
+from batch.outputs.status import question, render_plan, render_revert
 from batch.run.revert import RevertOptions, RevertPlan
 
 #: The most cases revert reads or moves at once.

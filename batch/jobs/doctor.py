@@ -22,6 +22,7 @@ from batch.api import AdaptiveLimiter, Client, RetryPolicy
 from batch.errors import ApiError, AuthError
 from batch.jobs.connect import Connection, Target, open_client
 from batch.jobs.tenants import Setting
+from batch.text import quoted
 
 Verdict = Literal["ok", "warning", "failed"]
 #: The operations emg-batch sends, as an OpenAPI document names them.
@@ -305,7 +306,7 @@ def _field_problems(case: Mapping[str, Any]) -> list[str]:
         try:
             parsedate_to_datetime(created)
         except (TypeError, ValueError):
-            problems.append(f"created {created[:40]!r} is not an RFC 1123 date")
+            problems.append(f"created {quoted(created, 40)} is not an RFC 1123 date")
     return problems
 
 

@@ -37,12 +37,12 @@ from batch.outputs import (
     write_results_csv,
     write_review,
 )
-from batch.outputs.words import plural
 from batch.payload import OfflineResolver, Resolver, build_payload, resolve
 from batch.run.pool import run_pool
 from batch.run.progress import Progress, SilentProgress
 from batch.run.summary import RunOptions, RunSummary
 from batch.run.validate import check_manifest
+from batch.text import plural
 
 if TYPE_CHECKING:
     from batch.api import Client

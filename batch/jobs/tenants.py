@@ -29,7 +29,7 @@ from typing import Any, NoReturn
 
 from batch.api import normalise_host
 from batch.errors import UsageError
-from batch.manifest.clip import quoted, shortened
+from batch.text import clip, quoted
 
 #: The file's name inside the configuration folder.
 CONFIG_NAME = "config.toml"
@@ -118,7 +118,7 @@ def pick_tenant(config: Path, env: Mapping[str, str], *, option: str | None = No
     name, origin = (option, "--tenant") if option else (env.get("EMG_TENANT", "").strip(),
                                                        "EMG_TENANT")
     if name and host_option:
-        return Picked(notes=(f"note: EMG_TENANT={shortened(name)} not used: {host_option} "
+        return Picked(notes=(f"note: EMG_TENANT={clip(name)} not used: {host_option} "
                              "names the server",))
     if name:
         tenant = _read_or_fail(config, name, origin).get(name, origin)
@@ -135,7 +135,7 @@ def pick_tenant(config: Path, env: Mapping[str, str], *, option: str | None = No
 def _read_or_fail(config: Path, name: str, origin: str) -> TenantFile:
     if not config.exists():
         raise UsageError(f"unknown tenant {quoted(name)} ({origin}): there is no {config}; "
-                         f"name it there in a [tenants.{shortened(name)}] table with its host")
+                         f"name it there in a [tenants.{clip(name)}] table with its host")
     return load_tenants(config)
 
 
@@ -149,7 +149,7 @@ def _check_env_host(tenant: Tenant, env: Mapping[str, str], origin: str) -> None
     except UsageError:
         same = False
     if not same:
-        raise UsageError(f"EMG_HOST ({shortened(given)}) and tenant {tenant.name} ({origin}: "
+        raise UsageError(f"EMG_HOST ({clip(given)}) and tenant {tenant.name} ({origin}: "
                          f"{tenant.host}) name different servers: unset EMG_HOST or pick "
                          "no tenant")
 
@@ -212,7 +212,7 @@ def _check_file(path: Path, text: str, data: Mapping[str, Any]) -> TenantFile:
 
 def _tenant(path: Path, text: str, name: str, table: Any) -> Tenant:
     if not isinstance(table, dict):
-        _fail(path, text, None, name, f"must be a table: [tenants.{shortened(name)}]")
+        _fail(path, text, None, name, f"must be a table: [tenants.{clip(name)}]")
     _refuse_secrets(path, text, table, name)
     for key in table:
         if key not in TENANT_KEYS:

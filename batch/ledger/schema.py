@@ -20,6 +20,7 @@ from pathlib import Path
 
 from batch.errors import LedgerError
 from batch.ledger.files import ledger_error, prepare, private
+from batch.text import quoted
 
 SCHEMA_VERSION = 5
 
@@ -209,7 +210,7 @@ def version(conn: sqlite3.Connection, path: Path) -> int | None:
     text = str(row[0]).strip()
     if not re.fullmatch(r"[1-9][0-9]{0,8}", text):
         raise LedgerError(
-            f"{path} has a schema_version of {text[:100]!r}, not a number: it was not written "
+            f"{path} has a schema_version of {quoted(text)}, not a number: it was not written "
             "by emg-batch. Pass another --ledger PATH, or move that file away."
         )
     if int(text) > SCHEMA_VERSION:

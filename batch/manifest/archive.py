@@ -1,4 +1,6 @@
-"""An XLSX file as a zip archive, checked before any workbook reader sees it.
+"""A workbook as a zip archive (XLSX, ODS), checked before any workbook reader sees it; what
+the archive says that the cell readers do not: its sheets (their parts, the hidden ones), its
+merged ranges and hidden rows.
 
 A 1.5 MB workbook can unpack to gigabytes. Before the workbook is parsed, every entry is
 checked twice: the sizes the archive declares must stay under the limit, and each entry is
@@ -8,20 +10,32 @@ same pass collects what the reader needs besides the cells: the small parts that
 names to their files (and say which sheets are hidden), each sheet's merged ranges
 (``<mergeCell ref="A3:A5"/>``) and its hidden rows (``<row r="7" hidden="1">``: hidden by
 hand or filtered out), which the cell readers do not report.
+
+Excel keeps a merged range's value in its first cell; every reader sees the others blank. A
+merged ``Family Id`` therefore splits a family (its lower rows get no Family Id), and with
+``--skip-invalid`` the proband's case would be created without them. Filling down would guess
+what the user meant, with patient data; a merged cell in the header or the data rows is
+refused instead, naming the range and its column, and saying how to fix it. Merges above the
+header (a ``[Header]`` section) or after the data are harmless and ignored.
 """
 
 from __future__ import annotations
 
+import copy
 import os
+import posixpath
 import re
-import struct
+import xml.etree.ElementTree as ElementTree
 import zipfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from batch.errors import ReadFailure
+from batch.manifest.store import RawManifest
+from batch.text import clip, quoted
 
 #: Default cap on the unpacked size of a workbook, in MB (``EMG_XLSX_MAX_MB`` overrides).
 DEFAULT_LIMIT_MB = 200
@@ -38,7 +52,6 @@ _ROW = re.compile(rb"<(?:\w+:)?row\s([^>]*)>")
 _HIDDEN = re.compile(rb"""\bhidden\s*=\s*["'](?:1|true)["']""")
 _ROW_NUMBER = re.compile(rb"""\br\s*=\s*["']([0-9]{1,7})["']""")
 _TIME_TEXT = re.compile(rb" [0-9]{2}:[0-9]{2}:[0-9]{2}")
-_LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _HINT = f"save the manifest as CSV, split it, or raise the limit: {LIMIT_VARIABLE}=<megabytes>"
 
@@ -67,7 +80,8 @@ def limit_bytes() -> int:
     except ValueError:
         megabytes = -1.0
     if not megabytes > 0:
-        raise ReadFailure(f"{LIMIT_VARIABLE}={text[:40]!r} is not a positive number of megabytes")
+        raise ReadFailure(f"{LIMIT_VARIABLE}={quoted(text, 40)} is not a positive number of"
+                          " megabytes")
     return int(megabytes * 1_000_000)
 
 
@@ -81,9 +95,9 @@ def check_archive(path: Path, *, limit: int | None = None) -> Archive:
             f"the workbook unpacks to {_size(declared)}, more than the {_size(limit)} limit:"
             " a zip bomb, or a very large workbook", hint=_HINT)
     archive = Archive()
-    with path.open("rb") as handle:
+    with zipfile.ZipFile(path) as opened:
         for info in entries:
-            _unpack(handle, info, archive, limit)
+            _unpack(opened, info, archive, limit)
     return archive
 
 
@@ -98,31 +112,50 @@ def _entries(path: Path) -> list[zipfile.ZipInfo]:
         with zipfile.ZipFile(path) as archive:
             entries = archive.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
-        raise ReadFailure(f"not a readable XLSX workbook ({str(exc)[:200]})",
+        raise ReadFailure(f"not a readable XLSX workbook ({clip(str(exc), 200)})",
                           hint="open it in Excel and save it again as .xlsx") from None
     if len(entries) > _MAX_ENTRIES:
         raise ReadFailure(f"not a readable XLSX workbook ({len(entries):,} parts)")
     return entries
 
 
-def _unpack(handle: BinaryIO, info: zipfile.ZipInfo, archive: Archive, limit: int) -> None:
+def _unpack(opened: zipfile.ZipFile, info: zipfile.ZipInfo, archive: Archive,
+            limit: int) -> None:
     """Stream one entry: count what it unpacks to, keep what the reader needs."""
     if info.flag_bits & 0x1:
         raise ReadFailure("the workbook is encrypted", hint="save an unprotected copy")
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise ReadFailure(f"not a readable XLSX workbook (compression method"
-                          f" {info.compress_type} in {info.filename[:100]!r})")
+                          f" {info.compress_type} in {quoted(info.filename)})")
+    # zipfile stops at the declared size and checks the CRC at the end; asked for one byte
+    # more, it lets the count below catch a part that unpacks to more than it declares.
+    probe = copy.copy(info)
+    probe.file_size = info.file_size + 1
+    try:
+        with opened.open(probe) as stream:
+            total = _consume(stream, info, archive, limit)
+    except zipfile.BadZipFile as exc:
+        if "CRC" in str(exc) and _overlong(opened, info):
+            raise _bomb(info, 0, limit) from None
+        raise _damaged(info, "a damaged zip entry" if "header" in str(exc) else None) from None
+    except (zlib.error, EOFError):
+        raise _damaged(info, "damaged compressed data") from None
+    if total != info.file_size:
+        raise _damaged(info)
+
+
+def _consume(stream: IO[bytes], info: zipfile.ZipInfo, archive: Archive, limit: int) -> int:
+    """Read *stream* to its end in pieces; what it unpacked to."""
     keep = _is_small_part(info)
     kept: list[bytes] = []
     merges = archive.merges.setdefault(info.filename, []) if _is_xml(info) else None
     hidden: list[int] = []
-    total, crc, tail = 0, 0, b""
-    for piece in _pieces(handle, info):
+    total, tail = 0, b""
+    while piece := stream.read(_CHUNK):
         total += len(piece)
         archive.unpacked += len(piece)
         if total > info.file_size or archive.unpacked > limit:
             raise _bomb(info, archive.unpacked, limit)
-        crc = zlib.crc32(piece, crc)
         if keep:
             kept.append(piece)
         if merges is not None:
@@ -133,54 +166,29 @@ def _unpack(handle: BinaryIO, info: zipfile.ZipInfo, archive: Archive, limit: in
         _scan(tail, merges, hidden, last=True)
     if hidden:
         archive.hidden_rows[info.filename] = hidden
-    if total != info.file_size or crc != info.CRC:
-        raise ReadFailure(f"not a readable XLSX workbook (the part {info.filename[:100]!r}"
-                          " is damaged)", hint="open it in Excel and save it again as .xlsx")
     if keep:
         archive.parts[info.filename] = b"".join(kept)
+    return total
 
 
-def _pieces(handle: BinaryIO, info: zipfile.ZipInfo) -> _Inflate:
-    handle.seek(info.header_offset)
-    header = handle.read(_LOCAL_HEADER.size)
-    if len(header) != _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
-        raise ReadFailure("not a readable XLSX workbook (a damaged zip entry)")
-    fields = _LOCAL_HEADER.unpack(header)
-    handle.seek(info.header_offset + _LOCAL_HEADER.size + fields[-2] + fields[-1])
-    return _Inflate(handle, info.compress_size, info.compress_type == zipfile.ZIP_DEFLATED)
+def _overlong(opened: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
+    """Whether a part whose CRC did not match unpacks to more than it declares (a bomb behind
+    a lying header) rather than to damaged bytes: read again, one byte past, CRC unchecked."""
+    probe = copy.copy(info)
+    probe.file_size = info.file_size + 1
+    del probe.CRC  # zipfile checks no CRC for an entry without one
+    try:
+        with opened.open(probe) as stream:
+            return len(stream.read(probe.file_size)) > info.file_size
+    except (zipfile.BadZipFile, zlib.error, EOFError):
+        return False
 
 
-class _Inflate:
-    """The unpacked bytes of one entry, in pieces of at most ``_CHUNK`` bytes."""
-
-    def __init__(self, handle: BinaryIO, size: int, deflated: bool) -> None:
-        self._handle = handle
-        self._left = size
-        self._inflater = zlib.decompressobj(-zlib.MAX_WBITS) if deflated else None
-
-    def __iter__(self) -> _Inflate:
-        return self
-
-    def __next__(self) -> bytes:
-        inflater = self._inflater
-        while True:
-            if inflater is not None and inflater.unconsumed_tail:
-                return inflater.decompress(inflater.unconsumed_tail, _CHUNK)
-            if self._left <= 0 or (inflater is not None and inflater.eof):
-                raise StopIteration
-            data = self._handle.read(min(self._left, _CHUNK))
-            if not data:
-                raise StopIteration
-            self._left -= len(data)
-            if inflater is None:
-                return data
-            try:
-                piece = inflater.decompress(data, _CHUNK)
-            except zlib.error:
-                raise ReadFailure("not a readable XLSX workbook (damaged compressed data)",
-                                  hint="open it in Excel and save it again") from None
-            if piece:
-                return piece
+def _damaged(info: zipfile.ZipInfo, what: str | None = None) -> ReadFailure:
+    """A part that does not unpack as the archive says (a bad CRC, a short or broken stream)."""
+    detail = what or f"the part {quoted(info.filename)} is damaged"
+    return ReadFailure(f"not a readable XLSX workbook ({detail})",
+                       hint="open it in Excel and save it again as .xlsx")
 
 
 def _scan(text: bytes, merges: list[str], hidden: list[int], *, last: bool = False) -> bytes:
@@ -221,7 +229,7 @@ def _bomb(info: zipfile.ZipInfo, unpacked: int, limit: int) -> ReadFailure:
     if unpacked > limit:
         return ReadFailure(f"the workbook unpacks to more than the {_size(limit)} limit:"
                            " a zip bomb, or a very large workbook", hint=_HINT)
-    return ReadFailure(f"not a readable XLSX workbook (the part {info.filename[:100]!r} unpacks"
+    return ReadFailure(f"not a readable XLSX workbook (the part {quoted(info.filename)} unpacks"
                        " to more than it declares: damaged or crafted)",
                        hint="open it in Excel and save it again as .xlsx")
 
@@ -232,3 +240,125 @@ def _size(count: int) -> str:
     if count >= 10_000_000:
         return f"{count / 1e6:.0f} MB"
     return f"{count / 1e6:.1f} MB" if count >= 100_000 else f"{count:,} bytes"
+
+
+_REF = re.compile(r"^([A-Z]{1,3})([0-9]+)(?::([A-Z]{1,3})([0-9]+))?$")
+_MERGE_HINT = ("unmerge the cells and put the value in every row: in Excel, turn Merge & Center"
+               " off, then fill down")
+
+
+def sheet_parts(archive: Archive) -> dict[str, str]:
+    """Sheet name → the archive part that holds the sheet (from the workbook's relations)."""
+    workbook, root = _workbook(archive)
+    folder, base = posixpath.split(workbook)
+    rels = posixpath.join(folder, "_rels", base + ".rels")
+    found: dict[str, str] = {}
+    for element in _sheets(root):
+        ident = next((v for k, v in element.attrib.items() if _local(k) == "id"), None)
+        target = _target(archive, rels, folder, ident=ident) if ident else None
+        if target is not None:
+            found[element.attrib.get("name", "")] = target
+    return found
+
+
+def hidden_sheets(archive: Archive) -> frozenset[str]:
+    """The names of the sheets the workbook hides (``state="hidden"`` or ``"veryHidden"``):
+    old sheets kept for reference, never read unless named."""
+    _, root = _workbook(archive)
+    return frozenset(element.attrib.get("name", "") for element in _sheets(root)
+                     if element.attrib.get("state", "visible") != "visible")
+
+
+def _workbook(archive: Archive) -> tuple[str, ElementTree.Element | None]:
+    """The workbook part's name and its XML (None when it cannot be read)."""
+    workbook = _target(archive, "_rels/.rels", "", "officeDocument") or "xl/workbook.xml"
+    return workbook, _xml(archive, workbook)
+
+
+def _sheets(root: ElementTree.Element | None) -> list[ElementTree.Element]:
+    return [e for e in root.iter() if _local(e.tag) == "sheet"] if root is not None else []
+
+
+def check_merges(raw: RawManifest, ranges: Sequence[str]) -> None:
+    """Refuse *ranges* (``A3:A5``) of the read sheet that overlap its header or data rows."""
+    first = raw.first_column or 0
+    top = raw.header_row
+    bottom = raw.store.line(len(raw.store) - 1) if len(raw.store) else top
+    inside = [box for box in map(_box, ranges)
+              if box is not None and box[1] <= bottom and box[3] >= top
+              and box[0] <= first + len(raw.header) and box[2] > first]
+    if not inside:
+        return
+    left, row, right, last = inside[0]
+    ref = f"{_letters(left)}{row}:{_letters(right)}{last}"
+    index = left - first - 1
+    column = raw.header[index] if 0 <= index < len(raw.header) else f"column {_letters(left)}"
+    more = f" (and {len(inside) - 1} more merged ranges)" if len(inside) > 1 else ""
+    raise ReadFailure(
+        f"cells {ref} are merged{more}: a merged cell keeps its value in its first cell only,"
+        " so the other cells of the range read as blank",
+        row=row, column=column, hint=_MERGE_HINT, sheet=raw.sheet)
+
+
+def _box(ref: str) -> tuple[int, int, int, int] | None:
+    """``(first column, first row, last column, last row)``, 1-based; None for one cell."""
+    match = _REF.match(ref)
+    if match is None or match.group(3) is None:
+        return None
+    left, top = _number(match.group(1)), int(match.group(2))
+    right, bottom = _number(match.group(3)), int(match.group(4))
+    if (left, top) == (right, bottom):
+        return None
+    return min(left, right), min(top, bottom), max(left, right), max(top, bottom)
+
+
+def _number(letters: str) -> int:
+    value = 0
+    for letter in letters:
+        value = value * 26 + ord(letter) - 64
+    return value
+
+
+def _letters(number: int) -> str:
+    text = ""
+    while number:
+        number, rest = divmod(number - 1, 26)
+        text = chr(65 + rest) + text
+    return text
+
+
+def column_letters(index: int) -> str:
+    """Spreadsheet letters of a 0-based column index (0 → ``A``)."""
+    return _letters(index + 1)
+
+
+def _target(archive: Archive, rels: str, folder: str, kind: str | None = None, *,
+            ident: str | None = None) -> str | None:
+    """The part a relation points to, by relation type suffix (*kind*) or id (*ident*)."""
+    root = _xml(archive, rels)
+    for element in root.iter() if root is not None else ():
+        attrib = element.attrib
+        wanted = (attrib.get("Id") == ident if ident is not None
+                  else attrib.get("Type", "").endswith("/" + (kind or "")))
+        if _local(element.tag) == "Relationship" and wanted and "Target" in attrib:
+            target = attrib["Target"]
+            if target.startswith("/"):
+                return posixpath.normpath(target.lstrip("/"))
+            return posixpath.normpath(posixpath.join(folder, target))
+    return None
+
+
+def _xml(archive: Archive, name: str) -> ElementTree.Element | None:
+    data = archive.parts.get(name)
+    if data is None:  # zip names are case-sensitive, Excel's look-ups are not
+        data = next((v for k, v in archive.parts.items() if k.lower() == name.lower()), None)
+    if data is None or b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        return None
+    try:
+        return ElementTree.fromstring(data)
+    except ElementTree.ParseError:
+        return None
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]

@@ -1,9 +1,14 @@
-"""The manifest as data: rows, families, the manifest itself, and problems found in it.
+"""The manifest as data: rows, families, the manifest itself, problems found in it, and the
+vocabulary (column names, how list cells are split, the proband rule).
 
 Rows live in a compact store (see ``store.RowStore``); only a family index (row positions per
 family, in official family order) is kept besides. ``Family`` objects are built on demand while
 iterating and dropped by the caller, so memory does not grow with the number of families
 beyond the index.
+
+The 23 official columns are the official template's, in its order. Action columns have
+multi-word names so that they never collide with custom fields (any other column, which goes to
+``test_data.extra_data``).
 """
 
 from __future__ import annotations
@@ -17,15 +22,70 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from batch.manifest.clip import bounded_message, quoted, shortened
-from batch.manifest.columns import (
-    ACTION_CELLS,
-    HASH_IGNORED,
-    is_proband,
-    parse_gene_lists,
-    split_items,
-)
 from batch.manifest.store import Kind, RawManifest, rightmost
+from batch.text import bounded_message, clip, quoted
+
+OFFICIAL_COLUMNS: tuple[str, ...] = (
+    "Family Id",
+    "Case Type",
+    "Files Names",
+    "Sample Type",
+    "BioSample Name",
+    "Visualization Files",
+    "Storage Provider Id",
+    "Default Project",
+    "Execute Now",
+    "Relation",
+    "Sex",
+    "Phenotypes",
+    "Phenotypes Id",
+    "Date Of Birth",
+    "Boost Genes",
+    "Gene List Id",
+    "Kit Id",
+    "Intersect Bed Id",
+    "Selected Preset",
+    "Label Id",
+    "Clinical Notes",
+    "Due Date",
+    "Opt In",
+)
+#: Columns that ask for steps after the create (``Case Id``: there is nothing to create).
+ACTION_COLUMNS = ("Case Id", "Assign To", "Set Status", "Preset Group", "Preset Gene Lists")
+#: The action columns that ask for a step.
+ACTION_CELLS = ACTION_COLUMNS[1:]
+#: Columns that are never custom fields (never copied into ``extra_data``).
+KNOWN_COLUMNS = frozenset((*OFFICIAL_COLUMNS, "Gender", "Errors", *ACTION_COLUMNS))
+REQUIRED_COLUMNS = ("Family Id", "Case Type", "Files Names")
+OFFICIAL_FAMILY_LIMIT = 50
+#: What a family's content hash leaves out: action columns ask for steps, not data.
+HASH_IGNORED = frozenset(("Case Id", "Errors", *ACTION_COLUMNS))
+
+
+def is_proband(relation: str) -> bool:
+    """The proband row: Relation ``proband`` or empty (the official default)."""
+    return relation in ("proband", "")
+
+
+def split_items(cell: str) -> list[str]:
+    """Items of a ``;`` list: trimmed, empty items dropped."""
+    if not cell:
+        return []
+    if ";" not in cell:  # one item: most cells
+        item = cell.strip()
+        return [item] if item else []
+    return [item for item in map(str.strip, cell.split(";")) if item]
+
+
+def parse_gene_lists(cell: str) -> tuple[tuple[int, str], ...]:
+    """``<id>:<name>`` items of ``Preset Gene Lists``; malformed items are left out."""
+    parsed: list[tuple[int, str]] = []
+    for item in split_items(cell):
+        number, sep, name = item.partition(":")
+        if sep and number.strip().isdigit() and name.strip():
+            parsed.append((int(number.strip()), name.strip()))
+    return tuple(parsed)
+
 
 # JavaScript array-index keys come first in object-key order (BEHAVIOUR §1 "Grouping").
 _JS_INDEX = re.compile(r"^(0|[1-9][0-9]{0,9})$")
@@ -49,9 +109,9 @@ class Problem:
         """One line; every value in it cut to about 100 characters (a cell may be huge)."""
         parts = [self.file if self.row is None else f"{self.file}:{self.row}"]
         if self.family is not None:
-            parts.append(f"family {shortened(self.family)}")
+            parts.append(f"family {clip(self.family)}")
         if self.column is not None:
-            column = shortened(self.column)
+            column = clip(self.column)
             parts.append(column if self.value is None else f"{column} = {quoted(self.value)}")
         message = bounded_message(self.message, self.value)
         parts.append(message if self.severity == "error" else f"warning: {message}")
@@ -305,7 +365,7 @@ class Manifest:
 
 def source_name(path: Path, sheet: str | None) -> str:
     """How problems name a manifest: the file name, with ``[sheet]`` for a workbook."""
-    return path.name if sheet is None else f"{path.name}[{shortened(sheet)}]"
+    return path.name if sheet is None else f"{path.name}[{clip(sheet)}]"
 
 
 def _picker(indices: list[int]) -> Callable[[Sequence[str | None]], tuple[str | None, ...]]:

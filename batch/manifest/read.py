@@ -1,25 +1,35 @@
 """Reading a manifest: any supported file to a checked ``Manifest`` (bytes → records → store).
 
-``read_manifest`` picks the reader by suffix (``formats``, ``parquet``, ``xlsx``), checks the
+``read_manifest`` picks the reader by suffix (CSV here; ``parquet``, ``excel``), checks the
 header and the data rows, and adds the warnings a careful user wants about the file as a whole.
+CSV files (official batch CSV with ``[Data]``, or plain CSV) are read here through the
+tokenizer (``csv``); each reader hands ``store.assemble`` numbered records and gets a
+``RawManifest`` back.
 """
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from batch.errors import ManifestError, ReadFailure
-from batch.manifest.clip import quoted
-from batch.manifest.columns import KNOWN_COLUMNS, OFFICIAL_FAMILY_LIMIT, REQUIRED_COLUMNS
-from batch.manifest.formats import read_csv
-from batch.manifest.merges import column_letters
-from batch.manifest.model import Manifest, Problem, source_name
-from batch.manifest.store import RawManifest, rightmost
+from batch.manifest.archive import column_letters
+from batch.manifest.csv import csv_records
+from batch.manifest.model import (
+    KNOWN_COLUMNS,
+    OFFICIAL_FAMILY_LIMIT,
+    REQUIRED_COLUMNS,
+    Manifest,
+    Problem,
+    source_name,
+)
+from batch.manifest.store import RawManifest, assemble, rightmost
+from batch.text import quoted
 
 _XLSX = (".xlsx", ".xlsm")
-#: Old Excel and LibreOffice workbooks (``batch.manifest.workbooks``; its KINDS name them).
+#: Old Excel and LibreOffice workbooks (``batch.manifest.excel``; its KINDS name them).
 WORKBOOKS = (".xls", ".ods")
 #: Custom-field columns past which a manifest is warned about: each is sent with every case
 #: (a lab's own fields are a handful; hundreds are a wrong header row or a pasted export).
@@ -62,11 +72,11 @@ def _read_raw(path: Path, sheet: str | None, hidden_rows: bool) -> RawManifest:
 
         return read_parquet(path)
     if suffix in _XLSX:
-        from batch.manifest.xlsx import read_xlsx
+        from batch.manifest.excel import read_xlsx
 
         return read_xlsx(path, sheet=sheet, hidden_rows=hidden_rows)
     if suffix in WORKBOOKS:
-        from batch.manifest.workbooks import read_workbook
+        from batch.manifest.excel import read_workbook
 
         return read_workbook(path, sheet=sheet)
     return read_csv(path)
@@ -172,3 +182,73 @@ def _place(raw: RawManifest, position: int) -> str:
     if raw.first_column is None:
         return f"column {position + 1}"
     return f"column {column_letters(raw.first_column + position)}"
+
+
+_DATA_LINE = re.compile(r'^\s*"?\[Data\]"?\s*(,|$)')
+
+
+def _describe_bad_bytes(path: Path) -> ReadFailure:
+    """Find the first byte that is not UTF-8 and say where it is."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with path.open("rb") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            try:
+                decoder.decode(line)
+            except UnicodeDecodeError as exc:
+                bad = offset + exc.start
+                return ReadFailure(
+                    f"the file is not UTF-8 text: byte 0x{line[exc.start]:02x} at offset {bad}"
+                    f" (line {line_number}) cannot be decoded",
+                    row=line_number,
+                    hint="save it as UTF-8 (Excel: 'CSV UTF-8 (Comma delimited)')",
+                )
+            offset += len(line)
+    return ReadFailure("the file is not UTF-8 text", hint="save it as UTF-8")
+
+
+def _sniff(path: Path) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(4)
+
+
+def _check_encoding_head(head: bytes) -> None:
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ReadFailure(
+            "the file is UTF-16 text, not UTF-8",
+            row=1,
+            hint="save it as UTF-8 (Excel: 'CSV UTF-8 (Comma delimited)')",
+        )
+    if head.startswith(b"PK\x03\x04"):
+        raise ReadFailure(
+            "the file is a zip archive (an Excel workbook?), not CSV text",
+            hint="give it a .xlsx name, or save it as CSV UTF-8",
+        )
+
+
+def _has_data_row(path: Path) -> bool:
+    """Cheap pre-scan: does any line start with a ``[Data]`` cell?"""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        return any(_DATA_LINE.match(line) for line in handle)
+
+
+def read_csv(path: Path) -> RawManifest:
+    """Read an official batch CSV (with ``[Data]``) or a plain CSV (first row is the header)."""
+    head = _sniff(path)
+    if not head:
+        raise ReadFailure("the file is empty (0 bytes)", hint="export the manifest again")
+    _check_encoding_head(head)
+    try:
+        official = _has_data_row(path)
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            raw = assemble(
+                csv_records(handle),
+                kind="official-csv" if official else "csv",
+                trim=False,
+                data_row=official,
+            )
+    except UnicodeDecodeError:
+        raise _describe_bad_bytes(path) from None
+    if head.startswith(codecs.BOM_UTF8):
+        raw.warnings.append(("the file starts with a UTF-8 byte-order mark (ignored)", 1))
+    return raw

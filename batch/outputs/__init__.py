@@ -1,12 +1,12 @@
 """The last stage of the data flow: what a run leaves for people and for the next run.
 
-``results`` (the official results CSV), ``review`` (the review workbook), ``export`` (the Cases
-table as XLSX, CSV or Parquet), ``status`` (where a ledger stands and what a run did, in
-words), ``templates`` (manifests to start from) and ``table`` (pulled server data). They share
-``facts`` (what to say about one family), ``words`` (what happened, in words), ``workbook``
-(safe, typed XLSX sheets), ``summary_sheet`` and ``charts`` (the Summary sheet and its native
-charts), ``safe`` (formula safety for CSV) and ``files`` (atomic writes, mode 0600, the one
-translation of ``OSError``).
+``results`` (the official results CSV), ``review`` (the review workbook, its Summary sheet and
+charts), ``export`` (the Cases table as XLSX, CSV or Parquet), ``status`` (where a ledger
+stands, what a run did, a revert, in words), ``templates`` (manifests to start from) and
+``table`` (pulled server data). They share ``outcomes`` (what to say about a family's outcome),
+``workbook`` (safe, typed XLSX sheets), ``files`` (atomic writes, mode 0600, the one
+translation of ``OSError``, formula safety for CSV) and ``keep`` (what an output never
+replaces).
 
 Spreadsheet safety: manifest and server values are data. The workbook keeps formula-looking
 text as text, headers included; every CSV that holds server or manifest text (exports, pull
@@ -18,11 +18,10 @@ safe like any other CSV text.
 """
 
 from batch.outputs.export import export
-from batch.outputs.facts import CASE_COLUMNS, case_url, cases_table, problem_message
-from batch.outputs.files import atomic_path, check_writable, make_dir
+from batch.outputs.files import atomic_path, check_writable, csv_safe, formula_safe, make_dir
+from batch.outputs.outcomes import CASE_COLUMNS, case_url, cases_table, problem_message
 from batch.outputs.results import results_header, write_results, write_results_csv
 from batch.outputs.review import NOT_IN_LEDGER, write_review
-from batch.outputs.safe import csv_safe, formula_safe
 from batch.outputs.status import render_problems, render_status, render_summary, status_report
 from batch.outputs.table import write_table
 from batch.outputs.templates import (

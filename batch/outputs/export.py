@@ -7,10 +7,9 @@ from pathlib import Path
 
 from batch.ledger import Ledger, RunRecord
 from batch.manifest import Manifest
-from batch.outputs.facts import cases_table
-from batch.outputs.files import atomic_path
+from batch.outputs.files import atomic_path, csv_safe
+from batch.outputs.outcomes import cases_table
 from batch.outputs.review import write_review
-from batch.outputs.safe import csv_safe
 
 
 def export(ledger: Ledger, out: Path, *, manifest: Manifest | None = None,

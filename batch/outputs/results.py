@@ -5,7 +5,7 @@ failed (BEHAVIOUR §4).
 Rows are the manifest's cells, re-quoted only where needed, with ``Case Id`` first (and
 ``Errors`` before it when any row has errors). Manifest cells stay verbatim on purpose: this is
 the re-runnable official format. What emg-batch itself writes into it (the ``Errors`` text and
-case names the server gave) is made formula-safe (``batch.outputs.safe``).
+case names the server gave) is made formula-safe (``batch.outputs.files``).
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from typing import IO
 
 from batch.ledger import Ledger
 from batch.manifest import Manifest
-from batch.outputs.facts import case_of, known_cases, problem_message, revert_note
-from batch.outputs.files import atomic_path
+from batch.outputs.files import atomic_path, formula_safe
 from batch.outputs.keep import keep_case_ids
-from batch.outputs.safe import formula_safe
+from batch.outputs.outcomes import case_of, known_cases, problem_message, revert_note
 
 
 def output_file(out: Path, name: str) -> Path:

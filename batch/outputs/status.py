@@ -1,4 +1,6 @@
-"""Where a ledger stands, and what a run did, in words: ``emg-batch status`` and the run summary.
+"""Reports in words for the console: where a ledger stands (``emg-batch status``), what a run
+did (the run summary), and a revert (the plan shown before anything is sent, and what was
+done).
 
 The status report comes from aggregate queries only, so it is fast on 100,000 families.
 """
@@ -12,10 +14,11 @@ from typing import Any
 
 from batch.ledger import STEPS, Binding, Ledger
 from batch.manifest import Problem
-from batch.outputs.facts import STATE_ORDER, label, sorted_counts
-from batch.outputs.summary_sheet import COUNT_KEYS, UPDATES
-from batch.outputs.words import describe, plural
+from batch.outputs.outcomes import STATE_ORDER, label, sorted_counts, step_outcome
+from batch.outputs.review import COUNT_KEYS, UPDATES
+from batch.run.revert import LEFT_ALONE, Item, RevertPlan, RevertSummary
 from batch.run.summary import RunSummary
+from batch.text import plural
 
 
 def _iso(ts: float | None) -> str | None:
@@ -122,7 +125,7 @@ def failure_lines(failures: Sequence[Mapping[str, Any]],
         return ["Failures: none"]
     lines = [head]
     for f in failures:
-        text = describe(str(f.get("step")), str(f.get("state")), f.get("error_class"),
+        text = step_outcome(str(f.get("step")), str(f.get("state")), f.get("error_class"),
                         f.get("message"), f.get("http_status"))
         lines.append(f"  {f.get('count')} x {text} ({_families(f)})")
     return lines
@@ -270,3 +273,62 @@ def _summary_lines(summary: RunSummary) -> list[str]:
     lines.append(f"requests {summary.requests}, retries {summary.retries}, "
                  f"429s {summary.rate_limited}, elapsed {summary.elapsed:.1f}s")
     return lines
+
+
+#: Cases listed per group of the plan; the ledger (status, export) holds them all.
+SHOWN = 20
+
+
+def render_plan(plan: RevertPlan) -> str:
+    """The plan: how many cases, which, in which status, and which are left alone and why."""
+    lines = [f"revert: {plural(len(plan.items), 'case')} created by {plan.scope}"]
+    groups = (("to the trash", plan.to_send),
+              ("already in the trash, recorded (nothing sent)", plan.of("in_trash")),
+              ("left alone", plan.of(*LEFT_ALONE)))
+    for title, items in groups:
+        if items:
+            lines.append(f"{title}: {plural(len(items), 'case')}")
+            width = max(len(item.family_id) for item in items[:SHOWN])
+            lines += [_line(item, width) for item in items[:SHOWN]]
+            if len(items) > SHOWN:
+                lines.append(f"  ... and {len(items) - SHOWN} more (emg-batch status lists them)")
+    done = plan.of("done")
+    if done:
+        lines.append(f"reverted before: {plural(len(done), 'case')} (nothing to send)")
+    return "\n".join(lines)
+
+
+def _line(item: Item, width: int) -> str:
+    """One case of the plan: family (padded to *width*), case, status, why it is left alone."""
+    cells = [item.family_id.ljust(width), item.case, item.status or "-"]
+    if item.why and item.kind != "in_trash":
+        cells.append(item.why)
+    return "  " + "  ".join(cells)
+
+
+def question(plan: RevertPlan) -> str:
+    """What the user is asked before anything is sent."""
+    return f"Move {plural(len(plan.to_send), 'case')} to the trash?"
+
+
+def render_revert(summary: RevertSummary) -> str:
+    """What the revert did, in one line, then the cases that failed or are unknown."""
+    if summary.dry_run:
+        return f"dry run: nothing was sent ({plural(len(summary.plan.to_send), 'case')} would " \
+               "be moved to the trash)"
+    if not summary.plan.of("trash", "in_trash"):
+        return "nothing was sent: no case to move to the trash"
+    parts = [f"moved {plural(summary.trashed, 'case')} to the trash"]
+    if summary.recorded:
+        parts.append(f"{summary.recorded} already there recorded")
+    if summary.failed:
+        parts.append(f"{len(summary.failed)} failed")
+    if summary.unknown:
+        parts.append(f"{len(summary.unknown)} unknown (rerun to check)")
+    lines = [", ".join(parts)]
+    lines += [f"  {i.family_id}  {i.case}  failed: {i.why}" for i in summary.failed[:SHOWN]]
+    lines += [f"  {i.family_id}  {i.case}  unknown: the answer was lost"
+              for i in summary.unknown[:SHOWN]]
+    if summary.stopped:
+        lines.append(f"stopped: {summary.stopped}")
+    return "\n".join(lines)

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batch.errors import UsageError
-from batch.outputs.files import atomic_path
-from batch.outputs.safe import csv_safe, unique
+from batch.outputs.files import atomic_path, csv_safe, unique
 from batch.outputs.workbook import Column, Formats, add_sheet, write_workbook
 
 if TYPE_CHECKING:

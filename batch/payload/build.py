@@ -10,11 +10,11 @@ from typing import Any
 
 from batch.errors import BuildError, ResolveError
 from batch.manifest import KNOWN_COLUMNS, Family, Row, split_items
+from batch.payload.checks import View
 from batch.payload.files import sample_type_of
 from batch.payload.lookups import Lookups
 from batch.payload.resolve import Resolver
 from batch.payload.rules import BAM_SUFFIXES, GENDERS, last_segment
-from batch.payload.view import View
 
 
 def _phenotypes(row: Row) -> tuple[str | None, list[str]]:
@@ -203,7 +203,7 @@ async def build_payload(family: Family, resolver: Resolver) -> dict[str, Any]:
     if proband is None:
         raise BuildError("Relation proband is required")
     lookups = Lookups(resolver)
-    sample_type = await sample_type_of(view, lookups)
+    sample_type = await sample_type_of(view.proband, lookups)
     data = _test_data_head(proband, sample_type)
     patients, members = _patients(view)
     data["patients"] = patients

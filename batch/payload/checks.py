@@ -1,23 +1,100 @@
-"""Per-family validation: the official CLI's stages (BEHAVIOUR §5, 1-5), in order.
+"""Validation: every family checked as the official CLI v36 checks it, and the checks across
+families that it lacks.
 
-A stage that fails stops the family; later stages add nothing. Stages 1-3 (Family Id,
-relations, field values) live here; stages 4-5 (file types, visualization files) in ``files``.
+Per family (BEHAVIOUR §5, stages 1-5, in order): Family Id, relations, field values, file
+types, visualization files. A stage that fails stops the family; later stages add nothing.
 Messages are the official texts; each problem names row, column and value, with a hint.
+Across families (manifest-wide, no look-ups): split Family Id blocks, shared samples, action
+columns, birth dates in the future. ``View`` is the family as the checks and the builder see
+it; ``Report`` collects the problems the stages add.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from batch.errors import ResolveError
-from batch.manifest import Family, Problem, Row, split_items
-from batch.manifest.clip import quoted, shortened
-from batch.payload.files import stage_file_types, stage_visualization
+from batch.manifest import Family, Manifest, Problem, Row, split_items
+from batch.manifest.model import ACTION_CELLS
+from batch.payload.files import sample_type_of
 from batch.payload.lookups import Lookups
 from batch.payload.resolve import Resolver
-from batch.payload.rules import GENDERS, RELATIONS, is_bool, is_date, is_integer, js_length
-from batch.payload.view import Report, View, plural
+from batch.payload.rules import (
+    BAM_SUFFIXES,
+    GENDERS,
+    RELATIONS,
+    STATUSES,
+    VIZ_SUFFIXES,
+    file_type,
+    is_bool,
+    is_date,
+    is_integer,
+    js_length,
+    last_segment,
+    parse_date,
+)
+from batch.text import clip, quoted
+
+
+class View:
+    """The family as the stages see it: relation per row, sex column, proband."""
+
+    def __init__(self, family: Family) -> None:
+        self.family = family
+        self.rows = family.rows
+        self.proband = family.proband
+        has_sex = "Sex" in family.columns or (
+            not family.columns and any("Sex" in row.cells for row in family.rows)
+        )
+        self.sex_column = "Sex" if has_sex else "Gender"
+
+    @staticmethod
+    def relation(row: Row) -> str:
+        """The row's relation; an empty cell is the proband (the official default)."""
+        return row.get("Relation") or "proband"
+
+
+
+class Report:
+    """The problems found in one family; ``failed`` once any of them is an error."""
+
+    def __init__(self, family: Family, file: str) -> None:
+        self.family = family
+        self.file = file
+        self.problems: list[Problem] = []
+        self.errors = 0
+
+    def add(
+        self,
+        row: Row,
+        message: str,
+        column: str | None = None,
+        hint: str | None = None,
+        *,
+        severity: str = "error",
+    ) -> None:
+        """Add a problem on *row* (its value read from *column*)."""
+        value = row.cells.get(column) if column is not None else None
+        self.errors += severity != "warning"
+        self.problems.append(Problem(
+            file=self.file, row=row.number, family=self.family.family_id, column=column,
+            value=value, message=message, hint=hint,
+            severity="warning" if severity == "warning" else "error",
+        ))
+
+    @property
+    def failed(self) -> bool:
+        """Whether any error (not a warning) was added."""
+        return self.errors > 0
+
+
+def listed(items: Sequence[str], one: str, many: str) -> str:
+    """``one: a`` or ``many: a;b`` (the official CLI's wording for lists of bad items)."""
+    return f"{one if len(items) == 1 else many}: {';'.join(items)}"
+
 
 _SPACE = re.compile(r"\s")
 _NOTES_LIMIT = 4000
@@ -74,7 +151,7 @@ def _invalid_relation(relation: str) -> tuple[str, str | None]:
     The official CLI gives a ``Proband`` row two messages (``proband is required`` and
     ``Proband is not valid``); the row gets one here, saying what is wrong with it.
     """
-    text = shortened(relation)
+    text = clip(relation)
     if relation.lower() in RELATIONS:
         return (f"Relation {text} is not valid: relations are lower case: "
                 + ", ".join(RELATIONS)), None
@@ -149,7 +226,7 @@ def _check_proband_fields(row: Row, report: Report) -> None:
         if (value or rule is _required) and not rule(value):
             if rule is _whole_numbers:  # the message names the items that are not
                 labels = [item for item in split_items(value) if not is_integer(item)]
-                message = f"{plural(labels, 'Label Id', 'Label Ids')} not valid"
+                message = f"{listed(labels, 'Label Id', 'Label Ids')} not valid"
             report.add(row, message, column, hint)
 
 
@@ -213,7 +290,7 @@ def _check_phenotypes(row: Row, report: Report) -> None:
     if bad:
         report.add(
             row,
-            f"{plural(bad, 'Phenotypes Id', 'Phenotypes Ids')} not valid",
+            f"{listed(bad, 'Phenotypes Id', 'Phenotypes Ids')} not valid",
             "Phenotypes Id",
             "HPO ids look like HP:0001250",
         )
@@ -294,3 +371,228 @@ def _extra_warnings(view: View, report: Report) -> None:
                     column,
                     severity="warning",
                 )
+
+
+_EMAIL = re.compile(r"^[^@\s;,]+@[^@\s;,]+\.[^@\s;,]+$")
+_CUSTOM_STATUS = re.compile(r"^custom_status_\d+$")
+_GENE_LIST_ITEM = re.compile(r"^\d+\s*:\s*\S.*$")
+
+
+def check_manifest_wide(manifest: Manifest, *, today: dt.date | None = None) -> list[Problem]:
+    """Checks across families that the official CLI lacks.
+
+    * ``Family Id`` rows split into blocks (warning: legal, but often a copy-paste slip);
+    * a BioSample Name in two families (warning: the official CLI accepts it, and a sample
+      may be analysed in several cases);
+    * action columns: ``Assign To`` e-mails, ``Set Status`` values, ``Preset Gene Lists`` items
+      and ``Preset Group`` required with gene lists (errors);
+    * a birth date in the future (warning).
+
+    Rows with an empty ``Family Id`` are reported by ``check_family`` (official stage 1).
+    """
+    file = manifest.source
+    today = today or dt.date.today()
+    problems = _split_blocks(manifest, file)
+    key = "Family Id" if "Family Id" in manifest.columns else "Case Id"
+    owners: dict[str, str] = {}
+    wanted = (key, "BioSample Name", "Date Of Birth", *ACTION_CELLS)
+    actions = any(column in manifest.columns for column in ACTION_CELLS)
+    today_text = today.isoformat()
+    for number, cells in manifest.cell_rows(wanted):
+        family_id, sample, born_text = cells[:3]
+        if sample and owners.setdefault(sample, family_id) != family_id:
+            problems += _shared_sample(number, family_id, sample, owners, file)
+        if actions:
+            row = Row(number=number, cells=dict(zip(ACTION_CELLS, cells[3:], strict=True)))
+            problems += _action_row(row, family_id, file)
+        born = parse_date(born_text) if born_text and not _past(born_text, today_text) else None
+        if born is not None and born > today:
+            problems.append(Problem(
+                file=file, row=number, family=family_id, column="Date Of Birth",
+                value=born_text, message="the birth date is in the future", severity="warning",
+            ))
+    return problems
+
+
+def _past(text: str, today: str) -> bool:
+    """A ``YYYY-MM-DD`` cell on or before *today* (ISO text), told without parsing it: such
+    text sorts as its date does (a cell that is not a date then parses as none anyway)."""
+    return len(text) == 10 and text[4] == text[7] == "-" and text <= today
+
+
+def _split_blocks(manifest: Manifest, file: str) -> list[Problem]:
+    problems: list[Problem] = []
+    for family_id in manifest.family_ids:
+        positions = manifest.row_positions(family_id)
+        if positions[-1] - positions[0] + 1 == len(positions):
+            continue
+        gap = next(b for a, b in itertools.pairwise(positions) if b != a + 1)
+        problems.append(Problem(
+            file=file, row=manifest.row_number(gap), family=family_id, column="Family Id",
+            value=family_id,
+            message="the family's rows are not next to each other (rows of one family are"
+                    " grouped wherever they are)",
+            hint="check that two families do not share an id by mistake", severity="warning",
+        ))
+    return problems
+
+
+def _shared_sample(number: int, family_id: str, name: str, owners: dict[str, str],
+                   file: str) -> list[Problem]:
+    """A BioSample Name in two families: accepted, as the official CLI accepts it (one sample
+    analysed as an exome and as a panel), with a warning in case it is a copy-paste slip."""
+    if not name:
+        return []
+    owner = owners.setdefault(name, family_id)
+    if owner == family_id:
+        return []
+    return [Problem(
+        file=file, row=number, family=family_id, column="BioSample Name", value=name,
+        message=f"BioSample Name {name} is also used in family {owner}",
+        hint="fine for one sample analysed twice (e.g. exome and panel); check it is not a slip",
+        severity="warning",
+    )]
+
+
+def _action_row(row: Row, family_id: str, file: str) -> list[Problem]:
+    found: list[Problem] = []
+
+    def bad(column: str, message: str, hint: str) -> None:
+        found.append(Problem(file=file, row=row.number, family=family_id, column=column,
+                             value=row.get(column), message=message, hint=hint))
+
+    emails = [item for item in split_items(row.get("Assign To")) if not _EMAIL.match(item)]
+    if emails:
+        bad(
+            "Assign To",
+            f"not an e-mail address: {';'.join(emails)}",
+            "a ;-separated list of user e-mails",
+        )
+    status = row.get("Set Status")
+    if status and status not in STATUSES and not _CUSTOM_STATUS.match(status):
+        bad("Set Status", "not a case status", "delivered, finalized, trash or custom_status_<n>")
+    lists = row.get("Preset Gene Lists")
+    wrong = [item for item in split_items(lists) if not _GENE_LIST_ITEM.match(item)]
+    if wrong:
+        bad(
+            "Preset Gene Lists",
+            f"not <id>:<name>: {';'.join(wrong)}",
+            "a ;-separated list such as 12:Epilepsy;40:Cardio",
+        )
+    if lists and not row.get("Preset Group"):
+        bad(
+            "Preset Group",
+            "Preset Group is required with Preset Gene Lists",
+            "the preset group the gene lists belong to",
+        )
+    return found
+
+
+async def _row_type(row: Row, lookups: Lookups, report: Report | None) -> str | None:
+    """Type of a row's files (stage 4); reports problems when *report* is given."""
+    get = row.cells.get
+    files = get("Files Names", "")
+    if files in ("auto", "existing"):
+        return "fastq"
+    storage = get("Storage Provider Id", "")
+    items = split_items(files)
+    # asked even when every name has a suffix: this first look-up is what finds a server
+    # that cannot be reached before anything is sent
+    basespace = is_integer(storage) and await lookups.is_basespace(int(storage))
+    types: set[str] = set()
+    invalid = False
+    for item in items:
+        name = item
+        if basespace and "." not in last_segment(item):
+            try:
+                name = await lookups.alias(int(storage), item)
+            except ResolveError as exc:
+                if report is not None:
+                    report.add(row, f"Files Names-{exc.message}", "Files Names")
+                return None
+        kind = file_type(name)
+        invalid = invalid or kind is None
+        if kind is not None:
+            types.add(kind)
+    if report is not None and invalid:
+        report.add(
+            row,
+            "Sample type in Files Names is not valid",
+            "Files Names",
+            "data files end in .fastq.gz, .fq.gz, .bam, .cram, .vcf, .vcf.gz or .gvcf",
+        )
+    elif report is not None and len(types) > 1:
+        report.add(
+            row,
+            "Sample type in Files Names is not unique",
+            "Files Names",
+            "one member's files are all FASTQ or all VCF",
+        )
+    return types.pop() if len(types) == 1 and not invalid else None
+
+
+async def stage_file_types(view: View, lookups: Lookups, report: Report) -> None:
+    """Stage 4: every member's files are of a known type, one type per family."""
+    kinds: set[str] = set()
+    for row in view.rows:
+        if row.get("Files Names"):
+            kind = await _row_type(row, lookups, report)
+            if kind is not None:
+                kinds.add(kind)
+            continue
+        sample_type = row.get("Sample Type")
+        if sample_type and sample_type.lower() not in ("fastq", "vcf"):
+            report.add(row, "Sample Type is not valid", "Sample Type", "FASTQ or VCF")
+        elif not sample_type and row is view.proband:
+            report.add(row, "Files Names or Sample Type is required for proband", "Files Names")
+    if not report.failed and len(kinds) > 1:
+        for row in view.rows:
+            report.add(
+                row,
+                "Sample Type is not unique per Family Id",
+                "Files Names",
+                "a case is all FASTQ or all VCF",
+            )
+
+
+async def _viz_items(row: Row, lookups: Lookups) -> list[tuple[str, str]]:
+    """``(path, name used for the suffix)`` of a row's visualization files."""
+    storage = row.get("Storage Provider Id")
+    basespace = is_integer(storage) and await lookups.is_basespace(int(storage))
+    items: list[tuple[str, str]] = []
+    for item in split_items(row.get("Visualization Files")):
+        # Like Files Names: only an id (no dot in the last segment) needs its human name.
+        needs_alias = basespace and "." not in last_segment(item)
+        name = await lookups.alias(int(storage), item) if needs_alias else item
+        items.append((item, name))
+    return items
+
+
+async def stage_visualization(view: View, lookups: Lookups, report: Report) -> None:
+    """Stage 5 (VCF cases): known visualization suffixes, at most one BAM/CRAM."""
+    if await sample_type_of(view.proband, lookups) == "fastq":
+        return
+    for row in view.rows:
+        if not row.get("Files Names") or not row.get("Visualization Files"):
+            continue
+        try:
+            items = await _viz_items(row, lookups)
+        except ResolveError as exc:
+            report.add(row, f"Visualization Files-{exc.message}", "Visualization Files")
+            continue
+        bad = [path for path, name in items if not name.endswith(BAM_SUFFIXES + VIZ_SUFFIXES)]
+        bams = [path for path, name in items if name.endswith(BAM_SUFFIXES)]
+        if bad:
+            report.add(
+                row,
+                f"{listed(bad, 'Visualization file', 'Visualization files')} not valid",
+                "Visualization Files",
+                "one .bam/.cram, and .tn.bw, .baf.bw, .roh.bed, .target.counts.bw, .metrics.tar.gz",
+            )
+        if len(bams) > 1:
+            report.add(
+                row,
+                f"Visualization Files bam files: {';'.join(bams)} are more than 1",
+                "Visualization Files",
+                "at most one BAM or CRAM per member",
+            )

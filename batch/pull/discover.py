@@ -23,6 +23,7 @@ from typing import Any
 from batch.api import Client
 from batch.errors import UsageError
 from batch.pull.options import ALL_REPORTS
+from batch.text import quoted
 
 ReportId = tuple[str, str]
 GivenIds = dict[str, tuple[ReportId, ...]]
@@ -88,7 +89,7 @@ def parse_report_ids(values: Iterable[str], files: Iterable[Path] = ()) -> Given
     for value in values:
         parts = [p.strip() for p in value.split(":")]
         if len(parts) != 3 or not all(parts):
-            raise UsageError(f"--report-id {value[:100]!r}: expected CASE:TYPE:ID, e.g. "
+            raise UsageError(f"--report-id {quoted(value)}: expected CASE:TYPE:ID, e.g. "
                              "EMG100000001:pdf:700001")
         found.setdefault(parts[0], []).append((parts[1].lower(), parts[2]))
     for path in files:

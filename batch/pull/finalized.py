@@ -15,11 +15,11 @@ from pathlib import Path
 from batch.api import Client
 from batch.outputs import make_dir, write_table
 from batch.outputs.table import Table
-from batch.outputs.words import plural
 from batch.pull.discover import Discovery, GivenIds
 from batch.pull.paths import ReportFile
 from batch.pull.reports import FINALIZED, CaseReports, pull_case_reports
 from batch.run.pool import run_pool
+from batch.text import plural
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -28,7 +28,7 @@ import anyio
 
 from batch.api import Client, is_loopback
 from batch.api.auth import LOGIN_PATH
-from batch.errors import ApiError, AuthError, LedgerError, OutputError, UsageError, truncate
+from batch.errors import ApiError, AuthError, LedgerError, OutputError, UsageError
 from batch.ledger import Ledger
 from batch.outputs.files import writing
 from batch.pull.discover import Discovery
@@ -37,6 +37,7 @@ from batch.pull.hooks import MAX_BODY, HookAuth, HookEvent, Refusal, Unread, ded
 from batch.pull.inbox import Inbox, Job
 from batch.pull.reports import FINALIZED, pull_case_reports
 from batch.serving import GuardStats, Limits, serve
+from batch.text import truncate
 
 __all__ = ["FollowOptions", "ListenerLimits", "ListenerStats", "dedupe_key", "listen"]
 

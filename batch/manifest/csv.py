@@ -13,11 +13,12 @@ import re
 from collections.abc import Iterable, Iterator
 
 from batch.errors import ReadFailure
+from batch.text import quoted
 
 
 def _stray_quote(text: str, line: int) -> ReadFailure:
     return ReadFailure(
-        f"a quote inside a cell that does not start with a quote (near {text.strip()[:40]!r})",
+        f"a quote inside a cell that does not start with a quote (near {quoted(text.strip(), 40)})",
         row=line,
         hint='quote the whole cell and double inner quotes: "a ""b"" c"',
     )
