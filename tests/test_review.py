@@ -496,7 +496,8 @@ def test_render_status_empty(tmp_path: Path) -> None:
 
 def test_templates(tmp_path: Path) -> None:
     paths = outputs.write_template(tmp_path / "t")
-    assert [p.name for p in paths] == ["batch_template.csv", "update_template.csv"]
+    assert [p.name for p in paths] == ["batch_template.csv", "update_template.csv",
+                                      "example_manifest.csv"]
     official = _rows(paths[0])
     assert official[0] == ["[Data]"] + [""] * 22
     assert tuple(official[1]) == outputs.OFFICIAL_TEMPLATE_COLUMNS
