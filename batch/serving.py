@@ -20,6 +20,17 @@ gets ``503`` (so one address cannot take every place, nor push out another's con
 A *screen* given to :func:`serve` decides on the request line and headers alone, before any
 body is read: a request it refuses is answered at once, and its connection is closed when the
 body has not all arrived (an unauthenticated peer trickling a body holds nothing).
+
+Why an aiohttp class that is not public is used: aiohttp offers no hook at the connection
+level (no header deadline, no say in which connection is accepted), so the wrapper sits between
+the event loop and aiohttp's protocol. It uses only public doors to reach it: the runner's
+``web.Server`` is the protocol factory (``loop.create_server(server, ...)``, as aiohttp's
+low-level server documentation does), and ``request.protocol`` names the connection of a
+request. What it relies on from the protocol it gets back (``web_protocol.RequestHandler``, not
+public) is the asyncio ``Protocol`` interface alone: ``connection_made``, ``data_received``,
+``eof_received``, ``connection_lost``, ``pause_writing``, ``resume_writing``.
+``tests/test_serving_aiohttp.py`` pins exactly that, so an aiohttp upgrade that changes it fails a
+test, not a user.
 """
 
 from __future__ import annotations
@@ -47,6 +58,8 @@ Screen = Callable[[web.Request], web.StreamResponse | None]
 #: The whole answer to a connection over the limit: written raw, before any parsing.
 BUSY_ANSWER = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain"
                b"\r\nContent-Length: 12\r\nConnection: close\r\n\r\nserver busy\n")
+#: Pending connections the listening socket holds (aiohttp's sites use the same).
+BACKLOG = 128
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -326,29 +339,17 @@ def _closing(status: int, message: str) -> web.Response:
     return resp
 
 
-class _Site(web.BaseSite):
-    """A TCP site whose connections go through the guard."""
-
-    __slots__ = ("_guard", "_host", "_port")
-
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, guard: _Guard) -> None:
-        super().__init__(runner)
-        self._host, self._port, self._guard = host, port, guard
-
-    @property
-    def name(self) -> str:
-        return f"http://{self._host}:{self._port}"
-
-    async def start(self) -> None:
-        await super().start()
-        loop = asyncio.get_running_loop()
-        try:
-            self._server = await loop.create_server(self._guard, self._host, self._port,
-                                                    backlog=self._backlog)
-        except OSError as exc:  # in use, or not an address of this machine: the user's to fix
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise CannotListen(f"cannot listen on {self._host}:{self._port}: {reason.lower()} "
-                             "(choose another --port, or 0 for any free one)") from exc
+async def _listen(guard: _Guard, host: str, port: int) -> asyncio.Server:
+    """A listening socket whose connections go through the guard (the guard is the protocol
+    factory; aiohttp's ``web.Server`` makes the protocol inside, as its low-level server
+    documentation shows)."""
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.create_server(guard, host, port, backlog=BACKLOG)
+    except OSError as exc:  # in use, or not an address of this machine: the user's to fix
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise CannotListen(f"cannot listen on {host}:{port}: {reason.lower()} "
+                           "(choose another --port, or 0 for any free one)") from exc
 
 
 @asynccontextmanager
@@ -369,12 +370,15 @@ async def serve(
                            keepalive_timeout=guard.limits.idle_timeout,
                            lingering_time=guard.limits.linger)
     await runner.setup()
+    listener: asyncio.Server | None = None
     try:
         guard.server = runner.server
-        await _Site(runner, host, port, guard).start()
-        bound = int(runner.addresses[0][1])
+        listener = await _listen(guard, host, port)
+        bound = int(listener.sockets[0].getsockname()[1])
         url_host = f"[{host}]" if ":" in host else host
         yield Served(url=f"http://{url_host}:{bound}", port=bound, stats=guard.stats)
     finally:
         guard.close_all()
+        if listener is not None:
+            listener.close()  # no new connection; then the runner closes the open ones
         await runner.cleanup()

@@ -24,7 +24,7 @@ from batch.sandbox import (
     SandboxThread,
     demo_fixture_path,
 )
-from batch.sandbox import api as sandbox_api
+from batch.sandbox import cases as sandbox_api
 from tests.cli_sandbox import api_requests, invoke
 from tests.manifests import write_manifest
 from tests.provenance import SANDBOX

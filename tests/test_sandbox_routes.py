@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from batch.cli.sandbox import sandbox_command
 from batch.sandbox import SandboxConfig
-from batch.sandbox.routes import ROUTES
+from batch.sandbox.app import ROUTES
 from tests.provenance import SANDBOX
 from tests.test_sandbox import Api, _serving
 from tests.test_sandbox_shape import script_body

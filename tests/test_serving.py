@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from batch.sandbox import SandboxConfig, run_sandbox
-from batch.sandbox import server as sandbox_server
+from batch.sandbox import app as sandbox_server
 from batch.serving import Limits, Served, serve
 
 # idle_timeout is long on purpose: only the header deadline may close the slow connections

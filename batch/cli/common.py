@@ -38,6 +38,7 @@ from batch.errors import (
     UsageError,
 )
 from batch.jobs import Setting, Tenant
+from batch.jobs.tenants import MAX_CONCURRENCY
 
 if TYPE_CHECKING:
     from batch.api import Credentials
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 QUIET_HELP = "Nothing on stderr but errors (data on stdout is still printed)."
 #: --quiet of a command whose data is the files it writes (nothing goes to stdout).
@@ -63,13 +65,21 @@ Environment:
 
 class Number(click.FloatRange):
     """The type of every numeric option: a finite number (never nan or inf) within bounds, a
-    whole one with *integer*; anything else is a usage error naming the option (exit 2)."""
+    whole one with *integer*; anything else is a usage error naming the option (exit 2).
+
+    The bounds are click's own range types (``click.IntRange`` for whole numbers,
+    ``click.FloatRange`` otherwise); this type adds only what they lack: refusing nan and inf
+    (``float("nan")`` passes every comparison click makes) and whole numbers written as
+    ``2.0`` or ``1e3``."""
 
     def __init__(self, min: float | None = None, max: float | None = None, *,
                  min_open: bool = False, integer: bool = False) -> None:
         super().__init__(min, max, min_open=min_open)
         self.integer = integer
         self.name = "integer" if integer else "float"
+        self._within: Callable[[Any, click.Parameter | None, click.Context | None], Any] = (
+            click.IntRange(_whole(min), _whole(max), min_open=min_open) if integer
+            else click.FloatRange(min, max, min_open=min_open)).convert
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         number: float | int = self._finite(value, param, ctx)
@@ -77,11 +87,7 @@ class Number(click.FloatRange):
             if not float(number).is_integer():
                 self.fail(f"{value!r} is not a whole number.", param, ctx)
             number = _exact_int(value, int(number))
-        low = self.min is not None and (number <= self.min if self.min_open
-                                        else number < self.min)
-        if low or (self.max is not None and number > self.max):
-            self.fail(f"{value} is not in the range {self._describe_range()}.", param, ctx)
-        return number
+        return self._within(number, param, ctx)
 
     def _describe_range(self) -> str:
         """The range as help shows it; nothing for a number without bounds (click would
@@ -99,6 +105,19 @@ class Number(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return number
+
+
+def _whole(bound: float | None) -> int | None:
+    """A bound of a whole-number option, as click's ``IntRange`` takes it."""
+    return None if bound is None else int(bound)
+
+
+def concurrency_option(*, default: int, maximum: int = MAX_CONCURRENCY,
+                       help: str) -> Callable[[F], F]:
+    """``--concurrency``: the one place its bounds are checked for people (a tenant's
+    ``concurrency`` setting is checked where the config file is read, with the same bound)."""
+    return click.option("--concurrency", type=Number(1, maximum, integer=True),
+                        default=default, show_default=True, help=help)
 
 
 def _exact_int(value: Any, rounded: int) -> int:

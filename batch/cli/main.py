@@ -23,6 +23,7 @@ from batch.cli.common import (
     Number,
     call,
     call_sync,
+    concurrency_option,
     file_output_options,
     host_options,
     output_options,
@@ -94,8 +95,7 @@ def _families(only: tuple[str, ...]) -> list[str]:
                    "with --sandbox, <manifest stem>.sandbox.ledger.sqlite).")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where results and review files go (default: next to the manifest).")
-@click.option("--concurrency", type=Number(1, 256, integer=True),
-              default=DEFAULT_CONCURRENCY, show_default=True, help="Families in flight at once.")
+@concurrency_option(default=DEFAULT_CONCURRENCY, help="Families in flight at once.")
 @click.option("--rate", type=Number(min=0.01), default=None,
               help="At most R requests per second, evenly spaced (default: adapt to 429s).")
 @click.option("--max-failures", type=Number(min=1, integer=True), default=None,
@@ -223,9 +223,8 @@ def _print_problems(problems: list[Problem], *, quiet: bool,
 @host_options
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the results file goes (default: next to the manifest).")
-@click.option("--concurrency", type=Number(1, 256, integer=True),
-              default=DEFAULT_CONCURRENCY, show_default=True,
-              help="Families checked at once (look-ups, dry runs).")
+@concurrency_option(default=DEFAULT_CONCURRENCY,
+                    help="Families checked at once (look-ups, dry runs).")
 @click.option("--rate", type=Number(min=0.01), default=None,
               help="At most R requests per second (default: adapt).")
 @click.option("--json", "as_json", is_flag=True,

@@ -28,6 +28,7 @@ from batch.cli.common import (
     Number,
     call,
     call_sync,
+    concurrency_option,
     fail,
     host_options,
     output_options,
@@ -59,8 +60,7 @@ def _client_options(fn: Callable[..., Any], *, timeout_help: str = TIMEOUT_HELP,
     """--host/--sandbox, --concurrency, --rate, --timeout, -v, -q."""
     fn = output_options(fn)
     for option in reversed((
-        click.option("--concurrency", type=Number(1, 256, integer=True), default=8,
-                     show_default=True, help="Cases in flight at once."),
+        concurrency_option(default=8, help="Cases in flight at once."),
         click.option("--rate", type=Number(min=0.01), default=None,
                      help="At most R requests per second, evenly spaced (default: adapt)."),
         click.option("--timeout", type=Number(min=1), default=60.0, show_default=True,

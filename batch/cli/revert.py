@@ -12,6 +12,7 @@ from batch.cli.common import (
     ENVIRONMENT,
     Number,
     call,
+    concurrency_option,
     fail,
     host_options,
     output_options,
@@ -57,9 +58,8 @@ def _families(value: str | None) -> frozenset[str]:
                    "custom status someone set).")
 @click.option("--dry-run", is_flag=True, help="Read the statuses and show the plan; send nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask (for scripts).")
-@click.option("--concurrency", type=Number(1, REVERT_MAX_CONCURRENCY, integer=True), default=8,
-              show_default=True,
-              help="Cases read or moved at once.")
+@concurrency_option(default=8, maximum=REVERT_MAX_CONCURRENCY,
+                    help="Cases read or moved at once.")
 @output_options
 def revert_command(manifest: Path | None, ledger_path: Path | None, host: str | None,
                    sandbox: bool, tenant: str | None, run_id: int | None, only: str | None,

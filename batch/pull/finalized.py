@@ -1,5 +1,5 @@
 """``pull finalized``: the cases whose status changed since a time (every page), their reports
-downloaded, and one table of them (``cases.xlsx`` and ``cases.csv``).
+downloaded, and one table of them (``cases.xlsx`` and ``cases.csv``); since when (``--since``).
 
 The table lists the files each case's folder holds, whichever pull downloaded them, with what
 this pull did in words: a rerun that finds every report present lists the same files as the
@@ -9,17 +9,44 @@ downloaded); file times are UTC, as the server's dates.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from batch.api import Client
+from batch.errors import UsageError
 from batch.outputs import make_dir, write_table
 from batch.outputs.table import Table
-from batch.pull.discover import Discovery, GivenIds
 from batch.pull.paths import ReportFile
-from batch.pull.reports import FINALIZED, CaseReports, pull_case_reports
+from batch.pull.reports import FINALIZED, CaseReports, Discovery, GivenIds, pull_case_reports
 from batch.run.pool import run_pool
 from batch.text import plural
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(value: str, *, now: datetime | None = None) -> str:
+    """``24h``, ``7d``, ``30m`` (ago) or an ISO date/datetime, as an ISO 8601 UTC datetime.
+
+    A date or datetime without a zone is read as UTC.
+    """
+    match = _DURATION.match(value)
+    if match:
+        amount, unit = float(match.group(1)), match.group(2).lower()
+        when = (now or datetime.now(UTC)) - timedelta(**{_UNITS[unit]: amount})
+    else:
+        try:
+            when = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise UsageError(
+                f"--since {value!r}: expected a duration such as 24h, 7d, 30m, or an ISO date "
+                "such as 2024-02-01 or 2024-02-01T08:00:00+01:00"
+            ) from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).replace(microsecond=0).isoformat()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,7 +55,7 @@ class FinalizedOptions:
 
     *since* is an ISO 8601 datetime (see :func:`parse_since`); *statuses* filter the listing;
     *report_types* are report types, or ``("all",)``; *report_ids* are ids the user gives, by
-    case (see ``batch.pull.discover``); a case named there is pulled even when not listed.
+    case (see ``batch.pull.reports``); a case named there is pulled even when not listed.
     """
 
     out: Path

@@ -36,7 +36,7 @@ from batch.api.auth import LOGIN_PATH
 from batch.api.client import MAX_PAGES
 from batch.errors import ApiError, AuthError, LedgerError, ListingError
 from batch.ledger import Ledger
-from batch.pull.shapes import HookEvent
+from batch.pull.hooks import HookEvent
 
 __all__ = ["FollowOptions", "FollowStats", "Follower", "server_time"]
 

@@ -1,4 +1,22 @@
-"""The reports of one case, downloaded into ``<out>/<case>/<type>-<id>.<ext>``.
+"""One case's reports: which report types are wanted, which reports a case has, and their
+downloads.
+
+Which report types (``--report-type``, ``all`` by default).
+
+Which reports a case has: report ids found by every route public material allows.
+
+How report ids are found is not public (the download route, ``GET /api/test/v2/{case}/reports/
+{type}/{id}``, is; the real case object carries no report ids). So, in order:
+
+1. ids the user gave for the case (``--report-id CASE:TYPE:ID`` or a ``--report-ids`` file):
+   used as they are, no look-up;
+2. ids on the case object (a ``reports`` list of ``{"id", "type"}``), where a tenant has them;
+3. a report listing (``GET /api/test/v2/{case}/reports``, inferred), where the tenant answers
+   one; a tenant that does not (404) is not asked again in the same pull.
+
+When none gives an id, the case says so in plain words, with what to do.
+
+The reports of one case, downloaded into ``<out>/<case>/<type>-<id>.<ext>``.
 
 What a case has is what its folder holds (``on_disk``), whichever pull downloaded it: a rerun
 that finds every report present, or a case that fails this time, still shows its files.
@@ -11,7 +29,9 @@ are removed before a case is worked on (names, modes and links: ``batch.pull.pat
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import csv
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,8 +39,14 @@ from typing import Any
 import anyio
 
 from batch.api import Client
-from batch.errors import ApiError, AuthError, RetriesExhausted, TransientError, UnsafePath
-from batch.pull.discover import Discovery, wanted
+from batch.errors import (
+    ApiError,
+    AuthError,
+    RetriesExhausted,
+    TransientError,
+    UnsafePath,
+    UsageError,
+)
 from batch.pull.paths import (
     ReportFile,
     case_folder,
@@ -29,6 +55,117 @@ from batch.pull.paths import (
     report_path,
     save_report,
 )
+from batch.text import quoted
+
+ALL_REPORTS = "all"
+
+
+def parse_report_types(values: Iterable[str]) -> tuple[str, ...]:
+    """Report types from repeated or comma-separated options; ``("all",)`` means every type."""
+    types: list[str] = []
+    for value in values:
+        for item in value.split(","):
+            item = item.strip().lower()
+            if item and item not in types:
+                types.append(item)
+    if not types:
+        raise UsageError("--reports: name at least one report type (pdf, json, or all)")
+    if ALL_REPORTS in types:
+        return (ALL_REPORTS,)
+    bad = [t for t in types if not re.fullmatch(r"[a-z0-9_-]+", t)]
+    if bad:
+        raise UsageError(f"--reports: not a report type: {', '.join(bad)}")
+    return tuple(types)
+
+
+ReportId = tuple[str, str]
+GivenIds = dict[str, tuple[ReportId, ...]]
+ID_COLUMNS = ("Case Id", "Report Type", "Report Id")
+NO_IDS = ("this tenant lists no report ids on the case and answers no report listing; give "
+          "them with --report-id {case}:pdf:<id> (or a --report-ids file with the columns "
+          "Case Id, Report Type, Report Id)")
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """The reports of one case, and which route named them (None when none did)."""
+
+    ids: tuple[ReportId, ...]
+    route: str | None
+
+
+@dataclass(slots=True)
+class Discovery:
+    """Finds report ids for the cases of one pull; remembers what the tenant does not serve."""
+
+    client: Client
+    given: Mapping[str, tuple[ReportId, ...]] = field(default_factory=dict)
+    listing_served: bool | None = None
+
+    async def find(self, case: str, data: Mapping[str, Any]) -> Found:
+        """The ids of *case* (whose case object is *data*), by the first route that has any."""
+        if case in self.given:
+            return Found(self.given[case], "given")
+        on_case = _ids(data.get("reports"))
+        if on_case:
+            return Found(on_case, "case object")
+        if self.listing_served is not False:
+            listed = await self.client.report_listing(case)
+            self.listing_served = listed is not None
+            if listed:
+                return Found(_ids(listed), "report listing")
+        return Found((), None)
+
+    def missing(self, case: str) -> str:
+        """Why no report of *case* can be named, and what to do."""
+        if self.listing_served:
+            return "the server lists no report for this case"
+        return NO_IDS.format(case=case)
+
+
+def wanted(found: Found, types: Sequence[str]) -> list[ReportId]:
+    """The ids of the asked report types (all of them for ``all``)."""
+    return list(found.ids) if ALL_REPORTS in types else [r for r in found.ids if r[0] in types]
+
+
+def _ids(reports: Any) -> tuple[ReportId, ...]:
+    if not isinstance(reports, list):
+        return ()
+    return tuple((str(r.get("type")), str(r.get("id"))) for r in reports
+                 if isinstance(r, dict) and r.get("type") and r.get("id") is not None)
+
+
+def parse_report_ids(values: Iterable[str], files: Iterable[Path] = ()) -> GivenIds:
+    """Report ids the user gives: ``CASE:TYPE:ID`` values and CSV files with the columns
+    ``Case Id``, ``Report Type``, ``Report Id``."""
+    found: dict[str, list[ReportId]] = {}
+    for value in values:
+        parts = [p.strip() for p in value.split(":")]
+        if len(parts) != 3 or not all(parts):
+            raise UsageError(f"--report-id {quoted(value)}: expected CASE:TYPE:ID, e.g. "
+                             "EMG100000001:pdf:700001")
+        found.setdefault(parts[0], []).append((parts[1].lower(), parts[2]))
+    for path in files:
+        for case, report in _rows(path):
+            found.setdefault(case, []).append(report)
+    return {case: tuple(dict.fromkeys(ids)) for case, ids in found.items()}
+
+
+def _rows(path: Path) -> Iterable[tuple[str, ReportId]]:
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise UsageError(f"--report-ids {path}: cannot be read ({exc})") from None
+    if rows and not set(ID_COLUMNS) <= set(rows[0]):
+        raise UsageError(f"--report-ids {path}: needs the columns {', '.join(ID_COLUMNS)}")
+    for number, row in enumerate(rows, start=2):
+        case, kind, rid = (str(row.get(c) or "").strip() for c in ID_COLUMNS)
+        if not (case and kind and rid):
+            raise UsageError(f"--report-ids {path}:{number}: Case Id, Report Type and Report Id "
+                             "are all needed")
+        yield case, (kind.lower(), rid)
+
 
 FINALIZED = "finalized"
 
@@ -72,7 +209,7 @@ async def pull_case_reports(
     """Download the reports of one case that are not on disk yet; never raises ApiError.
 
     The case object is read from the server unless given; report ids come from *discovery*
-    (see ``batch.pull.discover``). Auth failures propagate (the whole pull stops); any other
+    (see ``batch.pull.reports``). Auth failures propagate (the whole pull stops); any other
     API failure, and a case whose reports cannot be named, becomes the case's ``error``.
     Whatever happened, ``on_disk`` lists what the case's folder holds afterwards (OutputError
     when it cannot be read).

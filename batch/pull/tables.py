@@ -1,18 +1,74 @@
-"""``pull candidates`` and ``pull info``: many cases, one table (a row per tagged variant, or
-per case), through the same client, limiter and worker pool as ``run``."""
+"""The table pulls: which cases (or samples) a pull is about, and their tables (``pull
+candidates``, ``pull info``, ``pull samples``).
+
+Which cases a pull is about: from a manifest (its Case Ids, else its ledger's cases), from a
+ledger, or named on the command line; and which samples (``pull samples``).
+
+``pull candidates`` and ``pull info``: many cases, one table (a row per tagged variant, or
+per case), through the same client, limiter and worker pool as ``run``.
+
+``pull samples``: which case holds each sample, one row per sample and case, through the same
+look-up as the guard against a second case (``run/identity.py``).
+
+A sample is looked up by name (``GET /api/sample/?query=…&sampleType=fastq&exact_match=true``);
+a hit's ``note`` names its case, and each case found is read once (``GET /api/test/{case}/``,
+shared by every sample of it) for its type, status and creation time. A sample in no case is
+a row that says so (``cases`` 0). Same client, limiter, retries and bounded pool as ``run``.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from batch.api import Client
 from batch.errors import ApiError, AuthError
+from batch.ledger import Ledger, default_path
+from batch.manifest import read_manifest
 from batch.outputs import write_table
 from batch.run.pool import run_pool
+
+
+def cases_from_manifest(path: Path, ledger_path: Path | None = None) -> list[str]:
+    """Case names of a manifest: each family's ``Case Id``, else the case its ledger (default
+    ``<stem>.ledger.sqlite``) recorded.
+
+    Families with neither are left out (they have no case yet).
+    """
+    manifest = read_manifest(path)
+    recorded: dict[str, str] = {}
+    ledger_path = ledger_path or default_path(path)
+    if ledger_path.exists():
+        with Ledger.open(ledger_path, create=False) as ledger:
+            recorded = {f.family_id: f.case_name for f in ledger.iter_families() if f.case_name}
+    names = [family.case_id or recorded.get(family.family_id) for family in manifest.families()]
+    return list(dict.fromkeys(n for n in names if n))
+
+
+def cases_from_ledger(path: Path) -> list[str]:
+    """Every case name a ledger recorded, in manifest order."""
+    with Ledger.open(path, create=False) as ledger:
+        names = [f.case_name for f in ledger.iter_families() if f.case_name]
+    return list(dict.fromkeys(names))
+
+
+def samples_from_manifest(path: Path) -> list[str]:
+    """Every ``BioSample Name`` of a manifest (each family member's), in file order, once."""
+    manifest = read_manifest(path)
+    names = (cells[0].strip() for _, cells in manifest.cell_rows(["BioSample Name"]))
+    return list(dict.fromkeys(name for name in names if name))
+
+
+def split_cases(values: Iterable[str]) -> list[str]:
+    """Case names from repeated or comma-separated options, duplicates dropped."""
+    names = [n.strip() for v in values for n in v.split(",") if n.strip()]
+    return list(dict.fromkeys(names))
+
 
 INFO_COLUMNS = ("case", "status", "created", "creator", "creator_id", "last_update", "error")
 CANDIDATE_COLUMNS = ("case", "gene", "variant", "tag", "transcript", "hgvs_c", "hgvs_p",
@@ -119,3 +175,90 @@ def _flat(hit: Mapping[str, Any]) -> dict[str, object]:
     """Scalars stay; nested values become JSON text (one cell each)."""
     return {str(k): v if v is None or isinstance(v, str | int | float | bool)
             else json.dumps(v, ensure_ascii=False) for k, v in hit.items()}
+
+
+SAMPLE_COLUMNS = ("sample", "cases", "case", "case_type", "status", "created", "error")
+
+
+class CaseFacts:
+    """Type, status and creation time of cases, each case read once however many samples
+    name it (concurrent askers wait for the one request)."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self._known: dict[str, dict[str, object] | ApiError] = {}
+        self._reading: dict[str, anyio.Event] = {}
+
+    async def get(self, case: str) -> dict[str, object]:
+        """The facts of *case*; its ``ApiError`` (for every asker) when it cannot be read."""
+        while case not in self._known:
+            if case in self._reading:
+                await self._reading[case].wait()
+                continue
+            self._reading[case] = anyio.Event()
+            try:
+                self._known[case] = _facts(await self.client.get_case(case))
+            except AuthError:
+                raise
+            except ApiError as err:
+                self._known[case] = err
+            finally:
+                self._reading.pop(case).set()
+        found = self._known[case]
+        if isinstance(found, ApiError):
+            raise found
+        return found
+
+
+def _facts(data: Mapping[str, Any]) -> dict[str, object]:
+    return {"case_type": data.get("type"), "status": data.get("status"),
+            "created": data.get("created")}
+
+
+async def sample_rows(client: Client, facts: CaseFacts, sample: str) -> list[dict[str, object]]:
+    """One row per case that holds *sample*, or one row saying it is in none."""
+    hits = await client.find_samples(sample, exact=True)
+    cases = list(dict.fromkeys(str(h.get("note") or "") for h in hits))
+    cases = [c for c in cases if c.startswith("EMG")]  # as the duplicate guard reads notes
+    if not cases:
+        return [{"sample": sample, "cases": 0, "error": None}]
+    rows: list[dict[str, object]] = []
+    for case in cases:
+        row: dict[str, object] = {"sample": sample, "cases": len(cases), "case": case}
+        try:
+            row.update(await facts.get(case), error=None)
+        except AuthError:
+            raise
+        except ApiError as err:
+            row["error"] = _said(err)
+        rows.append(row)
+    return rows
+
+
+def _said(err: ApiError) -> str:
+    return f"{err.message} (HTTP {err.status})" if err.status else err.message
+
+
+async def pull_samples(
+    client: Client, samples: Sequence[str], *, concurrency: int = 8, out: Path | None = None
+) -> TableResult:
+    """Which case holds each of *samples*: rows in input order; a sample whose look-up (or one
+    of whose cases) failed is counted failed, its row holding the error."""
+    found: dict[str, list[dict[str, object]]] = {}
+    facts = CaseFacts(client)
+
+    async def work(sample: str) -> None:
+        try:
+            found[sample] = await sample_rows(client, facts, sample)
+        except AuthError:
+            raise
+        except ApiError as err:
+            found[sample] = [{"sample": sample, "error": _said(err)}]
+
+    await run_pool(samples, work, concurrency=concurrency)
+    rows = [row for sample in samples for row in found.get(sample, ())]
+    failed = list(dict.fromkeys(str(r["sample"]) for r in rows if r.get("error")))
+    result = TableResult(rows, SAMPLE_COLUMNS, failed)
+    if out is not None:
+        result.out = write_table(rows, out, columns=SAMPLE_COLUMNS, sheet="Samples")
+    return result

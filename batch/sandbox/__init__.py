@@ -9,10 +9,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from batch.sandbox.app import create_app
+    from batch.sandbox.app import RunningSandbox, SandboxThread, create_app, run_sandbox
     from batch.sandbox.config import DEFAULT_PASSWORD, DEFAULT_USER, SandboxConfig
     from batch.sandbox.fixture import demo_fixture_path
-    from batch.sandbox.server import RunningSandbox, SandboxThread, run_sandbox
     from batch.sandbox.state import SandboxState
 
 __all__ = [
@@ -35,9 +34,9 @@ _HOMES = {
     "DEFAULT_USER": "batch.sandbox.config",
     "SandboxConfig": "batch.sandbox.config",
     "demo_fixture_path": "batch.sandbox.fixture",
-    "RunningSandbox": "batch.sandbox.server",
-    "SandboxThread": "batch.sandbox.server",
-    "run_sandbox": "batch.sandbox.server",
+    "RunningSandbox": "batch.sandbox.app",
+    "SandboxThread": "batch.sandbox.app",
+    "run_sandbox": "batch.sandbox.app",
     "SandboxState": "batch.sandbox.state",
 }
 

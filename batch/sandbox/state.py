@@ -1,15 +1,38 @@
-"""In-memory database of a sandbox: users, tokens, cases, samples, and the case lifecycle."""
+"""The state of a sandbox: the organization it emulates, the tokens it hands out, and the
+in-memory database with the case lifecycle.
+
+The organization a sandbox emulates (``tenant.json``): its settings, presets and users' org.
+
+Every case object carries the organization (the real one does, with its presets and settings);
+the values are made up, the shape is the real one's.
+
+The two kinds of token a tenant hands out.
+
+The v2 login answers an opaque token (base64 of ``<tenant>,<uuid4>``, as in one published
+sample); the legacy login answers a JWT (the one real token seen is an Okta access token whose
+``iat`` and ``exp`` are 3600 s apart). The sandbox signs its JWTs with HS256 and a key of its
+own: clients read the claims, they cannot check a tenant's signature.
+
+In-memory database of a sandbox: users, tokens, cases, samples, and the case lifecycle.
+"""
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
+import hmac
+import json
+import math
 import random
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 
-from batch.sandbox import tokens
 from batch.sandbox.config import (
     DEFAULT_PASSWORD,
     DEFAULT_USER,
@@ -21,6 +44,69 @@ from batch.sandbox.fixture import Fixture, default_fixture
 from batch.sandbox.phenotypes import Phenotypes
 
 JsonObj = dict[str, Any]
+
+#: The presets the real finalized case shows as checked (``checked_presets``).
+CHECKED_PRESETS = ("Autosomal Dominant", "CNV >5Mb", "Compound Hets", "De novo", "Homozygous",
+                   "Known Pathogenic", "Most Likely", "X-linked Recessive")
+
+
+@functools.cache
+def _organization() -> JsonObj:
+    raw: JsonObj = json.loads(Path(__file__).with_name("tenant.json").read_text(encoding="utf-8"))
+    raw.pop("$comment", None)
+    return raw
+
+
+def organization() -> JsonObj:
+    """The organization object, shared: read it, never change it (answers serialise it as is,
+    and a copy per case read would cost more than the rest of the answer)."""
+    return _organization()
+
+
+def organization_id() -> int:
+    """The organization's numeric id (``organization_id`` of the legacy users listing)."""
+    return int(_organization()["id"])
+
+
+def alias() -> str:
+    """The organization's alias: the first folder of sample directories and BAM paths."""
+    return str(_organization()["alias"])
+
+
+def b64url(raw: bytes) -> str:
+    """Base64url without padding, as JWTs write it."""
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def opaque(tenant: str, rng_bits: int, seed: str | None, serial: int) -> str:
+    """A v2 token: base64 of ``<tenant>,<uuid4>``, or of ``<seed>.<serial>`` from a fixture."""
+    if seed is not None:
+        raw = f"{seed}.{serial}"  # unique per login, still recognisably the seed
+    else:
+        raw = f"{tenant},{uuid.UUID(int=rng_bits, version=4)}"
+    return base64.b64encode(raw.encode()).decode()
+
+
+def _numeric(value: float) -> int | float:
+    """A NumericDate: whole seconds when the value is whole, else the fraction too."""
+    return int(value) if float(value).is_integer() else round(value, 3)
+
+
+def jwt(*, key: bytes, subject: str, user_id: int, issued: float, ttl: float,
+        token_id: str) -> str:
+    """A signed JWT with ``iat``, ``exp`` (never after the sandbox's own expiry) and ``sub``."""
+    iat = math.floor(issued)
+    claims: dict[str, Any] = {
+        "ver": 1, "jti": token_id, "iss": "urn:emg-batch:sandbox", "aud": "api://sandbox",
+        "iat": iat, "exp": _numeric(iat + ttl), "sub": subject, "uid": user_id,
+    }
+    header = b64url(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "sandbox"},
+                            separators=(",", ":")).encode())
+    payload = b64url(json.dumps(claims, separators=(",", ":")).encode())
+    signing_input = f"{header}.{payload}".encode()
+    signature = b64url(hmac.new(key, signing_input, hashlib.sha256).digest())
+    return f"{header}.{payload}.{signature}"
+
 
 #: Statuses the system sets on its own; a user may not set them.
 SYSTEM_STATUSES = frozenset({"pending", "uploading", "in_progress", "reanalysis", "issue_reported"})
@@ -145,7 +231,7 @@ class SandboxState:
     def opaque_token(self, user: User) -> str:
         """A fresh v2 token for *user* (base64 of ``<tenant>,<uuid4>``)."""
         self._logins += 1
-        token = tokens.opaque(TENANT, self.rng.getrandbits(128), self.fixture.token_seed,
+        token = opaque(TENANT, self.rng.getrandbits(128), self.fixture.token_seed,
                               self._logins)
         self.tokens[token] = (user, time.time())
         return token
@@ -154,7 +240,7 @@ class SandboxState:
         """A fresh legacy-login JWT for *user*, its ``exp`` *ttl* seconds after ``iat``."""
         self._logins += 1
         now = time.time()
-        token = tokens.jwt(key=self._jwt_key, subject=user.email, user_id=user.id, issued=now,
+        token = jwt(key=self._jwt_key, subject=user.email, user_id=user.id, issued=now,
                            ttl=ttl, token_id=f"AT.{self._logins}.{self.rng.getrandbits(64):016x}")
         self.tokens[token] = (user, now)
         return token
