@@ -193,6 +193,7 @@ def test_doctor_report_is_data(url: str) -> None:
 # -- pull --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_pull_finalized_streams(tmp_path: Path, url: str) -> None:
     finalized_case(url)
     args = ["pull", "finalized", "--host", url, "--since", "1h", "--out", str(tmp_path / "r")]
@@ -208,6 +209,7 @@ def test_pull_finalized_streams(tmp_path: Path, url: str) -> None:
     assert data["failed"] == 0 and data["downloaded"] == 0  # all there already
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("what", ["info", "candidates"])
 def test_pull_tables_streams(tmp_path: Path, url: str, what: str) -> None:
     name = finalized_case(url)
@@ -243,6 +245,7 @@ def test_listen_show_events_is_data(tmp_path: Path) -> None:
         assert result.stdout == "events: 0 handled, 1 pending, 0 failed\n"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quiet", [False, True])
 def test_listen_prints_the_url_on_stdout(tmp_path: Path, url: str, quiet: bool) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMG_")}
@@ -278,6 +281,7 @@ def test_listen_prints_the_url_on_stdout(tmp_path: Path, url: str, quiet: bool) 
 # -- sandbox -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quiet", [False, True])
 def test_sandbox_says_where_on_stdout_and_warnings_on_stderr(quiet: bool) -> None:
     proc = subprocess.Popen(

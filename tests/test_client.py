@@ -234,6 +234,7 @@ async def test_concurrent_expired_token_logs_in_once() -> None:
 # --------------------------------------------------------------------------- retries
 
 
+@pytest.mark.slow
 async def test_429_then_200_honours_retry_after_for_everyone() -> None:
     policy = RetryPolicy(wait_initial=0.0, wait_max=0.0)
     with aioresponses() as m:

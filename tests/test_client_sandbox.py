@@ -72,6 +72,7 @@ def env() -> Env:
     return make
 
 
+@pytest.mark.slow
 async def test_fixed_rate_under_the_limit_gets_no_429(env: Env) -> None:
     async with env(rate_limit=20, client={"rate": 20.0, "retry": RetryPolicy()}) as (url, c):
         await asyncio.gather(*(c.find_samples(f"S{i}") for i in range(40)))
@@ -79,6 +80,7 @@ async def test_fixed_rate_under_the_limit_gets_no_429(env: Env) -> None:
         assert "429" not in await route_counts(url, "GET /api/sample")
 
 
+@pytest.mark.slow
 async def test_adaptive_rate_recovers_from_429s(env: Env) -> None:
     async with env(rate_limit=30, client={"rate": None, "retry": RetryPolicy()}) as (url, c):
         await asyncio.gather(*(c.find_samples(f"S{i}") for i in range(120)))
@@ -118,6 +120,7 @@ async def test_error_rate_creates_never_duplicate(env: Env) -> None:
         assert sent == 30 + c.stats.retries  # only 429/503 were re-sent
 
 
+@pytest.mark.slow
 async def test_latency_beyond_timeout(env: Env) -> None:
     options = {"timeout": 0.2, "retry": RetryPolicy.for_testing(attempts=2)}
     async with env(client=options) as (url, c):
@@ -130,6 +133,7 @@ async def test_latency_beyond_timeout(env: Env) -> None:
         assert c.stats.requests == 1 + 2 + 1  # login, two reads, one create
 
 
+@pytest.mark.slow
 async def test_expired_token_64_concurrent_requests_one_login(env: Env) -> None:
     async with env(token_ttl=1.0, client={"concurrency": 64, "rate": 100000.0}) as (url, c):
         await c.login()

@@ -49,6 +49,7 @@ def _case_ids(results: Path) -> list[str]:
     return [r[column] for r in records[start + 1:] if len(r) > column and r[column]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", MANIFESTS, ids=[p.stem for p in MANIFESTS])
 async def test_corpus_through_sandbox(path: Path, tmp_path: Path) -> None:
     """One corpus manifest, as a user would run it against the server."""

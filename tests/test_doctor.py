@@ -100,6 +100,7 @@ async def _openapi_tenant(paths: dict[str, Any]) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
 
 
+@pytest.mark.slow
 async def test_an_operation_missing_from_the_openapi_document_fails() -> None:
     paths: dict[str, Any] = {}
     for method, path in OPERATIONS:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from batch.cli import main
@@ -35,6 +36,7 @@ def invoke(*args: str, **env: str) -> Result:
     return CliRunner().invoke(main, list(args), env={**base, **env}, catch_exceptions=False)
 
 
+@pytest.mark.slow
 def test_validate_server_without_a_server_exits_3(tmp_path: Path) -> None:
     manifest = shutil.copy(ROOT / "inputs" / "example.csv", tmp_path / "m.csv")
     result = invoke("validate", str(manifest), "--server",

@@ -153,6 +153,7 @@ def _runtime() -> set[str]:
             for text in _project()["project"]["dependencies"]}
 
 
+@pytest.mark.slow
 def test_the_runtime_dependencies_are_exactly_what_the_package_imports() -> None:
     used = _distributions(_third_party_imports(REPO / "batch"))
     runtime = _runtime()
@@ -160,6 +161,7 @@ def test_the_runtime_dependencies_are_exactly_what_the_package_imports() -> None
     assert sorted(runtime - used) == [], "declared but imported nowhere in batch/"
 
 
+@pytest.mark.slow
 def test_what_the_tests_import_is_declared() -> None:
     used = _distributions(_third_party_imports(REPO / "tests"))
     assert sorted(used - set(_declared())) == []

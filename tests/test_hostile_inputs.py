@@ -12,6 +12,7 @@ from tests.hostile import Hostile, run_case
 CASES = [*hostile_manifests.CASES, *hostile_cli.CASES]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_hostile_input(case: Hostile, tmp_path: Path) -> None:
     outcome = run_case(case, tmp_path)

@@ -41,6 +41,7 @@ def forget_answers(ledger_path: Path) -> None:
     conn.close()
 
 
+@pytest.mark.slow
 @needs_faketime
 @pytest.mark.parametrize(("first", "second"), [("+600s", "-600s"), ("-600s", "+600s")])
 def test_lost_answers_under_a_wrong_clock_never_duplicate(tmp_path: Path, first: str,
@@ -58,6 +59,7 @@ def test_lost_answers_under_a_wrong_clock_never_duplicate(tmp_path: Path, first:
         assert_one_case_per_family(sandbox.url, default_path(manifest), families)
 
 
+@pytest.mark.slow
 @needs_faketime
 def test_a_create_left_unknown_is_found_by_the_server_clock(tmp_path: Path) -> None:
     """Created with the clock 10 minutes fast, answers then lost (a crash): the rerun, with
@@ -73,6 +75,7 @@ def test_a_create_left_unknown_is_found_by_the_server_clock(tmp_path: Path) -> N
         assert_one_case_per_family(sandbox.url, default_path(manifest), families)
 
 
+@pytest.mark.slow
 def test_a_lost_create_with_its_look_up_failed_is_never_sent_again(tmp_path: Path) -> None:
     """A case that another create made for the same content is found by its content even when
     the server's times say the lost create did not make it: never a second case."""
@@ -92,6 +95,7 @@ def test_a_lost_create_with_its_look_up_failed_is_never_sent_again(tmp_path: Pat
         assert_one_case_per_family(sandbox.url, default_path(manifest), 3)
 
 
+@pytest.mark.slow
 def test_a_server_that_forgot_its_cases_gives_no_case_to_two_families(tmp_path: Path) -> None:
     """A sandbox restarted on the same port answers names the ledger holds for other
     families: each such family stops with what probably happened, for good."""
@@ -123,6 +127,7 @@ def test_a_server_that_forgot_its_cases_gives_no_case_to_two_families(tmp_path: 
         assert len(sandbox_cases(sandbox.url)) == 4, "a conflicted family was created again"
 
 
+@pytest.mark.slow
 def test_a_lost_answer_from_a_server_that_forgot_its_cases_is_a_conflict(tmp_path: Path) -> None:
     """The reused name is found by the sample look-up after a lost answer: the family stops as
     a conflict, and no rerun sends its create again."""

@@ -53,6 +53,7 @@ def said(result: Result) -> list[str]:
             if not re.match(r"(validating|running): \d+/\d+ families, ", line)]
 
 
+@pytest.mark.slow
 def test_the_readme_quickstart_then_a_sandbox_on_another_port_creates_the_cases_there(
         tmp_path: Path, sandboxes: tuple[SandboxThread, SandboxThread]) -> None:
     """``run inputs/example.csv --sandbox``, then the walk-through's ``run`` against a
@@ -133,6 +134,7 @@ def test_validate_server_and_pull_against_another_host_exit_2_and_send_nothing(
     assert same.exit_code == 0, same.output
 
 
+@pytest.mark.slow
 def test_listen_on_a_ledger_of_another_host_exits_2_before_listening(
         tmp_path: Path, sandboxes: tuple[SandboxThread, SandboxThread]) -> None:
     a, b = sandboxes

@@ -297,6 +297,7 @@ def test_dedupe_key() -> None:
     assert dedupe_key({**event, "organization": "x"}) == dedupe_key(event)
 
 
+@pytest.mark.slow
 def test_listen_command_until_interrupted(tmp_path: Path) -> None:
     port = free_port()
     config = SandboxConfig(advance_after=0, webhook=f"http://127.0.0.1:{port}/hooks/{TOKEN}")

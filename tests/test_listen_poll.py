@@ -16,6 +16,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import anyio
+import pytest
 
 from batch.api import Client, Credentials, RetryPolicy
 from batch.ledger import Ledger
@@ -66,6 +67,7 @@ async def test_polling_alone_follows_the_tenant_and_resumes_from_its_cursor(
         assert again.reports_downloaded == 1  # the first case's report was not pulled again
 
 
+@pytest.mark.slow
 async def test_cases_advancing_on_the_sandbox_clock_are_followed(tmp_path: Path) -> None:
     async with run_sandbox(SandboxConfig(advance_after=0.3)) as sandbox, \
             Client(sandbox.url, credentials=CREDS, rate=500) as client:
@@ -97,6 +99,7 @@ async def test_the_cursor_is_the_server_time_not_this_machine(tmp_path: Path) ->
             assert [e["case_name"] for e in ledger.events()] == ["EMG100000001"]
 
 
+@pytest.mark.slow
 async def test_a_listing_that_repeats_a_page_stops_with_a_clear_error(tmp_path: Path) -> None:
     hits = [{"name": f"EMG1{n:08d}", "status": "delivered",
              "status_change_date": "Mon, 05 Feb 2024 01:00:00 GMT"} for n in range(150)]
@@ -123,6 +126,7 @@ def _iso(rfc1123: str) -> str:
     return parsedate_to_datetime(rfc1123).astimezone(UTC).isoformat()
 
 
+@pytest.mark.slow
 def test_listen_poll_without_a_port(tmp_path: Path) -> None:
     with SandboxThread(SandboxConfig(advance_after=0)) as sandbox:
         env = {**os.environ, "EMG_HOST": sandbox.url, "EMG_USERNAME": DEFAULT_USER,

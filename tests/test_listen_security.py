@@ -225,6 +225,7 @@ async def test_refused_own_credentials_stop_once_clearly(tmp_path: Path) -> None
 # -- floods --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_a_flood_of_duplicates_stays_small_and_reads_each_case_once_at_a_time(
         tmp_path: Path) -> None:
     fake = FakeApi(delay=0.02)
@@ -274,6 +275,7 @@ async def test_a_full_work_list_answers_503_without_recording(tmp_path: Path) ->
 # -- bodies and connections ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_trickling_wrong_token_peers_do_not_starve_signed_events(tmp_path: Path) -> None:
     """150 connections from ten 127.0.0.x addresses post to a wrong token and send their body
     a byte at a time, reconnecting when closed; 58 signed events from a sender with up to 8
@@ -358,6 +360,7 @@ def _server_limits(**changes: Any) -> ListenerLimits:
     return ListenerLimits(server=server)
 
 
+@pytest.mark.slow
 async def test_a_slow_body_is_cut_off(tmp_path: Path) -> None:
     async with running_fake() as fake, running_listener(
             tmp_path / "l.sqlite", fake, limits=_server_limits()) as hook:

@@ -283,6 +283,7 @@ def _summary(path: Path) -> list[tuple[str, list[dict[str, str]], dict[str, Any]
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+@pytest.mark.slow
 @given(rows=_families())
 def test_csv_parquet_xlsx_round_trip(tmp_path: Path, rows: list[dict[str, str]]) -> None:
     csv_path, parquet_path, xlsx_path = _write_all(tmp_path, rows)

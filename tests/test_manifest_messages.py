@@ -54,6 +54,7 @@ def test_a_huge_cell_is_cut_in_every_part_of_a_problem() -> None:
     assert problem.message.startswith("BioSample Name x x")  # the data itself is intact
 
 
+@pytest.mark.slow
 def test_a_10_mb_cell_gives_a_short_error_on_the_command_line(tmp_path: Path) -> None:
     row = "F1,Exome,,FASTQ,S1,,,,,proband," + "M" * BIG + ",Seizure"
     _csv(tmp_path, row)

@@ -227,6 +227,7 @@ def test_a_read_only_ledger_file_stops_the_run_before_sending(
     assert_refused(result, f"cannot write {ledger}: Permission denied", sandbox)
 
 
+@pytest.mark.slow
 def test_listen_with_a_ledger_folder_that_is_a_file_exits_3_before_listening(
         tmp_path: Path, sandbox: SandboxThread) -> None:
     import subprocess

@@ -24,6 +24,7 @@ def taken_port() -> Iterator[int]:
     ("sandbox", "--port", "{port}"),
     ("listen", "--port", "{port}", "--ledger", "{dir}/events.sqlite", "--sandbox"),
 ])
+@pytest.mark.slow
 def test_a_taken_port_is_said_plainly(command: tuple[str, ...], taken_port: int,
                                       tmp_path: Path) -> None:
     args = tuple(arg.replace("{port}", str(taken_port)) for arg in command)

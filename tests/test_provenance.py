@@ -142,6 +142,7 @@ async def _flows(tmp_path: Path) -> None:
                       options=RunOptions(settle=0.0), **target_options)
 
 
+@pytest.mark.slow
 async def test_every_field_the_client_reads_is_in_the_table(
     tmp_path: Path, seen: set[tuple[str, str]]
 ) -> None:

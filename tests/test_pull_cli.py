@@ -146,6 +146,7 @@ def test_pull_candidates_and_info_commands(sandbox: SandboxThread, tmp_path: Pat
         "finalized", "delivered", "delivered"]
 
 
+@pytest.mark.slow
 def test_killed_pull_resumes_without_downloading_twice(tmp_path: Path) -> None:
     # Latency makes the pull slow enough to be killed half way.
     with SandboxThread(SandboxConfig(advance_after=0, latency_ms=40)) as sandbox:

@@ -92,6 +92,7 @@ def _new(after: dict[str, object], before: dict[str, object], route: str) -> int
     return count(after) - count(before)
 
 
+@pytest.mark.slow
 def test_xlsx_and_parquet_hold_the_same_rows(
     sandbox: SandboxThread, manifest: Path, tmp_path: Path
 ) -> None:

@@ -35,6 +35,7 @@ def test_the_readme_has_python_examples() -> None:
     assert len(python_blocks()) >= 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("number", range(len(python_blocks())))
 def test_python_example_runs(number: int, tmp_path: Path) -> None:
     shutil.copy(REPO / "inputs" / "example.csv", tmp_path / "cases.csv")

@@ -235,6 +235,7 @@ def test_strict_exits_rewrites_only_the_stated_form() -> None:
 RUNNABLE = [d for d in DOCUMENTS if session_blocks(d)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("document", RUNNABLE, ids=name)
 def test_shell_blocks_run_in_order(document: Path, tmp_path: Path) -> None:
     blocks = session_blocks(document)

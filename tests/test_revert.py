@@ -212,6 +212,7 @@ def test_where_the_run_left_a_case_is_not_a_move(delivering: SandboxThread,
     assert bare.stderr.splitlines()[1] == "left alone: 2 cases"
 
 
+@pytest.mark.slow
 def test_an_adopted_case_is_left_alone_unless_asked(sandbox: SandboxThread,
                                                     tmp_path: Path) -> None:
     manifest = imported(sandbox, tmp_path, 2)
@@ -247,6 +248,7 @@ def test_without_a_terminal_and_without_yes_nothing_is_sent(sandbox: SandboxThre
     ("y\n", 0, "moved 3 cases to the trash", 3),
     ("n\n", 2, "Error: nothing was sent (answered no)", 0),
 ])
+@pytest.mark.slow
 def test_on_a_terminal_the_user_is_asked(sandbox: SandboxThread, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch, answer: str,
                                          code: int, last: str, puts: int) -> None:
@@ -270,6 +272,7 @@ def test_a_sandbox_of_its_own_and_a_missing_ledger_are_refused(sandbox: SandboxT
                               "cases, nothing to revert\n")
 
 
+@pytest.mark.slow
 def test_a_later_run_skips_reverted_families_unless_asked(sandbox: SandboxThread,
                                                           tmp_path: Path) -> None:
     manifest = imported(sandbox, tmp_path)
@@ -389,6 +392,7 @@ def test_a_ledger_of_another_server_is_refused(sandbox: SandboxThread, tmp_path:
         assert count(other, PUT) == 0 and count(other, INFO) == 0
 
 
+@pytest.mark.slow
 def test_a_case_found_after_a_lost_answer_is_one_the_run_created(tmp_path: Path) -> None:
     config = SandboxConfig(fixture=demo_fixture_path(), drop_after_commit=1.0)
     with SandboxThread(config) as lossy:

@@ -61,11 +61,13 @@ def run_example(tmp_path: Path, name: str) -> Path:
     return tmp_path / f"{name}_review.xlsx"
 
 
+@pytest.mark.slow
 def test_the_example_prints_on_a_few_pages(tmp_path: Path) -> None:
     pdf = render(run_example(tmp_path, "example"), tmp_path)
     assert 1 <= pages(pdf) <= 6
 
 
+@pytest.mark.slow
 def test_a_run_with_a_failure_prints_on_a_few_pages(tmp_path: Path) -> None:
     """The walk-through's manifest (one mistyped e-mail): Summary, Failed and Cases."""
     workbook = run_example(tmp_path, "walkthrough")

@@ -64,6 +64,7 @@ def test_a_refused_login_is_told_as_a_stop_and_writes_nothing(
     assert sandbox.state.cases == {}
 
 
+@pytest.mark.slow
 def test_an_unreachable_server_is_told_as_a_stop_and_writes_nothing(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path / "m.csv", 2, prefix="UR")
     result = invoke("run", str(manifest), url=f"http://127.0.0.1:{closed_port()}")

@@ -88,6 +88,7 @@ async def test_rerun_skips_what_succeeded(tmp_path: Path, sandbox_url: str) -> N
     assert await create_count(sandbox_url) == 5
 
 
+@pytest.mark.slow
 async def test_lost_answer_is_adopted_not_recreated(tmp_path: Path) -> None:
     """A create whose answer is lost is looked up and adopted: one case per family."""
     config = SandboxConfig(fixture=demo_fixture_path(), drop_after_commit=1.0)
@@ -189,6 +190,7 @@ async def test_skip_invalid_sends_the_valid_families(tmp_path: Path, sandbox_url
     assert len(await sandbox_cases(sandbox_url)) == 2
 
 
+@pytest.mark.slow
 async def test_max_failures_stops_early(tmp_path: Path, sandbox_url: str) -> None:
     """--max-failures stops taking families (exit 3)."""
     emails = {"Assign To": ["nobody@example.com"] * 30}
@@ -358,6 +360,7 @@ async def test_a_failed_look_up_while_building_fails_that_family_only(
     assert "look-up failed" in (step.error_message or "")
 
 
+@pytest.mark.slow
 async def test_the_run_records_requests_and_429s_over_time(tmp_path: Path) -> None:
     """A sample of the client's counters every timeline step, and one at the end."""
     config = SandboxConfig(fixture=demo_fixture_path(), latency_ms=40)

@@ -53,6 +53,7 @@ def test_corpus_present() -> None:
     assert len(EXPECTED) >= 40 and len(CALLS) >= 40
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", EXPECTED, ids=lambda p: p.name.split(".")[0])
 async def test_recorded_creates_get_recorded_names(client: Client, path: Path) -> None:
     lines = _lines(path)

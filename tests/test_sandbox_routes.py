@@ -118,6 +118,7 @@ def test_bad_numbers_are_usage_errors(args: list[str]) -> None:
     assert CliRunner().invoke(sandbox_command, [*args, "--port", "0"]).exit_code == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flag", ["--bind", "--host"])
 def test_the_command_serves_on_the_bind_address(flag: str) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "batch", "sandbox", flag, "127.0.0.1",

@@ -82,6 +82,7 @@ async def test_the_v2_token_stays_opaque() -> None:
         assert (await status_with(url, session, f"Bearer {token}"))[0] == 200
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("expired", [401, 403])
 async def test_an_expired_token_answers_the_configured_status(expired: int) -> None:
     async for url, session in _session(SandboxConfig(token_ttl=0.3, expired_status=expired)):

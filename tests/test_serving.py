@@ -93,6 +93,7 @@ async def test_partial_headers_are_closed_after_the_header_timeout() -> None:
         assert served.stats.open == 0
 
 
+@pytest.mark.slow
 async def test_many_partial_headers_never_hold_more_than_the_limit() -> None:
     async with echo_server() as served:
         closed, elapsed = await attack(served, 800, QUICK)
@@ -141,6 +142,7 @@ async def test_an_idle_keep_alive_connection_is_closed() -> None:
         writer.close()
 
 
+@pytest.mark.slow
 async def test_a_slow_body_gets_408() -> None:
     async with echo_server() as served:
         reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
@@ -197,6 +199,7 @@ async def test_a_screened_request_is_answered_before_its_body_and_closed() -> No
         assert (await get(served.url, data=b"abc"))[0] == 200  # a body that passes: read
 
 
+@pytest.mark.slow
 async def test_one_peer_address_holds_at_most_its_share() -> None:
     limits = Limits(max_connections=64, header_timeout=2.0, idle_timeout=60.0, max_per_peer=8)
     async with echo_server(limits) as served:

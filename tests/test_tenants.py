@@ -266,6 +266,7 @@ def test_options_and_environment_win_over_the_tenant_file(
     }
 
 
+@pytest.mark.slow
 def test_doctor_says_which_tenant_and_where_each_setting_came_from(
     sandbox: SandboxThread, tmp_path: Path
 ) -> None:

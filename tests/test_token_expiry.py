@@ -46,6 +46,7 @@ class Issuer:
         return web.json_response({"name": "EMG1", "status": "finalized"})
 
 
+@pytest.mark.slow
 async def test_short_lived_tokens_are_renewed_once_for_all_before_they_expire() -> None:
     issuer = Issuer(3.0)
     async with serve(issuer) as fake, client(fake.url, concurrency=8) as c:

@@ -86,6 +86,7 @@ async def test_a_refused_request_quoting_the_token_does_not_show_it() -> None:
     assert "SECRET" not in str(caught.value) and "<redacted>" in str(caught.value)
 
 
+@pytest.mark.slow
 async def test_a_run_whose_login_echoes_the_password_keeps_it_nowhere(tmp_path: Path) -> None:
     manifest = tmp_path / "m.csv"
     manifest.write_bytes((REPO / "inputs" / "example.csv").read_bytes())
@@ -242,6 +243,7 @@ async def test_a_directory_listing_with_more_for_ever_stops() -> None:
     assert fake.count("GET") == 2
 
 
+@pytest.mark.slow
 async def test_pull_finalized_against_an_endless_listing_stops_with_a_clear_error(
         tmp_path: Path) -> None:
     async def handler(request: web.Request) -> web.Response:

@@ -68,6 +68,7 @@ async def test_a_host_with_its_scheme_gets_no_hint() -> None:
     ["validate", "m.csv", "--server"],
     ["doctor"],
 ])
+@pytest.mark.slow
 def test_the_cli_says_the_scheme_is_missing_with_exit_2(
         tmp_path: Path, command: list[str]) -> None:
     """Against a real sandbox on loopback: one message, exit 2, no request, no file."""

@@ -108,6 +108,7 @@ async def _header_trickler() -> tuple[asyncio.Server, str]:
     return server, f"http://127.0.0.1:{port}"
 
 
+@pytest.mark.slow
 async def test_a_body_trickling_a_byte_a_second_stops_at_the_deadline() -> None:
     async with serve(trickle) as fake, client(fake.url, timeout=1.5) as c:
         started = time.monotonic()
@@ -118,6 +119,7 @@ async def test_a_body_trickling_a_byte_a_second_stops_at_the_deadline() -> None:
     assert 1.4 <= elapsed < 4.0
 
 
+@pytest.mark.slow
 async def test_headers_trickling_a_byte_a_second_stop_at_the_deadline() -> None:
     server, url = await _header_trickler()
     try:
@@ -132,6 +134,7 @@ async def test_headers_trickling_a_byte_a_second_stop_at_the_deadline() -> None:
         await server.wait_closed()
 
 
+@pytest.mark.slow
 async def test_a_trickled_create_is_ambiguous_and_sent_once() -> None:
     async with serve(trickle) as fake, client(fake.url, timeout=1.5, attempts=4) as c:
         started = time.monotonic()
@@ -204,6 +207,7 @@ async def test_a_150_mb_listing_with_an_8_mb_limit_keeps_memory_bounded() -> Non
     assert flood.sent < 100 * MB
 
 
+@pytest.mark.slow
 async def test_a_compressed_flood_is_bounded_after_decompression() -> None:
     bomb = gzip.compress(b'{"hits":[' + b" " * (200 * MB) + b"]}", compresslevel=9)
 
@@ -236,6 +240,7 @@ async def test_a_report_over_its_limit_leaves_no_file(tmp_path: Path) -> None:
     assert files(tmp_path) == []
 
 
+@pytest.mark.slow
 async def test_a_large_report_arriving_steadily_may_outlast_the_timeout(tmp_path: Path) -> None:
     size = 20 * 100_000
 
@@ -261,6 +266,7 @@ async def test_a_large_report_arriving_steadily_may_outlast_the_timeout(tmp_path
     assert elapsed > 1.0  # it did outlast the timeout
 
 
+@pytest.mark.slow
 async def test_a_trickled_report_stops_near_the_timeout(tmp_path: Path) -> None:
     async def handler(request: web.Request) -> web.StreamResponse:
         if request.path.startswith("/api/test/v2/"):

@@ -49,6 +49,7 @@ def done_line(stderr: str) -> str:
     return next(line for line in stderr.splitlines() if line.startswith("done: "))
 
 
+@pytest.mark.slow
 def test_readme_walkthrough(tmp_path: Path, sandbox_process: str) -> None:
     """Import, one failure, review it, fix the manifest, rerun: nothing is created twice."""
     manifest = tmp_path / "import.csv"

@@ -74,6 +74,7 @@ EXPECTED = [(2, "F1", "Whole Genome", "2020-02-02"), (3, "F2", "Whole Genome", "
             (4, "F3", "Exome", "")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", ["xls", "ods"])
 def test_read_as_the_xlsx_is_read(made: Path, suffix: str) -> None:
     assert _cells(made / "clean.xlsx") == EXPECTED

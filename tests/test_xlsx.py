@@ -208,6 +208,7 @@ def test_several_merges_are_counted_and_columns_beyond_a_are_named(tmp_path: Pat
         "m.xlsx[Cases]:2: Case Type: cells B2:B3 are merged (and 1 more merged ranges):")
 
 
+@pytest.mark.slow
 def test_a_merged_family_is_never_created_in_part(tmp_path: Path) -> None:
     """The first-hour report: with --skip-invalid the proband was created without its
     mother. The file is refused as a whole before anything is sent."""
