@@ -7,8 +7,9 @@ segments, error translation, hosts). Nothing here imports the domain (manifests,
 ledger, runs): data flows one way.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from batch.lazy import loader
 
 if TYPE_CHECKING:
     from batch.api.auth import Credentials
@@ -54,10 +55,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """A public name, imported from its module on first use."""
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = loader(__name__, _HOMES, globals())

@@ -8,8 +8,9 @@ validate), ``pull`` (pulls and the listener), ``views`` (status and export), ``d
 ``password`` (a tenant's password from a command).
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from batch.lazy import loader
 
 if TYPE_CHECKING:
     from batch.jobs.connect import (
@@ -109,10 +110,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """A public name, imported from its module on first use."""
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = loader(__name__, _HOMES, globals())

@@ -6,8 +6,9 @@ one state its steps share), ``identity`` (the create step and which case is a fa
 (undoing a run), ``pool`` (the bounded worker pool), ``progress`` and ``summary``.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from batch.lazy import loader
 
 if TYPE_CHECKING:
     from batch.run.runner import run_manifest
@@ -24,10 +25,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """A public name, imported from its module on first use."""
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = loader(__name__, _HOMES, globals())

@@ -5,8 +5,9 @@
 serves it from the command line.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from batch.lazy import loader
 
 if TYPE_CHECKING:
     from batch.sandbox.app import RunningSandbox, SandboxThread, create_app, run_sandbox
@@ -41,10 +42,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """A public name, imported from its module on first use."""
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = loader(__name__, _HOMES, globals())
