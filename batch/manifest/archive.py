@@ -49,6 +49,13 @@ _OVERLAP = 512  # bytes kept between chunks so that a <mergeCell .../> is never 
 _MERGE = re.compile(rb'<(?:\w+:)?mergeCell\s[^>]*?\bref="([A-Za-z]{1,3}[0-9]{1,7}'
                     rb'(?::[A-Za-z]{1,3}[0-9]{1,7})?)"')
 _ROW = re.compile(rb"<(?:\w+:)?row\s([^>]*)>")
+#: A cell that holds a formula and no value: written by a program that does not compute
+#: formulas (a script, a library), so a reader finds it blank.
+_FORMULA_ONLY = re.compile(
+    rb'<(?:\w+:)?c\s[^>]*?\br="([A-Za-z]{1,3}[0-9]{1,7})"[^>]*>\s*'
+    rb'<(?:\w+:)?f\b(?:[^>]*/>|[^>]*>[^<]*</(?:\w+:)?f>)\s*'
+    rb'(?:<(?:\w+:)?v\s*/>|<(?:\w+:)?v>\s*</(?:\w+:)?v>)?\s*</(?:\w+:)?c>')
+_MAX_FORMULAS = 1_000  # formula cells without a value kept per sheet
 _HIDDEN = re.compile(rb"""\bhidden\s*=\s*["'](?:1|true)["']""")
 _ROW_NUMBER = re.compile(rb"""\br\s*=\s*["']([0-9]{1,7})["']""")
 _TIME_TEXT = re.compile(rb" [0-9]{2}:[0-9]{2}:[0-9]{2}")
@@ -64,6 +71,8 @@ class Archive:
     merges: dict[str, list[str]] = field(default_factory=dict)
     hidden_rows: dict[str, list[int]] = field(default_factory=dict)
     """Row numbers (1-based) marked hidden, by part name (parts with none are left out)."""
+    unsaved_formulas: dict[str, list[str]] = field(default_factory=dict)
+    """Cells (``B5``) holding a formula with no saved value, by part name."""
     unpacked: int = 0
     date_like_text: bool = False
     """Whether any part holds text like `` 10:30:00``: then a text cell may read like a date
@@ -150,6 +159,7 @@ def _consume(stream: IO[bytes], info: zipfile.ZipInfo, archive: Archive, limit: 
     kept: list[bytes] = []
     merges = archive.merges.setdefault(info.filename, []) if _is_xml(info) else None
     hidden: list[int] = []
+    formulas: list[str] = []
     total, tail = 0, b""
     while piece := stream.read(_CHUNK):
         total += len(piece)
@@ -161,11 +171,13 @@ def _consume(stream: IO[bytes], info: zipfile.ZipInfo, archive: Archive, limit: 
         if merges is not None:
             text = tail + piece
             archive.date_like_text = archive.date_like_text or bool(_TIME_TEXT.search(text))
-            tail = _scan(text, merges, hidden)
+            tail = _scan(text, merges, hidden, formulas)
     if merges is not None:
-        _scan(tail, merges, hidden, last=True)
+        _scan(tail, merges, hidden, formulas, last=True)
     if hidden:
         archive.hidden_rows[info.filename] = hidden
+    if formulas:
+        archive.unsaved_formulas[info.filename] = formulas
     if keep:
         archive.parts[info.filename] = b"".join(kept)
     return total
@@ -191,9 +203,11 @@ def _damaged(info: zipfile.ZipInfo, what: str | None = None) -> ReadFailure:
                        hint="open it in Excel and save it again as .xlsx")
 
 
-def _scan(text: bytes, merges: list[str], hidden: list[int], *, last: bool = False) -> bytes:
-    """Add the merged ranges and hidden rows whose tags start in *text* (but in its last
-    ``_OVERLAP`` bytes, unless *last*); the tail to prepend to the next piece."""
+def _scan(text: bytes, merges: list[str], hidden: list[int], formulas: list[str], *,
+          last: bool = False) -> bytes:
+    """Add the merged ranges, hidden rows and formula cells without a value whose tags start
+    in *text* (but in its last ``_OVERLAP`` bytes, unless *last*); the tail to prepend to the
+    next piece."""
     cut = len(text) if last else max(len(text) - _OVERLAP, 0)
     if b"mergeCell" in text:
         for match in _MERGE.finditer(text):
@@ -201,6 +215,10 @@ def _scan(text: bytes, merges: list[str], hidden: list[int], *, last: bool = Fal
                 merges.append(match.group(1).decode("ascii").upper())
     if b"hidden" in text:
         _scan_rows(text, cut, hidden)
+    if b"<f" in text or b":f" in text:
+        for match in _FORMULA_ONLY.finditer(text):
+            if match.start() < cut and len(formulas) < _MAX_FORMULAS:
+                formulas.append(match.group(1).decode("ascii").upper())
     return text[cut:]
 
 
@@ -281,23 +299,58 @@ def _sheets(root: ElementTree.Element | None) -> list[ElementTree.Element]:
 
 def check_merges(raw: RawManifest, ranges: Sequence[str]) -> None:
     """Refuse *ranges* (``A3:A5``) of the read sheet that overlap its header or data rows."""
-    first = raw.first_column or 0
-    top = raw.header_row
-    bottom = raw.store.line(len(raw.store) - 1) if len(raw.store) else top
-    inside = [box for box in map(_box, ranges)
-              if box is not None and box[1] <= bottom and box[3] >= top
-              and box[0] <= first + len(raw.header) and box[2] > first]
+    inside = _inside(raw, [box for box in map(_box, ranges) if box is not None])
     if not inside:
         return
     left, row, right, last = inside[0]
     ref = f"{_letters(left)}{row}:{_letters(right)}{last}"
-    index = left - first - 1
-    column = raw.header[index] if 0 <= index < len(raw.header) else f"column {_letters(left)}"
     more = f" (and {len(inside) - 1} more merged ranges)" if len(inside) > 1 else ""
     raise ReadFailure(
         f"cells {ref} are merged{more}: a merged cell keeps its value in its first cell only,"
         " so the other cells of the range read as blank",
-        row=row, column=column, hint=_MERGE_HINT, sheet=raw.sheet)
+        row=row, column=_column(raw, left), hint=_MERGE_HINT, sheet=raw.sheet)
+
+
+def check_formulas(raw: RawManifest, cells: Sequence[str]) -> None:
+    """Refuse formula cells with no saved value (``B5``) in the read sheet's header or data
+    rows: they would read as blank, and a blank is not what the formula says."""
+    inside = _inside(raw, [box for box in map(_cell_box, cells) if box is not None])
+    if not inside:
+        return
+    left, row, _, _ = inside[0]
+    more = f" (and {len(inside) - 1} more)" if len(inside) > 1 else ""
+    raise ReadFailure(
+        f"cell {_letters(left)}{row} holds a formula with no saved value{more}: the program "
+        "that wrote the workbook did not compute it, so it would read as blank",
+        row=row, column=_column(raw, left), sheet=raw.sheet,
+        hint="open the workbook in Excel or LibreOffice and save it, which computes its "
+        "formulas, or type the values instead")
+
+
+Box = tuple[int, int, int, int]
+
+
+def _inside(raw: RawManifest, boxes: Sequence[Box]) -> list[Box]:
+    """The *boxes* that overlap the read sheet's header or data rows."""
+    first = raw.first_column or 0
+    top = raw.header_row
+    bottom = raw.store.line(len(raw.store) - 1) if len(raw.store) else top
+    return [box for box in boxes if box[1] <= bottom and box[3] >= top
+            and box[0] <= first + len(raw.header) and box[2] > first]
+
+
+def _cell_box(ref: str) -> Box | None:
+    """One cell (``B5``) as a box."""
+    match = _REF.match(ref)
+    if match is None:
+        return None
+    column, row = _number(match.group(1)), int(match.group(2))
+    return column, row, column, row
+
+
+def _column(raw: RawManifest, left: int) -> str:
+    index = left - (raw.first_column or 0) - 1
+    return raw.header[index] if 0 <= index < len(raw.header) else f"column {_letters(left)}"
 
 
 def _box(ref: str) -> tuple[int, int, int, int] | None:

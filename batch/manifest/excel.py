@@ -47,6 +47,7 @@ from batch.errors import ReadFailure
 from batch.manifest.archive import (
     Archive,
     check_archive,
+    check_formulas,
     check_merges,
     column_letters,
     hidden_sheets,
@@ -84,6 +85,7 @@ def read_xlsx(path: Path, *, sheet: str | None = None,
     raw.sheet, raw.sheets, raw.first_column = name, tuple(names), first
     raw.hidden_sheets = hidden
     check_merges(raw, _merges_of(archive, name))
+    check_formulas(raw, _unsaved_formulas_of(archive, name))
     _check_hidden_rows(raw, _hidden_rows_of(archive, name), include=hidden_rows)
     return raw
 
@@ -91,6 +93,12 @@ def read_xlsx(path: Path, *, sheet: str | None = None,
 #: Hidden rows named in a message; the rest are counted.
 ROWS_NAMED = 10
 INCLUDE_HIDDEN = "--include-hidden-rows"
+
+
+def _unsaved_formulas_of(archive: Archive, name: str) -> list[str]:
+    part = sheet_parts(archive).get(name, "")
+    return next((cells for key, cells in archive.unsaved_formulas.items()
+                 if key.lower() == part.lower()), [])
 
 
 def _hidden_rows_of(archive: Archive, name: str) -> list[int]:
