@@ -39,13 +39,20 @@
 
 Only ``batch/api/http.py`` translates foreign (aiohttp) exceptions into these, and only
 ``batch/outputs/files.py`` turns ``OSError`` from writing an output into ``OutputError``.
-Server messages are truncated (``batch.text.truncate``); secrets never appear.
+Server messages are truncated (``truncate``); secrets never appear.
 """
 
 from __future__ import annotations
 
-from batch.text import truncate
+#: Characters of a server's message kept in an error, the cut mark included.
+SERVER_MESSAGE_LIMIT = 500
 
+
+def truncate(text: str, limit: int = SERVER_MESSAGE_LIMIT) -> str:
+    """Shorten *text* to *limit* characters, marking the cut: a hard cap on a whole message
+    (a server's words, an event's error) rather than a value quoted in one."""
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 class BatchError(Exception):
     """Root of every error emg-batch raises on purpose."""

@@ -2,7 +2,8 @@
 
 A cell may hold megabytes; a message quoting it whole would flood the terminal (and the log)
 with patient data. Messages quote at most ``VALUE_LIMIT`` characters of a value, and say how
-long the value was; a whole message from a server is cut to a hard cap (``truncate``). Counts
+long the value was (a whole message from a server is cut to a hard cap by
+``batch.errors.truncate``, where the errors that carry it live). Counts
 read ``1 family``, ``2 families``; time spans ``12.3 s``, ``4 min 05 s`` (or, coarse,
 ``12 min``). One helper for each, importable by every stage.
 """
@@ -15,8 +16,6 @@ import math
 VALUE_LIMIT = 100
 #: Characters of a whole message (the values in it already cut).
 MESSAGE_LIMIT = 400
-#: Characters of a server's message kept in an error, the cut mark included.
-SERVER_MESSAGE_LIMIT = 500
 
 
 def quoted(value: str, limit: int = VALUE_LIMIT) -> str:
@@ -39,13 +38,6 @@ def bounded_message(message: str, value: str | None = None) -> str:
     if value is not None and len(value) > VALUE_LIMIT and value in message:
         message = message.replace(value, clip(value))
     return clip(message, MESSAGE_LIMIT)
-
-
-def truncate(text: str, limit: int = SERVER_MESSAGE_LIMIT) -> str:
-    """Shorten *text* to *limit* characters, marking the cut: a hard cap on a whole message
-    (a server's words, an event's error) rather than a value quoted in one."""
-    text = text.strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def plural(count: int, noun: str, many: str | None = None) -> str:

@@ -21,7 +21,7 @@ MAX_MEDIAN_FUNCTION = 10
 ALLOWED: dict[str, set[str]] = {
     "text": set(),
     "lazy": set(),
-    "errors": {"text"},
+    "errors": set(),
     "serving": {"errors", "text"},
     "api": {"errors", "text", "lazy"},
     "ledger": {"errors", "text"},

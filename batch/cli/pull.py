@@ -37,8 +37,8 @@ from batch.cli.common import (
     target,
     tuned,
 )
-from batch.errors import UsageError
-from batch.text import plural, quoted, truncate
+from batch.errors import UsageError, truncate
+from batch.text import plural, quoted
 
 if TYPE_CHECKING:  # the pull modules (and aiohttp) are imported by the commands that run
     from batch.jobs.pull import Puller

@@ -40,14 +40,13 @@ import anyio
 
 from batch.api import Client, is_loopback
 from batch.api.auth import LOGIN_PATH
-from batch.errors import ApiError, AuthError, LedgerError, OutputError, UsageError
+from batch.errors import ApiError, AuthError, LedgerError, OutputError, UsageError, truncate
 from batch.ledger import Ledger
 from batch.outputs.files import writing
 from batch.pull.follow import Busy, Follower, FollowOptions, FollowStats
 from batch.pull.hooks import MAX_BODY, HookAuth, HookEvent, Refusal, Unread, dedupe_key, hook_app
 from batch.pull.reports import FINALIZED, Discovery, pull_case_reports
 from batch.serving import GuardStats, Limits, serve
-from batch.text import truncate
 
 __all__ = ["FollowOptions", "Inbox", "Job", "ListenerLimits", "ListenerStats", "dedupe_key",
            "listen"]
