@@ -256,8 +256,11 @@ def test_on_a_terminal_the_user_is_asked(sandbox: SandboxThread, tmp_path: Path,
     monkeypatch.setattr(revert_cli, "interactive", lambda: True)
     result = cli(sandbox, "revert", str(manifest), answer=answer)
     assert result.exit_code == code
-    assert result.stderr.splitlines() == [
-        *PLAN3, f"Move 3 cases to the trash? [y/N]: {answer.strip()}", last]
+    lines = result.stderr.splitlines()
+    assert lines[:len(PLAN3)] == PLAN3
+    # newer click test runners echo the answer after the prompt; the declared floor (8.2.0) does not
+    asked = "\n".join(lines[len(PLAN3):]).replace(f"[y/N]: {answer.strip()}\n", "[y/N]:")
+    assert asked == f"Move 3 cases to the trash? [y/N]:{last}"
     assert count(sandbox, PUT) == puts
 
 
