@@ -13,13 +13,15 @@ HEADER = ["Family Id", "Case Type", "Files Names", "Sample Type", "BioSample Nam
           "Sex", "Phenotypes"]
 
 
-def workbook(path: Path, formula_cell: str) -> Path:
-    """A one-family manifest whose *formula_cell* holds a formula openpyxl saves unevaluated."""
+def workbook(path: Path, formula_cell: str, *, sheet_name: str = "Sheet") -> Path:
+    """A one-family manifest whose *formula_cell* of *sheet_name* (the manifest's, or a Notes
+    sheet after it) holds a formula openpyxl saves unevaluated."""
     book = openpyxl.Workbook()
     sheet = book.active
     sheet.append(HEADER)
     sheet.append(["F1", "Exome", "", "FASTQ", "P1", "proband", "M", "Seizure"])
-    sheet[formula_cell] = '=CONCATENATE("Ex","ome")'
+    target = sheet if sheet_name == "Sheet" else book.create_sheet(sheet_name)
+    target[formula_cell] = '=CONCATENATE("Ex","ome")'
     book.save(path)
     return path
 
@@ -35,5 +37,6 @@ def test_a_formula_without_a_saved_value_is_refused_by_its_cell(tmp_path: Path) 
 
 
 def test_a_formula_outside_the_manifest_is_left_alone(tmp_path: Path) -> None:
-    result = invoke("validate", str(workbook(tmp_path / "m.xlsx", "K1")), "--sandbox")
+    path = workbook(tmp_path / "m.xlsx", "B2", sheet_name="Notes")
+    result = invoke("validate", str(path), "--sandbox")
     assert result.exit_code == 0, result.stderr
