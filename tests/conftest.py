@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -34,3 +36,17 @@ async def sandbox(fixture_path: Path) -> AsyncIterator[str]:
     """URL of a fresh sandbox on loopback, loaded with the conformance fixture."""
     async with run_sandbox(SandboxConfig(fixture=fixture_path)) as running:
         yield running.url
+
+
+@pytest.fixture
+def slow_sandbox() -> Iterator[str]:
+    """``emg-batch sandbox --latency-ms 150`` in its own process; its URL."""
+    proc = subprocess.Popen([sys.executable, "-m", "batch", "sandbox", "--port", "0",
+                             "--latency-ms", "150"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        yield next(w for w in line.split() if w.startswith("http://127.0.0.1:"))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,20 +23,6 @@ pytestmark = pytest.mark.slow
 
 FAMILIES = 40
 PROGRESS = re.compile(r"^(validating|running): \d+/\d+ families, ")
-
-
-@pytest.fixture
-def slow_sandbox() -> Iterator[str]:
-    """``emg-batch sandbox --latency-ms 150`` in its own process; its URL."""
-    proc = subprocess.Popen([sys.executable, "-m", "batch", "sandbox", "--port", "0",
-                             "--latency-ms", "150"], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        yield next(w for w in line.split() if w.startswith("http://127.0.0.1:"))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def cases_on(url: str) -> int:

@@ -30,6 +30,13 @@ def run_at(offset: str, manifest: Path, url: str, *extra: str) -> subprocess.Com
                           text=True, timeout=180, check=False)
 
 
+def joined(path: Path, first: Path, second: Path) -> Path:
+    """One manifest of both: *first* whole, then *second*'s rows under the same header."""
+    rows = second.read_text(encoding="utf-8").splitlines(True)[1:]
+    path.write_text(first.read_text(encoding="utf-8") + "".join(rows), encoding="utf-8")
+    return path
+
+
 def forget_answers(ledger_path: Path) -> None:
     """Every create as a lost answer leaves it: unknown, no case on record."""
     with Ledger.open(ledger_path) as ledger:
@@ -101,10 +108,7 @@ def test_a_server_that_forgot_its_cases_gives_no_case_to_two_families(tmp_path: 
     families: each such family stops with what probably happened, for good."""
     first = write_manifest(tmp_path / "a.csv", 4, data_row=False)
     newer = write_manifest(tmp_path / "b.csv", 4, prefix="NEW", data_row=False)
-    merged = tmp_path / "both.csv"
-    merged.write_text(first.read_text(encoding="utf-8")
-                      + "".join(newer.read_text(encoding="utf-8").splitlines(True)[1:]),
-                      encoding="utf-8")
+    merged = joined(tmp_path / "both.csv", first, newer)
     ledger = tmp_path / "l.sqlite"
     with SandboxThread(SandboxConfig(fixture=demo_fixture_path())) as sandbox:
         port = int(sandbox.url.rsplit(":", 1)[1])
@@ -133,10 +137,7 @@ def test_a_lost_answer_from_a_server_that_forgot_its_cases_is_a_conflict(tmp_pat
     a conflict, and no rerun sends its create again."""
     first = write_manifest(tmp_path / "a.csv", 2, data_row=False)
     newer = write_manifest(tmp_path / "b.csv", 2, prefix="NEW", data_row=False)
-    merged = tmp_path / "both.csv"
-    merged.write_text(first.read_text(encoding="utf-8")
-                      + "".join(newer.read_text(encoding="utf-8").splitlines(True)[1:]),
-                      encoding="utf-8")
+    merged = joined(tmp_path / "both.csv", first, newer)
     ledger = tmp_path / "l.sqlite"
     with SandboxThread(SandboxConfig(fixture=demo_fixture_path())) as sandbox:
         port = int(sandbox.url.rsplit(":", 1)[1])

@@ -11,8 +11,6 @@ import re
 import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,30 +19,12 @@ from batch.ledger.database import LATER_WITHIN
 from batch.sandbox import DEFAULT_PASSWORD, DEFAULT_USER
 from tests.cli_sandbox import invoke
 from tests.manifests import write_manifest
+from tests.test_cli_interrupt import cases_on
 
 pytestmark = pytest.mark.slow
 
 FAMILIES = 80
 CONCURRENCY = 4
-
-
-@pytest.fixture
-def slow_sandbox() -> Iterator[str]:
-    """``emg-batch sandbox --latency-ms 150`` in its own process; its URL."""
-    proc = subprocess.Popen([sys.executable, "-m", "batch", "sandbox", "--port", "0",
-                             "--latency-ms", "150"], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        yield next(w for w in line.split() if w.startswith("http://127.0.0.1:"))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def cases_on(url: str) -> int:
-    with urllib.request.urlopen(f"{url}/_sandbox/cases", timeout=10) as answer:
-        return int(json.load(answer)["total"])
 
 
 def start_run(manifest: Path, url: str) -> subprocess.Popen[str]:

@@ -304,7 +304,7 @@ def _choose_in_workbook(reader: Any, loader: _Loader, names: list[str], wanted: 
             suffix: str) -> tuple[str, pl.DataFrame, int]:
     """The sheet to read (a hidden one only when named), its cells and first column."""
     if wanted is not None:
-        name = _named_in_workbook(names, wanted)
+        name = _named(names, wanted)
         return name, *loader.load(name)
     visible = [n for n in names if _visible(reader, n)]
     fallback: tuple[str, pl.DataFrame, int] | None = None
@@ -324,17 +324,6 @@ def _visible(reader: Any, name: str) -> bool:
         return str(reader.load_sheet(name, header_row=None, n_rows=0).visible) == "visible"
     except Exception:  # fastexcel raises its own error classes; the full load will say
         return True
-
-
-def _named_in_workbook(names: list[str], wanted: str) -> str:
-    if wanted in names:
-        return wanted
-    folded = [name for name in names if name.casefold() == wanted.casefold()]
-    if len(folded) == 1:
-        return folded[0]
-    listed = ", ".join(quoted(name) for name in names[:20])
-    raise ReadFailure(f"the workbook has no sheet named {quoted(wanted)}; its sheets: {listed}",
-                      hint="pass --sheet with one of these names")
 
 
 @dataclass(slots=True)
