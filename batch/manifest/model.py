@@ -20,10 +20,13 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from batch.manifest.store import Kind, RawManifest, rightmost
 from batch.text import bounded_message, clip, quoted
+
+if TYPE_CHECKING:
+    import polars as pl
 
 OFFICIAL_COLUMNS: tuple[str, ...] = (
     "Family Id",
@@ -317,6 +320,16 @@ class Manifest:
         values = self._store.values(position)
         # Duplicate names: the rightmost present cell wins, as in the official CLI.
         return {name: v for name, v in zip(self.columns, values, strict=True) if v is not None}
+
+    def frames(self) -> Iterator[pl.DataFrame]:
+        """The data rows in file order, a polars frame of some thousands of rows at a time,
+        of text columns named as the header (whose names must be unique); a blank or absent
+        cell reads ``""``, a CR reads U+001C."""
+        if not self._unique_columns:
+            raise ValueError("the header names a column twice")
+        names = {f"c{i}": name for i, name in enumerate(self.columns)}
+        for found in self._store.frames():
+            yield found.rename(names)
 
     def holds(self, text: str) -> bool:
         """Whether any data cell contains *text*."""

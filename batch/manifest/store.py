@@ -7,13 +7,17 @@ rows packed into one buffer with a family index, and the trailer rows after the 
 from __future__ import annotations
 
 import bisect
+import io
 import re
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from batch.errors import ReadFailure
+
+if TYPE_CHECKING:
+    import polars as pl
 
 Kind = Literal["official-csv", "csv", "parquet", "xlsx"]
 Cell = str | None
@@ -60,19 +64,23 @@ def key_position(header: Sequence[str]) -> int | None:
 
 _SEPARATOR = "\x1f"
 _ABSENT = "\x1e"
+_END = "\x1d"
 #: Bytes a cell may not hold: C0 controls but tab, LF, CR (and the store's own separators,
 #: checked per row), and DEL. UTF-8 never uses these bytes inside a multi-byte character.
-_CONTROL = frozenset(range(0x20)) - {0x09, 0x0A, 0x0D, 0x1E, 0x1F} | {0x7F}
+_CONTROL = frozenset(range(0x20)) - {0x09, 0x0A, 0x0D, 0x1D, 0x1E, 0x1F} | {0x7F}
 _CONTROL_TABLE = bytes(0 if byte in _CONTROL else byte or 1 for byte in range(256))
 _SCAN_CHUNK = 1 << 20
+#: Bytes of packed rows per polars frame (``RowStore.frames``).
+FRAME_BYTES = 2 << 20
 
 
 class RowStore:
     """Data rows packed into one UTF-8 buffer, plus the family index.
 
-    A row is its cells joined by U+001F, an absent cell written as U+001E; the buffer holds no
-    per-row Python objects, so a 100,000-family manifest costs about its file size. The index
-    maps each family key (the *key_position* cell) to its row positions, in first appearance.
+    A row is its cells joined by U+001F and ended by U+001D, an absent cell written as U+001E;
+    the buffer holds no per-row Python objects, so a 100,000-family manifest costs about its
+    file size. The index maps each family key (the *key_position* cell) to its row positions,
+    in first appearance.
     """
 
     def __init__(self, header: Sequence[str], key_position: int | None) -> None:
@@ -96,12 +104,13 @@ class RowStore:
             absent = 0
         else:
             padded, text, absent = self._padded(line, cells)
-        if text.count(_SEPARATOR) != self.width - 1 or text.count(_ABSENT) != absent:
+        if text.count(_SEPARATOR) != self.width - 1 or text.count(_ABSENT) != absent \
+                or _END in text:
             index = next(i for i, cell in enumerate(padded)
                          if cell is not None and control_character(cell) is not None)
             raise _control_failure(line, self.header[index], padded[index] or "")
         position = len(self._lines)
-        self._data += text.encode("utf-8")
+        self._data += (text + _END).encode("utf-8")
         self._starts.append(len(self._data))
         self._lines.append(line)
         if self.key_position is not None:
@@ -123,7 +132,7 @@ class RowStore:
 
     def find_control(self) -> tuple[int, int] | None:
         """``(row position, cell index)`` of the first cell holding a control character other
-        than tab, LF and CR (U+001E and U+001F are caught by ``add``); None when none does.
+        than tab, LF and CR (U+001D-U+001F are caught by ``add``); None when none does.
 
         One pass over the packed buffer after reading: no per-row cost on the common path.
         """
@@ -144,16 +153,19 @@ class RowStore:
         """Spreadsheet row number of the row at *position*."""
         return self._lines[position]
 
+    def _raw(self, position: int) -> str:
+        return self._data[self._starts[position] : self._starts[position + 1] - 1].decode("utf-8")
+
     def values(self, position: int) -> Sequence[Cell]:
         """The row's cells by header position (None = absent)."""
-        raw = self._data[self._starts[position] : self._starts[position + 1]].decode("utf-8")
+        raw = self._raw(position)
         if _ABSENT not in raw:  # the common case: every cell present
             return raw.split(_SEPARATOR)
         return [None if cell == _ABSENT else cell for cell in raw.split(_SEPARATOR)]
 
     def complete(self, position: int) -> list[str] | None:
         """The row's cells when every one is present (the common case), else None."""
-        raw = self._data[self._starts[position] : self._starts[position + 1]].decode("utf-8")
+        raw = self._raw(position)
         return None if _ABSENT in raw else raw.split(_SEPARATOR)
 
     def picked(self, indices: Sequence[int]) -> Iterator[tuple[int, tuple[str, ...]]]:
@@ -165,11 +177,43 @@ class RowStore:
         cut = max(indices)
         data, starts = self._data, self._starts
         for position, line in enumerate(self._lines):
-            raw = data[starts[position] : starts[position + 1]].decode("utf-8")
+            raw = data[starts[position] : starts[position + 1] - 1].decode("utf-8")
             cells = raw.split(_SEPARATOR, cut + 1)
             if _ABSENT in raw:
                 cells = ["" if cell == _ABSENT else cell for cell in cells]
             yield line, tuple([cells[i] for i in indices])
+
+    def frames(self, size: int | None = None) -> Iterator[pl.DataFrame]:
+        """The rows in file order as polars frames of about *size* bytes each, text columns
+        ``c0``, ``c1``... by header position; a blank or absent cell reads ``""``, and a CR
+        reads U+001C (see below).
+
+        The packed buffer is already a delimited text (U+001F between cells, U+001D after each
+        row, neither of which a cell may hold), so polars reads it without a per-row step; a
+        piece at a time, since a frame costs several times its text. Its reader drops a CR
+        that it takes for part of a line ending: a CR is handed over as U+001C, which no cell
+        holds either, so whoever reads the frame sees where a CR was.
+        """
+        import polars as pl
+
+        names = [f"c{i}" for i in range(self.width)]
+        size = size or FRAME_BYTES
+        first = 0
+        while first < len(self._lines):
+            last = max(first + 1, bisect.bisect_left(self._starts, self._starts[first] + size))
+            last = min(last, len(self._lines))
+            data = bytes(self._data[self._starts[first] : self._starts[last]])
+            first = last
+            if b"\r" in data:
+                data = data.replace(b"\r", b"\x1c")
+            found = pl.read_csv(io.BytesIO(data), separator=_SEPARATOR, eol_char=_END,
+                                quote_char=None, has_header=False, infer_schema=False,
+                                new_columns=names)
+            absent = _ABSENT.encode() in data
+            yield found.with_columns(
+                (pl.when(pl.col(name) == _ABSENT).then(pl.lit("")).otherwise(pl.col(name))
+                 if absent else pl.col(name)).fill_null("").alias(name)
+                for name in names)
 
     def column(self, position: int) -> Iterator[tuple[int, Cell]]:
         """``(row position, cell)`` of one column for every row, in file order."""
@@ -245,7 +289,8 @@ def _next(iterator: Iterator[tuple[int, Sequence[Cell]]]) -> tuple[int, Sequence
 
 def control_character(text: str) -> str | None:
     """The first character of *text* that no cell may hold, None when there is none."""
-    return next((c for c in text if ord(c) in _CONTROL or c in (_SEPARATOR, _ABSENT)), None)
+    return next((c for c in text if ord(c) in _CONTROL or c in (_SEPARATOR, _ABSENT, _END)),
+                None)
 
 
 def _control_failure(line: int, column: str, value: str) -> ReadFailure:

@@ -6,11 +6,11 @@ The one validation pass, used by ``run`` (which skips families whose case exists
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from batch.manifest import Family, Manifest, Problem
-from batch.payload import Resolver, check_family, check_manifest_wide
+from batch.payload import Lookups, Resolver, check_family, check_manifest_wide, families_to_check
 from batch.run.pool import run_pool
 from batch.run.progress import Progress, SilentProgress
 
@@ -71,7 +71,21 @@ async def check_manifest(
         progress.advance(failed=len(checked.invalid), requests=requests())
 
     progress.phase("validating", total=len(manifest))
-    await run_pool(enumerate(manifest.family_ids), check,
-                   concurrency=max(concurrency, MIN_CHECKERS), batch=CHECK_BATCH)
+    to_check = await families_to_check(manifest, Lookups(resolver))
+    items: Iterable[tuple[int, str]] = enumerate(manifest.family_ids)
+    if to_check is not None:  # the others pass every check: only what runs needs them
+        items = [(seq, fid) for seq, fid in items if fid in to_check or _passed(
+            seq, fid, manifest, skip=skip, seen=seen, progress=progress)]
+    await run_pool(items, check, concurrency=max(concurrency, MIN_CHECKERS), batch=CHECK_BATCH)
     checked.problems.sort(key=lambda p: p.row or 0)
     return checked
+
+
+def _passed(seq: int, family_id: str, manifest: Manifest, *, skip: Callable[[str], bool],
+            seen: Callable[[int, Family], None] | None, progress: Progress) -> bool:
+    """A family the screen passed: what a run registers of it (its proband row holds all of
+    that) is told to *seen*, and it is counted as checked. Returns False (not to be checked)."""
+    if seen is not None and not skip(family_id):
+        seen(seq, manifest.lead(family_id))
+    progress.advance(failed=0)
+    return False

@@ -1,0 +1,250 @@
+"""The screen: the families of a large manifest in which a check might find something.
+
+``check_family`` runs a family's stages row by row, some 25 µs a family; on a large manifest
+almost every family passes. The screen reads the row store into one polars frame and marks,
+with expressions over whole columns, every family in which any stage or warning of
+``check_family`` *might* say something: a value off the usual shape, a look-up that the stages
+make (``existing``, ``auto``, a BaseSpace file id), a relation count off. Only marked families
+are checked; the others pass by construction.
+
+The screen errs one way only. A family it passes is one that ``check_family`` passes with no
+problem and no warning (``tests/test_screen.py`` holds it to that, on generated families and
+on every manifest of the tests); a family it marks is simply checked. Its shapes are therefore
+narrower than the rules: a date is ``YYYY-MM-DD``, an integer plain ASCII digits, a sample
+name printable ASCII, every item of a list of files ends with a known suffix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from batch.manifest import Manifest
+from batch.payload.lookups import Lookups
+from batch.payload.rules import (
+    BAM_SUFFIXES,
+    FASTQ_SUFFIXES,
+    GENDERS,
+    RELATIONS,
+    VCF_SUFFIXES,
+    VIZ_SUFFIXES,
+)
+
+if TYPE_CHECKING:
+    import polars as pl
+
+#: Families from which a manifest is screened: below, checking each family costs less than
+#: importing polars.
+SCREEN_FROM = 1_000
+
+_BOOLS = ("", "true", "false", "True", "False", "TRUE", "FALSE")
+_INTEGER = r"^[0-9]*$"
+_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_LABELS = r"^([0-9]+(;[0-9]+)*)?$"
+_LETTERS = r"^[A-Za-z]*$"
+_NAME = r"^[\x21-\x7e]*$"
+_VISIBLE = r"[\x21-\x3a\x3c-\x7e]"
+_PHENOTYPE_IDS = r"^HP:[^;]*(;HP:[^;]*)*$"
+#: An item whose last path segment has no dot: a BaseSpace file id, which needs a look-up.
+_FILE_ID = r"(^|;)([^;]*/)?[^;/.]*(;|$)"
+_NOTES_SURE = 2000
+_PHENOTYPE_SEPARATORS = 100
+#: Case-level columns: on a member row, a value that differs from the proband's is warned of.
+_FAMILY_COLUMNS = ("Case Type", "Execute Now", "Gene List Id", "Kit Id", "Intersect Bed Id",
+                   "Boost Genes", "Due Date", "Label Id", "Opt In", "Selected Preset",
+                   "Clinical Notes")
+
+
+def _all_items(suffixes: Sequence[str]) -> str:
+    """A cell whose every ``;`` item ends with one of *suffixes*."""
+    ending = "(" + "|".join(re.escape(s) for s in suffixes) + ")"
+    return rf"^[^;]*{ending}(;[^;]*{ending})*$"
+
+
+async def families_to_check(manifest: Manifest, lookups: Lookups, *,
+                            smallest: int = SCREEN_FROM) -> set[str] | None:
+    """The ids of the families ``check_family`` must see; every other family passes it.
+
+    None when the manifest is not screened (fewer than *smallest* families, two columns of
+    one name, no ``Family Id`` column): then every family is checked. The look-up a check
+    makes of every storage that holds files is made here, once per storage, so a server that
+    cannot be reached is found as it is without the screen.
+    """
+    columns = manifest.columns
+    if len(manifest) < smallest or len(set(columns)) != len(columns) \
+            or "Family Id" not in columns:
+        return None
+    import polars as pl
+
+    col = _Columns(columns)
+    basespace: dict[str, bool] = {}
+    pieces = []
+    for frame in manifest.frames():  # a piece at a time: a whole frame costs 3x the file
+        await _ask_storages(frame, columns, lookups, basespace)
+        on_basespace = [cell for cell, yes in basespace.items() if yes]
+        pieces.append(frame.select(_row_summary(col, on_basespace)))
+    rows = pl.concat(pieces)
+    families = rows.group_by("Family Id").agg(_family_marked().alias("marked"))
+    found = families.filter(pl.col("marked") | (pl.col("Family Id") == ""))
+    return set(found.get_column("Family Id").to_list())
+
+
+async def _ask_storages(frame: pl.DataFrame, columns: Sequence[str], lookups: Lookups,
+                        answers: dict[str, bool]) -> None:
+    """Whether each storage cell (plain digits) of a row with files is BaseSpace, into
+    *answers*: the look-up that ``check_family`` makes of every such storage, made once."""
+    import polars as pl
+
+    if "Storage Provider Id" not in columns or "Files Names" not in columns:
+        return
+    storage = pl.col("Storage Provider Id")
+    cells = frame.filter((pl.col("Files Names") != "") & (storage != "")
+                         & storage.str.contains(_INTEGER)).get_column("Storage Provider Id")
+    for cell in cells.unique().sort().to_list():
+        if cell not in answers:
+            answers[cell] = await lookups.is_basespace(int(cell))
+
+
+def _row_marked(col: _Columns, basespace: list[str]) -> pl.Expr:
+    """True on every row whose own cells some check might find something in."""
+    import polars as pl
+
+    relation = col("Relation")
+    proband = relation.is_in(["proband", ""])
+    files = col("Files Names")
+    return pl.any_horizontal(
+        ~relation.is_in([*RELATIONS, ""]),
+        proband & ~_proband_fields(col),
+        ~_member_fields(col, "Sex" if "Sex" in col.columns else "Gender"),
+        (files != "") & ~_file_fields(col, basespace),
+        (files == "") & ~_sample_type(col, proband),
+    )
+
+
+def _kind(col: _Columns) -> pl.Expr:
+    """1 for a row of FASTQ files, 2 of VCF files, null for a row without files or another."""
+    import polars as pl
+
+    files = col("Files Names")
+    return pl.when(files.str.contains(_ALL_FASTQ)).then(1) \
+        .when(files.str.contains(_ALL_VCF)).then(2).otherwise(None)
+
+
+def _row_summary(col: _Columns, basespace: list[str]) -> list[pl.Expr]:
+    """What the family-wide part of the screen needs of a row: its family, whether the row
+    is marked, its kind of files, its relation, and its case-level cells as one text (null
+    on a member row where they are all blank)."""
+    import polars as pl
+
+    relation = col("Relation")
+    present = [name for name in _FAMILY_COLUMNS if name in col.columns]
+    case_cells = pl.concat_str([col(name) for name in present], separator="\x1f") \
+        if present else pl.lit("")
+    return [
+        pl.col("Family Id"),
+        _row_marked(col, basespace).alias("marked"),
+        _kind(col).alias("kind"),
+        pl.when(relation.is_in(["proband", ""])).then(0).when(relation == "mother").then(1)
+        .when(relation == "father").then(2).otherwise(3).cast(pl.Int8).alias("relation"),
+        pl.when(relation.is_in(["proband", ""]) | (case_cells.str.contains(r"[^\x1f]")))
+        .then(case_cells).otherwise(None).alias("case"),
+    ]
+
+
+def _family_marked() -> pl.Expr:
+    """True for a family with a marked row, a relation count off, FASTQ and VCF rows, or a
+    member row with a case-level cell set that may differ from the proband's (a warning):
+    with one proband, its case-level text and every member's that is not blank are one."""
+    import polars as pl
+
+    relation = pl.col("relation")
+    return pl.any_horizontal(
+        pl.col("marked").any(),
+        (relation == 0).sum() != 1,
+        (relation == 1).sum() > 1,
+        (relation == 2).sum() > 1,
+        pl.col("kind").drop_nulls().n_unique() > 1,
+        pl.col("case").drop_nulls().n_unique() > 1,
+    )
+
+
+class _Columns:
+    """A column of the frame by name; a column the header lacks reads ``""`` on every row."""
+
+    def __init__(self, columns: Sequence[str]) -> None:
+        self.columns = frozenset(columns)
+
+    def __call__(self, name: str) -> pl.Expr:
+        import polars as pl
+
+        return pl.col(name) if name in self.columns else pl.lit("")
+
+
+def _proband_fields(col: _Columns) -> pl.Expr:
+    """The proband row's values pass every official check (stage 3, proband)."""
+    import polars as pl
+
+    def date(name: str) -> pl.Expr:
+        value = col(name)
+        return (value == "") | (value.str.contains(_DATE)
+                                & value.str.to_date("%Y-%m-%d", strict=False).is_not_null())
+
+    return pl.all_horizontal(
+        col("Execute Now").is_in(_BOOLS), col("Boost Genes").is_in(_BOOLS),
+        col("Opt In").is_in(_BOOLS), col("Case Type") != "",
+        col("Gene List Id").str.contains(_INTEGER), col("Kit Id").str.contains(_INTEGER),
+        col("Intersect Bed Id").str.contains(_INTEGER), col("Label Id").str.contains(_LABELS),
+        date("Due Date"), date("Date Of Birth"),
+        col("Clinical Notes").str.len_chars() <= _NOTES_SURE,
+    )
+
+
+def _member_fields(col: _Columns, sex_column: str) -> pl.Expr:
+    """Every row's own values pass (stage 3, members): sample name, sex, phenotypes; and the
+    warning that Phenotypes is ignored does not apply."""
+    import polars as pl
+
+    sex, ids, names = col(sex_column), col("Phenotypes Id"), col("Phenotypes")
+    plain_unaffected = names.str.contains(_LETTERS) & (names.str.to_lowercase() == "unaffected")
+    return pl.all_horizontal(
+        col("BioSample Name").str.contains(_NAME),
+        sex.str.contains(_LETTERS) & sex.str.to_lowercase().is_in(list(GENDERS)),
+        ids.str.contains(_VISIBLE) | names.str.contains(_VISIBLE),
+        ids.str.count_matches(";", literal=True) < _PHENOTYPE_SEPARATORS,
+        names.str.count_matches(";", literal=True) < _PHENOTYPE_SEPARATORS,
+        (ids == "") | ids.str.contains(_PHENOTYPE_IDS),
+        (ids == "") | (names == "") | plain_unaffected,
+    )
+
+
+def _file_fields(col: _Columns, basespace: list[str]) -> pl.Expr:
+    """A row with files: a sample name, a storage, files of one known type that need no
+    look-up, and (for any case) known visualization files with at most one BAM or CRAM."""
+    import polars as pl
+
+    files, viz, storage = col("Files Names"), col("Visualization Files"), col("Storage Provider Id")
+    # a visualization file that ends with a known suffix has a dot: it is never a file id
+    viz_ok = (viz == "") | pl.all_horizontal(
+        viz.str.contains(_all_items(BAM_SUFFIXES + VIZ_SUFFIXES)),
+        viz.str.count_matches(_BAM_ITEM) <= 1,
+    )
+    return pl.all_horizontal(
+        col("BioSample Name") != "",
+        (storage != "") & storage.str.contains(_INTEGER),
+        ~(storage.is_in(basespace) & files.str.contains(_FILE_ID)),
+        _kind(col).is_not_null(),
+        viz_ok,
+    )
+
+
+def _sample_type(col: _Columns, proband: pl.Expr) -> pl.Expr:
+    """A row without files: a known Sample Type, which the proband's row must have."""
+    kind = col("Sample Type")
+    known = kind.str.contains(_LETTERS) & kind.str.to_lowercase().is_in(["fastq", "vcf"])
+    return known | ((kind == "") & ~proband)
+
+
+_ALL_FASTQ = _all_items(FASTQ_SUFFIXES)
+_ALL_VCF = _all_items(VCF_SUFFIXES)
+_BAM_ITEM = "(" + "|".join(re.escape(s) for s in BAM_SUFFIXES) + ")(;|$)"
