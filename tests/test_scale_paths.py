@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batch.manifest import read_manifest, split_items
-from batch.manifest.model import cells_text, content_hash
+from batch.manifest import Row, read_manifest, split_items
+from batch.manifest.model import LEAD_COLUMNS, cells_text, content_hash
 from batch.payload.checks import _past
 from batch.payload.rules import parse_date
 from batch.run.plan import plan_family
@@ -37,11 +37,17 @@ def test_the_lead_row_is_the_proband_or_else_the_first(tmp_path: Path) -> None:
         "B,Exome,/b/f.vcf,BF,father,M,unaffected,y@example.com,EMG1",
         "B,Exome,/b/m.vcf,BM,mother,F,unaffected,,",
     ))
-    assert manifest.lead("A").rows == (manifest.family("A").proband,)
-    assert manifest.lead("B").rows == manifest.family("B").rows[:1]
+    def lead_cells(row: Row | None) -> tuple[int, dict[str, str]]:
+        assert row is not None
+        return row.number, {k: v for k, v in row.cells.items() if k in LEAD_COLUMNS}
+
+    (lead_a,), (lead_b,) = manifest.lead("A").rows, manifest.lead("B").rows
+    assert (lead_a.number, lead_a.cells) == lead_cells(manifest.family("A").proband)
+    assert (lead_b.number, lead_b.cells) == lead_cells(manifest.family("B").rows[0])
     for family_id in ("A", "B"):
         whole, lead = manifest.family(family_id), manifest.lead(family_id)
-        assert (lead.case_id, lead.actions) == (whole.case_id, whole.actions)
+        assert (lead.case_id, lead.actions, lead.proband_sample) == \
+            (whole.case_id, whole.actions, whole.proband_sample)
         assert plan_family(lead, None, "h") == plan_family(whole, None, "h")
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import datetime as dt
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,6 +29,7 @@ from batch.payload import (
     OfflineResolver,
     Resolver,
     check_family,
+    check_manifest_wide,
     families_to_check,
     screen,
 )
@@ -288,6 +291,69 @@ def test_short_rows_read_as_blank_cells(tmp_path: Path) -> None:
         handle.write('"F2","Exome","a.fastq.gz","","S9","","461"\n')
     manifest = read_manifest(path)
     frame = next(manifest.frames())
-    assert frame.row(1)[-1] == ""
+    assert frame.row(1)[len(HEADER) - 1] == ""
     marked = asyncio.run(families_to_check(manifest, Lookups(OfflineResolver()), smallest=0))
     assert marked == {"F2"}  # no phenotypes: a problem
+
+
+_ACROSS: Mapping[str, Sequence[str]] = {
+    "BioSample Name": ["F0-S0", "F1-S1", "SHARED", "", "F0-S0 "],
+    "Date Of Birth": ["", "2020-01-02", "2026-12-06", "2026-12-07", "2099-01-01", "2099/1/1",
+                      "0000-01-01", "2026-12-6", "soon", "2026-13-01", " 2099-01-01"],
+    "Assign To": ["", "a@b.org", "a@b.org;c@d.org", "nobody", "a@b.org; x"],
+    "Set Status": ["", "delivered", "custom_status_3", "custom_status_x", "Delivered"],
+    "Preset Group": ["", "Group"],
+    "Preset Gene Lists": ["", "12:Epilepsy", "12:Epilepsy;x", "12:"],
+}
+_TODAY = dt.date(2026, 12, 6)
+
+
+@st.composite
+def _across(draw: st.DrawFn) -> list[dict[str, str]]:
+    """Families (some split in two blocks) whose samples, birth dates and action cells are
+    drawn from values that the checks across families fault, or just do not."""
+    rows: list[dict[str, str]] = []
+    for number in range(draw(st.integers(1, 6))):
+        rows += family_rows(f"F{number}", members=draw(st.integers(1, 3)))
+    for row in rows:
+        for column, values in _ACROSS.items():
+            if draw(st.integers(0, 3)) == 0:
+                row[column] = draw(st.sampled_from(values))
+    return draw(st.permutations(rows)) if draw(st.booleans()) else rows
+
+
+def _across_both(manifest: Manifest) -> tuple[list[str], list[str]]:
+    """The checks across families, screened and not."""
+    with mock.patch.object(screen, "SCREEN_FROM", 0):
+        screened = [str(p) for p in check_manifest_wide(manifest, today=_TODAY)]
+    with mock.patch.object(screen, "SCREEN_FROM", 10**9):
+        plain = [str(p) for p in check_manifest_wide(manifest, today=_TODAY)]
+    return screened, plain
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=_across(), actions=st.booleans())
+def test_the_checks_across_families_find_the_same_screened_or_not(
+        rows: list[dict[str, str]], actions: bool) -> None:
+    header = [*HEADER, *(list(_ACROSS)[2:] if actions else [])]
+    with tempfile.TemporaryDirectory() as folder:
+        manifest = read_manifest(_write(Path(folder) / "m.csv", rows, header))
+    screened, plain = _across_both(manifest)
+    assert screened == plain
+
+
+def test_a_large_manifest_is_checked_across_families_in_pieces(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(row_store, "FRAME_BYTES", 50_000)
+    rows = [row for n in range(1200) for row in family_rows(f"F{n:04d}", members=1 + n % 3)]
+    for number, row in enumerate(rows):
+        if number % 101 == 0:
+            row["BioSample Name"] = "SHARED"
+        if number % 211 == 0:
+            row["Date Of Birth"] = "2099-01-01"
+        if number % 307 == 0:
+            row["Assign To"] = "nobody"
+    manifest = read_manifest(_write(tmp_path / "m.csv", rows, [*HEADER, "Assign To"]))
+    screened, plain = _across_both(manifest)
+    assert screened == plain
+    assert len(plain) > 20

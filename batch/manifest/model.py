@@ -61,6 +61,8 @@ ACTION_CELLS = ACTION_COLUMNS[1:]
 KNOWN_COLUMNS = frozenset((*OFFICIAL_COLUMNS, "Gender", "Errors", *ACTION_COLUMNS))
 REQUIRED_COLUMNS = ("Family Id", "Case Type", "Files Names")
 OFFICIAL_FAMILY_LIMIT = 50
+#: The cells of a family's lead row (``Manifest.lead``): its proband, case, actions.
+LEAD_COLUMNS = ("Relation", "BioSample Name", *ACTION_COLUMNS)
 #: What a family's content hash leaves out: action columns ask for steps, not data.
 HASH_IGNORED = frozenset(("Case Id", "Errors", *ACTION_COLUMNS))
 
@@ -239,6 +241,8 @@ class Manifest:
         self._hash_order = _picker([i for _, i in hashed])
         self._hash_template = _text_template(self._hash_prefixes)
         self._order = _family_order(raw.store.index)
+        self._lead_names = [name for name in LEAD_COLUMNS if name in self._index]
+        self._lead_pick = _picker([self._index[name] for name in self._lead_names])
 
     def __len__(self) -> int:
         return len(self._order)
@@ -281,12 +285,26 @@ class Manifest:
         return Family(family_id=family_id, rows=rows, columns=self.columns)
 
     def lead(self, family_id: str) -> Family:
-        """The family with its proband row only (its first row when it has none): what its
-        case id and actions are read from, without building every row."""
-        position = self.proband_position(family_id)
-        if position is None:
-            position = self._store.index[family_id][0]
-        return Family(family_id=family_id, rows=(self._row(position),), columns=self.columns)
+        """The family with its proband row only (its first row when it has none), holding
+        the cells its case id, proband sample and actions are read from (``LEAD_COLUMNS``):
+        what a plan reads, without building every row."""
+        positions = self._store.index[family_id]
+        relation = self._index.get("Relation")
+        if not self._unique_columns or relation is None:
+            position = self.proband_position(family_id)
+            row = self._row(positions[0] if position is None else position)
+            return Family(family_id=family_id, rows=(row,), columns=self.columns)
+        values = self._store.values(positions[0])
+        position = positions[0]
+        if not is_proband(values[relation] or ""):  # the proband is mostly the first row
+            found = self.proband_position(family_id)
+            if found is not None:
+                position, values = found, self._store.values(found)
+        picked = self._lead_pick(values)
+        cells: dict[str, str] = {name: value for name, value
+                                 in zip(self._lead_names, picked, strict=True) if value is not None}
+        return Family(family_id=family_id, rows=(Row(self._store.line(position), cells),),
+                      columns=self.columns)
 
     def family_hash(self, family_id: str) -> str:
         """``Family.row_hash`` of a family, without building the family."""
@@ -294,8 +312,8 @@ class Manifest:
         if not self._unique_columns:  # the rightmost present cell wins: build the cells
             return content_hash(cells_text(self._cells(p)) for p in positions)
         # Cells picked by position in column-name order: no dict per row (C loops).
-        return content_hash(self._row_text(self._hash_order(self._store.values(p)))
-                            for p in positions)
+        return content_hash([self._row_text(self._hash_order(self._store.values(p)))
+                             for p in positions])
 
     def _row_text(self, cells: Sequence[str | None]) -> str:
         """:func:`row_text` of picked cells: every cell present and some column hashed, the
@@ -317,14 +335,19 @@ class Manifest:
             found = self._store.complete(position)
             if found is not None:  # the common case: one dict from C loops
                 return dict(zip(self.columns, found, strict=True))
-        values = self._store.values(position)
-        # Duplicate names: the rightmost present cell wins, as in the official CLI.
+        return self._present(self._store.values(position))
+
+    def _present(self, values: Sequence[str | None]) -> dict[str, str]:
+        """A row's present cells by column name; with a name twice, the rightmost present
+        cell wins, as in the official CLI."""
+        if None not in values and self._unique_columns:
+            return dict(zip(self.columns, values, strict=True))  # type: ignore[arg-type]
         return {name: v for name, v in zip(self.columns, values, strict=True) if v is not None}
 
     def frames(self) -> Iterator[pl.DataFrame]:
         """The data rows in file order, a polars frame of some thousands of rows at a time,
-        of text columns named as the header (whose names must be unique); a blank or absent
-        cell reads ``""``, a CR reads U+001C."""
+        of text columns named as the header (whose names must be unique) and the row numbers
+        (``store.ROW_NUMBER``); a blank or absent cell reads ``""``, a CR reads U+001C."""
         if not self._unique_columns:
             raise ValueError("the header names a column twice")
         names = {f"c{i}": name for i, name in enumerate(self.columns)}

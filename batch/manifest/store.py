@@ -71,7 +71,9 @@ _CONTROL = frozenset(range(0x20)) - {0x09, 0x0A, 0x0D, 0x1D, 0x1E, 0x1F} | {0x7F
 _CONTROL_TABLE = bytes(0 if byte in _CONTROL else byte or 1 for byte in range(256))
 _SCAN_CHUNK = 1 << 20
 #: Bytes of packed rows per polars frame (``RowStore.frames``).
-FRAME_BYTES = 2 << 20
+FRAME_BYTES = 1 << 20
+#: The frames' column of spreadsheet row numbers, named as no header cell can be.
+ROW_NUMBER = "\x1frow"
 
 
 class RowStore:
@@ -185,8 +187,8 @@ class RowStore:
 
     def frames(self, size: int | None = None) -> Iterator[pl.DataFrame]:
         """The rows in file order as polars frames of about *size* bytes each, text columns
-        ``c0``, ``c1``... by header position; a blank or absent cell reads ``""``, and a CR
-        reads U+001C (see below).
+        ``c0``, ``c1``... by header position, and each row's spreadsheet row number in
+        ``ROW_NUMBER``; a blank or absent cell reads ``""``, and a CR reads U+001C (see below).
 
         The packed buffer is already a delimited text (U+001F between cells, U+001D after each
         row, neither of which a cell may hold), so polars reads it without a per-row step; a
@@ -203,6 +205,7 @@ class RowStore:
             last = max(first + 1, bisect.bisect_left(self._starts, self._starts[first] + size))
             last = min(last, len(self._lines))
             data = bytes(self._data[self._starts[first] : self._starts[last]])
+            lines = pl.Series(ROW_NUMBER, self._lines[first:last].tolist(), dtype=pl.UInt64)
             first = last
             if b"\r" in data:
                 data = data.replace(b"\r", b"\x1c")
@@ -211,9 +214,9 @@ class RowStore:
                                 new_columns=names)
             absent = _ABSENT.encode() in data
             yield found.with_columns(
-                (pl.when(pl.col(name) == _ABSENT).then(pl.lit("")).otherwise(pl.col(name))
-                 if absent else pl.col(name)).fill_null("").alias(name)
-                for name in names)
+                [(pl.when(pl.col(name) == _ABSENT).then(pl.lit("")).otherwise(pl.col(name))
+                  if absent else pl.col(name)).fill_null("").alias(name) for name in names]
+                + [lines])
 
     def column(self, position: int) -> Iterator[tuple[int, Cell]]:
         """``(row position, cell)`` of one column for every row, in file order."""

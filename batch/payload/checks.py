@@ -36,6 +36,7 @@ from batch.payload.rules import (
     last_segment,
     parse_date,
 )
+from batch.payload.screen import rows_to_check_across
 from batch.text import clip, quoted
 
 
@@ -398,7 +399,8 @@ def check_manifest_wide(manifest: Manifest, *, today: dt.date | None = None) -> 
     wanted = (key, "BioSample Name", "Date Of Birth", *ACTION_CELLS)
     actions = any(column in manifest.columns for column in ACTION_CELLS)
     today_text = today.isoformat()
-    for number, cells in manifest.cell_rows(wanted):
+    screened = rows_to_check_across(manifest, wanted, today_text)
+    for number, cells in manifest.cell_rows(wanted) if screened is None else screened:
         family_id, sample, born_text = cells[:3]
         if sample and owners.setdefault(sample, family_id) != family_id:
             problems += _shared_sample(number, family_id, sample, owners, file)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from batch.manifest import Manifest
+from batch.manifest.store import ROW_NUMBER
 from batch.payload.lookups import Lookups
 from batch.payload.rules import (
     BAM_SUFFIXES,
@@ -88,6 +89,55 @@ async def families_to_check(manifest: Manifest, lookups: Lookups, *,
     families = rows.group_by("Family Id").agg(_family_marked().alias("marked"))
     found = families.filter(pl.col("marked") | (pl.col("Family Id") == ""))
     return set(found.get_column("Family Id").to_list())
+
+
+def rows_to_check_across(manifest: Manifest, columns: Sequence[str],
+                         today: str) -> list[tuple[int, tuple[str, ...]]] | None:
+    """``(row number, cells of *columns*)`` of the rows in which a check across families might
+    find something, in file order; None when the manifest is not screened (see
+    ``families_to_check``). *columns* are the family key, the sample name, the birth date and
+    the action columns, in that order; *today* is today's date as ISO text.
+
+    A row is kept when it holds an action cell, a birth date that is not an ISO date on or
+    before *today*, or a sample name that rows of another family hold too.
+    """
+    header = manifest.columns
+    if len(manifest) < SCREEN_FROM or len(set(header)) != len(header):
+        return None
+    import polars as pl
+
+    col = _Columns(header)
+    cells = [col(name).alias(f"c{i}") for i, name in enumerate(columns)]
+    sample, born = pl.col("c1"), pl.col("c2")
+    actions = [pl.col(f"c{i}") != "" for i in range(3, len(columns))]
+    usual_date = born.str.contains(_DATE) & (born <= today)
+    kept, hashes = [], []
+    for frame in manifest.frames():
+        rows = frame.select(pl.col(ROW_NUMBER), *cells)
+        kept.append(rows.filter(pl.any_horizontal(*actions, (born != "") & ~usual_date)))
+        # a name's hash is all that is kept of every row: few names are in two rows
+        hashes.append(rows.filter(sample != "").select(ROW_NUMBER, sample.hash().alias("h")))
+    if not kept:
+        return []
+    named = pl.concat(hashes)
+    again = named.filter(pl.col("h").is_duplicated()).get_column(ROW_NUMBER)
+    found = pl.concat([*kept, _shared(manifest, cells, again)], how="diagonal").fill_null("")
+    found = found.unique(ROW_NUMBER, keep="first", maintain_order=True).sort(ROW_NUMBER)
+    return [(number, tuple(rest)) for number, *rest in found.iter_rows()]
+
+
+def _shared(manifest: Manifest, cells: list[pl.Expr], rows: pl.Series) -> pl.DataFrame:
+    """Of the rows numbered in *rows* (their sample name's hash is in another row too), those
+    whose sample name rows of another family hold; their action and date cells blanked (a
+    row kept for its sample alone has no action cell and no unusual date)."""
+    import polars as pl
+
+    if rows.is_empty():
+        return pl.DataFrame({ROW_NUMBER: []}, schema={ROW_NUMBER: pl.UInt64})
+    named = pl.concat([frame.filter(pl.col(ROW_NUMBER).is_in(rows.implode()))
+                       .select(pl.col(ROW_NUMBER), *cells[:2]) for frame in manifest.frames()])
+    families = pl.col("c0").n_unique().over("c1")
+    return named.filter(families > 1)
 
 
 async def _ask_storages(frame: pl.DataFrame, columns: Sequence[str], lookups: Lookups,
