@@ -267,11 +267,15 @@ def assemble(
     _check_header_cells(header, header_line)
     store = RowStore(header, key_position(header))
     trailer: list[list[str]] = []
+    add = store.add
     for line, cells in iterator:
-        if trailer or _is_blank(cells) or _is_section(cells):
+        first = cells[0] if cells else None
+        if first and first[0] != "[" and not trailer:  # most rows: told without a call
+            add(line, cells)
+        elif trailer or _is_blank(cells) or _is_section(cells):
             trailer.append(_plain(cells))
-            continue
-        store.add(line, cells)
+        else:
+            add(line, cells)
     _check_controls(store, header)
     raw = RawManifest(kind=kind, header=header, store=store, prefix=prefix,
                       header_row=header_line)
