@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batch.errors import ManifestError
-from batch.manifest import Manifest, read_manifest
+from batch.manifest import Family, Manifest, Problem, read_manifest
 from batch.manifest import store as row_store
 from batch.payload import (
     Lookups,
@@ -33,6 +33,7 @@ from batch.payload import (
     families_to_check,
     screen,
 )
+from batch.run import validate
 from batch.run.validate import check_manifest
 from tests.manifests import HEADER, family_rows
 from tests.resolver_fake import CONFORMANCE_DIR, FixtureResolver
@@ -236,9 +237,20 @@ def test_a_large_manifest_finds_the_same_problems_screened_or_not(
         found = asyncio.run(check_manifest(manifest, FixtureResolver(), concurrency=4))
         return sorted(str(problem) for problem in found.problems)
 
+    checked: list[int] = []
+    real = check_family
+
+    async def counted(family: Family, resolver: Resolver, *, file: str) -> list[Problem]:
+        checked.append(1)
+        return await real(family, resolver, file=file)
+
+    monkeypatch.setattr(validate, "check_family", counted)
     screened = problems()
+    assert 0 < len(checked) < len(manifest) // 4  # the screen was on: few families checked
     monkeypatch.setattr(screen, "SCREEN_FROM", 10**9)
+    checked.clear()
     assert screened == problems()
+    assert len(checked) == len(manifest)
     assert len(screened) > 10
 
 
@@ -269,6 +281,9 @@ def test_what_is_not_screened(tmp_path: Path) -> None:
     assert asyncio.run(families_to_check(small, lookups)) is None
     twice = read_manifest(_write(tmp_path / "twice.csv", rows, [*HEADER, "Sex"]))
     assert asyncio.run(families_to_check(twice, lookups, smallest=0)) is None
+    # a resume with few families left to check: those are checked one by one
+    assert asyncio.run(families_to_check(small, lookups, smallest=1, pending=0)) is None
+    assert asyncio.run(families_to_check(small, lookups, smallest=1, pending=1)) == set()
 
 
 def test_a_carriage_return_is_seen_where_it_is(tmp_path: Path) -> None:

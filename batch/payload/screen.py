@@ -63,17 +63,19 @@ def _all_items(suffixes: Sequence[str]) -> str:
     return rf"^[^;]*{ending}(;[^;]*{ending})*$"
 
 
-async def families_to_check(manifest: Manifest, lookups: Lookups, *,
-                            smallest: int = SCREEN_FROM) -> set[str] | None:
+async def families_to_check(manifest: Manifest, lookups: Lookups, *, pending: int | None = None,
+                            smallest: int | None = None) -> set[str] | None:
     """The ids of the families ``check_family`` must see; every other family passes it.
 
-    None when the manifest is not screened (fewer than *smallest* families, two columns of
-    one name, no ``Family Id`` column): then every family is checked. The look-up a check
+    None when the manifest is not screened (fewer than *smallest* families, by default
+    ``SCREEN_FROM``, are *pending*, by default all of them; two columns of one name; no
+    ``Family Id`` column): then every family is checked. The look-up a check
     makes of every storage that holds files is made here, once per storage, so a server that
     cannot be reached is found as it is without the screen.
     """
     columns = manifest.columns
-    if len(manifest) < smallest or len(set(columns)) != len(columns) \
+    smallest = SCREEN_FROM if smallest is None else smallest
+    if (len(manifest) if pending is None else pending) < smallest or len(set(columns)) != len(columns) \
             or "Family Id" not in columns:
         return None
     import polars as pl

@@ -71,8 +71,10 @@ async def check_manifest(
         progress.advance(failed=len(checked.invalid), requests=requests())
 
     progress.phase("validating", total=len(manifest))
-    to_check = await families_to_check(manifest, Lookups(resolver))
     items: Iterable[tuple[int, str]] = enumerate(manifest.family_ids)
+    # a resume skips the families whose case exists: screened only when enough are left
+    left = sum(1 for family_id in manifest.family_ids if not skip(family_id))
+    to_check = await families_to_check(manifest, Lookups(resolver), pending=left)
     if to_check is not None:  # the others pass every check: only what runs needs them
         items = [(seq, fid) for seq, fid in items if fid in to_check or _passed(
             seq, fid, manifest, skip=skip, seen=seen, progress=progress)]

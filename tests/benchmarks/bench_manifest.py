@@ -1,6 +1,6 @@
 """Benchmark: read, check and build 100,000 families from CSV and Parquet.
 
-Run: ``/work/venv/bin/python tests/benchmarks/bench_manifest.py [--families N]``.
+Run: ``python tests/benchmarks/bench_manifest.py [--families N]``.
 Each format runs in a fresh subprocess so that its peak RSS is its own. Prints a table and
 writes ``tests/benchmarks/results/bench_manifest.json``.
 """

@@ -7,7 +7,7 @@ fixed ``--rate`` equal to the limit and once with the adaptive limiter. Targets:
 * fixed rate: elapsed <= 1.05 x the ideal (requests / limit) and no 429;
 * adaptive: achieved rate >= 85 % of the limit and 429s under 3 % of requests.
 
-Run: ``/work/venv/bin/python tests/benchmarks/bench_rate.py [--tasks 16 32 64] [--limit 50]``.
+Run: ``python tests/benchmarks/bench_rate.py [--tasks 16 32 64] [--limit 50]``.
 Prints a table and writes ``tests/benchmarks/results/bench_rate.json``.
 """
 

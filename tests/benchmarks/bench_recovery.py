@@ -12,7 +12,7 @@ A sandbox with ``--latency-ms 150 --rate-limit 20`` (its own process, a fresh on
   and storage look-up, split into 503s and 429s; families the run could not finish;
 * what finishing them costs: the same command run again (the resume), its requests and time.
 
-Run: ``/work/venv/bin/python tests/benchmarks/bench_recovery.py [--families 900]
+Run: ``python tests/benchmarks/bench_recovery.py [--families 900]
 [--outage-after 250] [--outage 10] [--modes rate adaptive]``.
 Prints a table and writes ``tests/benchmarks/results/bench_recovery.json``.
 """

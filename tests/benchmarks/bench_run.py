@@ -26,7 +26,7 @@ cost per request; target >= 0.8) and per family (creates per second over the bar
 target >= 0.5); default adaptive limiter, also shown with ``--rate 100000``, where the limiter
 never waits. Reports CPU seconds per 1,000 families.
 
-Run: ``/work/venv/bin/python tests/benchmarks/bench_run.py [--part throughput overhead]
+Run: ``python tests/benchmarks/bench_run.py [--part throughput overhead]
 [--families 600] [--baseline-families 100] [--overhead-families 5000] [--rounds 3]``.
 Prints tables and writes ``tests/benchmarks/results/bench_run.json``.
 """

@@ -1,6 +1,6 @@
 """Creates per second the sandbox sustains, served from a separate process.
 
-Run: /work/venv/bin/python tests/benchmarks/bench_sandbox.py [--seconds 10] [--concurrency 64]
+Run: python tests/benchmarks/bench_sandbox.py [--seconds 10] [--concurrency 64]
 Prints a table and writes tests/benchmarks/results/bench_sandbox.json.
 """
 

@@ -13,7 +13,7 @@ Targets: peak RSS under 500 MB in every stage; ``status`` under 2 s; resume plan
 ``run --dry-run`` process) under 10 s. The ``resume`` stage also rewrites the results CSV and
 the review workbook of all 100,000 families; its engine time is in the note.
 
-Run: ``/work/venv/bin/python tests/benchmarks/bench_scale.py [--families 100000]
+Run: ``python tests/benchmarks/bench_scale.py [--families 100000]
 [--formats csv parquet]``. Prints a table and writes ``tests/benchmarks/results/bench_scale.json``.
 """
 

@@ -1,6 +1,6 @@
 """Benchmark: ``status()`` and exports on a ledger of 100,000 families.
 
-Run: ``/work/venv/bin/python tests/benchmarks/bench_status.py [--families N]``.
+Run: ``python tests/benchmarks/bench_status.py [--families N]``.
 The ledger is generated at run time in a temporary directory (two transactions: families, then
 every step change). Prints a table and writes ``tests/benchmarks/results/bench_status.json``.
 Target: ``status()`` under 2 s.
