@@ -269,8 +269,8 @@ def assemble(
     trailer: list[list[str]] = []
     add = store.add
     for line, cells in iterator:
-        first = cells[0] if cells else None
-        if first and first[0] != "[" and not trailer:  # most rows: told without a call
+        head = cells[0] if cells else None
+        if head and head[0] != "[" and not trailer:  # most rows: told without a call
             add(line, cells)
         elif trailer or _is_blank(cells) or _is_section(cells):
             trailer.append(_plain(cells))

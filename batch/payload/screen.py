@@ -75,8 +75,8 @@ async def families_to_check(manifest: Manifest, lookups: Lookups, *, pending: in
     """
     columns = manifest.columns
     smallest = SCREEN_FROM if smallest is None else smallest
-    if (len(manifest) if pending is None else pending) < smallest or len(set(columns)) != len(columns) \
-            or "Family Id" not in columns:
+    pending = len(manifest) if pending is None else pending
+    if pending < smallest or len(set(columns)) != len(columns) or "Family Id" not in columns:
         return None
     import polars as pl
 
