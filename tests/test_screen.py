@@ -42,7 +42,7 @@ _TYPICAL = family_rows("T", members=1)[0]
 #: Per column: values that trip a rule, or sit just beside one. Storage 900 is BaseSpace in
 #: the corpus fixture, 461 is S3, 999 is unknown.
 _TRIALS: Mapping[str, Sequence[str]] = {
-    "Family Id": ["F1", "F2", "F3", ""],
+    "Family Id": ["F1", "F2", "F3", "", "F\r4"],
     "Relation": ["proband", "mother", "father", "sibling", "", "Proband", " proband",
                  "mother ", "brother"],
     "Case Type": ["Exome", "", " "],
@@ -312,10 +312,10 @@ def test_short_rows_read_as_blank_cells(tmp_path: Path) -> None:
 
 
 _ACROSS: Mapping[str, Sequence[str]] = {
-    "BioSample Name": ["F0-S0", "F1-S1", "SHARED", "", "F0-S0 "],
+    "BioSample Name": ["F0-S0", "F1-S1", "SHARED", "", "F0-S0 ", "CR\r"],
     "Date Of Birth": ["", "2020-01-02", "2026-12-06", "2026-12-07", "2099-01-01", "2099/1/1",
                       "0000-01-01", "2026-12-6", "soon", "2026-13-01", " 2099-01-01"],
-    "Assign To": ["", "a@b.org", "a@b.org;c@d.org", "nobody", "a@b.org; x"],
+    "Assign To": ["", "a@b.org", "a@b.org;c@d.org", "nobody", "a@b.org; x", "a@b.org\r;x"],
     "Set Status": ["", "delivered", "custom_status_3", "custom_status_x", "Delivered"],
     "Preset Group": ["", "Group"],
     "Preset Gene Lists": ["", "12:Epilepsy", "12:Epilepsy;x", "12:"],

@@ -1,7 +1,7 @@
 """The screen: the families of a large manifest in which a check might find something.
 
 ``check_family`` runs a family's stages row by row, some 25 µs a family; on a large manifest
-almost every family passes. The screen reads the row store into one polars frame and marks,
+almost every family passes. The screen reads the row store as polars frames and marks,
 with expressions over whole columns, every family in which any stage or warning of
 ``check_family`` *might* say something: a value off the usual shape, a look-up that the stages
 make (``existing``, ``auto``, a BaseSpace file id), a relation count off. Only marked families
@@ -90,7 +90,8 @@ async def families_to_check(manifest: Manifest, lookups: Lookups, *, pending: in
     rows = pl.concat(pieces)
     families = rows.group_by("Family Id").agg(_family_marked().alias("marked"))
     found = families.filter(pl.col("marked") | (pl.col("Family Id") == ""))
-    return set(found.get_column("Family Id").to_list())
+    return {family_id.replace("\x1c", "\r")  # a CR as it was (see RowStore.frames)
+            for family_id in found.get_column("Family Id").to_list()}
 
 
 def rows_to_check_across(manifest: Manifest, columns: Sequence[str],
@@ -125,7 +126,8 @@ def rows_to_check_across(manifest: Manifest, columns: Sequence[str],
     again = named.filter(pl.col("h").is_duplicated()).get_column(ROW_NUMBER)
     found = pl.concat([*kept, _shared(manifest, cells, again)], how="diagonal").fill_null("")
     found = found.unique(ROW_NUMBER, keep="first", maintain_order=True).sort(ROW_NUMBER)
-    return [(number, tuple(rest)) for number, *rest in found.iter_rows()]
+    return [(number, tuple(cell.replace("\x1c", "\r") for cell in rest))  # a CR as it was
+            for number, *rest in found.iter_rows()]
 
 
 def _shared(manifest: Manifest, cells: list[pl.Expr], rows: pl.Series) -> pl.DataFrame:
