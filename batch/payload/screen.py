@@ -43,7 +43,6 @@ _BOOLS = ("", "true", "false", "True", "False", "TRUE", "FALSE")
 _INTEGER = r"^[0-9]*$"
 _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _LABELS = r"^([0-9]+(;[0-9]+)*)?$"
-_LETTERS = r"^[A-Za-z]*$"
 _NAME = r"^[\x21-\x7e]*$"
 _VISIBLE = r"[\x21-\x3a\x3c-\x7e]"
 _PHENOTYPE_IDS = r"^HP:[^;]*(;HP:[^;]*)*$"
@@ -260,15 +259,17 @@ def _member_fields(col: _Columns, sex_column: str) -> pl.Expr:
     import polars as pl
 
     sex, ids, names = col(sex_column), col("Phenotypes Id"), col("Phenotypes")
-    plain_unaffected = names.str.contains(_LETTERS) & (names.str.to_lowercase() == "unaffected")
+    # polars lower-cases as Python does (full Unicode case mapping): "UN\u212aNOWN" is "unknown"
+    # to both, and no other letter outside ASCII lower-cases into these words
+    unaffected = names.str.to_lowercase() == "unaffected"
     return pl.all_horizontal(
         col("BioSample Name").str.contains(_NAME),
-        sex.str.contains(_LETTERS) & sex.str.to_lowercase().is_in(list(GENDERS)),
+        sex.str.to_lowercase().is_in(list(GENDERS)),
         ids.str.contains(_VISIBLE) | names.str.contains(_VISIBLE),
         ids.str.count_matches(";", literal=True) < _PHENOTYPE_SEPARATORS,
         names.str.count_matches(";", literal=True) < _PHENOTYPE_SEPARATORS,
         (ids == "") | ids.str.contains(_PHENOTYPE_IDS),
-        (ids == "") | (names == "") | plain_unaffected,
+        (ids == "") | (names == "") | unaffected,
     )
 
 
@@ -295,7 +296,7 @@ def _file_fields(col: _Columns, basespace: list[str]) -> pl.Expr:
 def _sample_type(col: _Columns, proband: pl.Expr) -> pl.Expr:
     """A row without files: a known Sample Type, which the proband's row must have."""
     kind = col("Sample Type")
-    known = kind.str.contains(_LETTERS) & kind.str.to_lowercase().is_in(["fastq", "vcf"])
+    known = kind.str.to_lowercase().is_in(["fastq", "vcf"])
     return known | ((kind == "") & ~proband)
 
 
