@@ -22,6 +22,7 @@ from batch.payload import (
     js_length,
     parse_date,
 )
+from batch.payload.rules import is_id
 from tests.resolver_fake import FixtureResolver
 
 COLUMNS = (*OFFICIAL_COLUMNS, "Lab")
@@ -88,6 +89,7 @@ def test_dates(text: str, valid: bool) -> None:
 
 def test_small_rules() -> None:
     assert is_integer(" 007 ") and not is_integer("-3") and not is_integer("1.5")
+    assert is_id(" 007 ") and is_id("9" * 18) and not is_id("9" * 19) and not is_id("x")
     assert not is_integer("") and not is_integer("١٢") and not is_integer("1_000")
     assert not is_date("٢٠٢٤-01-01")  # digits are ASCII digits, as in JavaScript
     assert js_length("a😀") == 3

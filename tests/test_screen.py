@@ -42,7 +42,7 @@ _TYPICAL = family_rows("T", members=1)[0]
 #: Per column: values that trip a rule, or sit just beside one. Storage 900 is BaseSpace in
 #: the corpus fixture, 461 is S3, 999 is unknown.
 _TRIALS: Mapping[str, Sequence[str]] = {
-    "Family Id": ["F1", "F2", "F3", "", "F\r4"],
+    "Family Id": ["F1", "F2", "F3", "", "F\r4", "\ufeffF5"],
     "Relation": ["proband", "mother", "father", "sibling", "", "Proband", " proband",
                  "mother ", "brother"],
     "Case Type": ["Exome", "", " "],
@@ -54,10 +54,10 @@ _TRIALS: Mapping[str, Sequence[str]] = {
         "/r/x.gvcf", "/r/b_gvcf.gz",
     ],
     "Sample Type": ["", "FASTQ", "vcf", "Vcf", "bam", " fastq"],
-    "BioSample Name": ["S1", "S-2", "", "S 3", "S\u00a04", "S\u00e9", "S\t5", "EX001"],
+    "BioSample Name": ["S1", "S-2", "", "S 3", "S\u00a04", "S\u00e9", "S\t5", "EX001", "\ufeffS6"],
     "Visualization Files": ["", "a.cram", "a.bam;b.cram", "a.tn.bw;a.baf.bw", "a.txt", "/d/123",
                             "a.cram;", " a.cram", "a.roh.bed;a.bam", "A.CRAM"],
-    "Storage Provider Id": ["461", "900", "999", "", "x", " 461", "0461"],
+    "Storage Provider Id": ["461", "900", "999", "", "x", " 461", "0461", "9" * 19, "1" * 4400],
     "Default Project": ["", "Proj"],
     "Execute Now": ["", "true", "FALSE", "True ", "yes", "tRue"],
     "Boost Genes": ["", "false", "no"],
@@ -72,10 +72,10 @@ _TRIALS: Mapping[str, Sequence[str]] = {
     "Date Of Birth": ["", "2020-01-02", "2020/1/2", "2021-02-29", "2020-02-29", "0000-02-29",
                       "2020-13-01", "20-01-01", "2020-01-02 ", "\uff12020-01-01", "1900-02-29"],
     "Due Date": ["", "2030-12-31", "2030-04-31", "2030-1-1"],
-    "Gene List Id": ["", "12", " 12", "1.5", "x", "\uff11\uff12", "007"],
+    "Gene List Id": ["", "12", " 12", "1.5", "x", "\uff11\uff12", "007", "1" * 18, "1" * 19],
     "Kit Id": ["", "3", "-3"],
     "Intersect Bed Id": ["", "4", "4 4"],
-    "Label Id": ["", "1", "1;2", "1; 2", "1;x", ";", "1;"],
+    "Label Id": ["", "1", "1;2", "1; 2", "1;x", ";", "1;", "1;" + "2" * 19],
     "Clinical Notes": ["", "note", "n" * 2001, "n" * 4001, "\U0001f600" * 2100, "a,b\r\nc"],
     "Selected Preset": ["", "Default", "Other"],
 }
@@ -288,16 +288,24 @@ def test_what_is_not_screened(tmp_path: Path) -> None:
     assert asyncio.run(families_to_check(small, lookups, smallest=1, pending=1)) == set()
 
 
-def test_a_carriage_return_is_seen_where_it_is(tmp_path: Path) -> None:
-    """The frame reader would drop a CR; the screen still marks a name that holds one."""
-    rows = family_rows("F1") + family_rows("F2")
-    rows[0]["BioSample Name"] = "S\r"
-    rows[3]["Clinical Notes"] = "line\r\nline"
+def test_the_frames_hold_every_cell_as_the_store_does(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """polars' reader drops a CR it takes for a line ending and a byte-order mark at the start
+    of what it reads; the frames hold both, in pieces of any size."""
+    monkeypatch.setattr(row_store, "FRAME_BYTES", 700)
+    rows = [row for n in range(12) for row in family_rows(f"\ufeffF\r{n}")]
+    for number, row in enumerate(rows):
+        row["BioSample Name"] = f"\ufeffS\r{number}"
+        row["Clinical Notes"] = "line\r\nline\r" if number % 2 else ""
     manifest = read_manifest(_write(tmp_path / "m.csv", rows))
-    frame = next(manifest.frames())
-    assert frame.get_column("BioSample Name")[0] == "S\x1c"
+    frames = list(manifest.frames())
+    assert len(frames) > 3
+    read = [values for frame in frames for values in frame.iter_rows(named=True)]
+    assert [values.pop(row_store.ROW_NUMBER) for values in read] == \
+        [manifest.row_number(position) for position in range(len(rows))]
+    assert read == [{column: row.get(column, "") for column in HEADER} for row in rows]
     marked = asyncio.run(families_to_check(manifest, Lookups(OfflineResolver()), smallest=0))
-    assert marked == {"F1"}
+    assert marked == {row["Family Id"] for row in rows}  # a CR in every name
 
 
 def test_short_rows_read_as_blank_cells(tmp_path: Path) -> None:
@@ -374,3 +382,20 @@ def test_a_large_manifest_is_checked_across_families_in_pieces(
     screened, plain = _across_both(manifest)
     assert screened == plain
     assert len(plain) > 20
+
+
+@pytest.mark.parametrize(("column", "value"), [
+    ("Storage Provider Id", "1" * 4400), ("Storage Provider Id", "9" * 19),
+    ("Gene List Id", "1" * 19), ("Kit Id", "2" * 4400), ("Label Id", "1;" + "3" * 19)])
+def test_an_id_too_long_to_send_is_refused_by_its_cell(tmp_path: Path, column: str,
+                                                       value: str) -> None:
+    """At most 18 digits: the server's ids are 64-bit, and a longer one would crash the JSON
+    encoder (or Python's int) rather than fail as a cell."""
+    rows = family_rows("F1")
+    rows[0][column] = value
+    manifest = read_manifest(_write(tmp_path / "m.csv", rows))
+    found = asyncio.run(check_family(manifest.family("F1"), FixtureResolver(), file="m.csv"))
+    assert [(p.column, p.severity) for p in found] == [(column, "error")]
+    assert "not valid" in found[0].message
+    marked = asyncio.run(families_to_check(manifest, Lookups(FixtureResolver()), smallest=0))
+    assert marked == {"F1"}

@@ -188,40 +188,51 @@ class RowStore:
     def frames(self, size: int | None = None) -> Iterator[pl.DataFrame]:
         """The rows in file order as polars frames of about *size* bytes each, text columns
         ``c0``, ``c1``... by header position, and each row's spreadsheet row number in
-        ``ROW_NUMBER``; a blank or absent cell reads ``""``, and a CR reads U+001C (see below).
+        ``ROW_NUMBER``; a blank or absent cell reads ``""``, every other cell as it is.
 
         The packed buffer is already a delimited text (U+001F between cells, U+001D after each
         row, neither of which a cell may hold), so polars reads it without a per-row step; a
-        piece at a time, since a frame costs several times its text. Its reader drops a CR
-        that it takes for part of a line ending: a CR is handed over as U+001C, which no cell
-        holds either, so whoever reads the frame sees where a CR was.
+        piece at a time, since a frame costs several times its text. Its reader takes liberties
+        that the pieces undo: it drops a byte-order mark at the start of what it reads (each
+        piece starts with a guard row, dropped after), and a CR that it takes for part of a
+        line ending (a CR is handed over as U+001C, which no cell holds, and turned back).
         """
         import polars as pl
 
         names = [f"c{i}" for i in range(self.width)]
+        guard = ("-" + _SEPARATOR * (self.width - 1) + _END).encode()
         size = size or FRAME_BYTES
         first = 0
         while first < len(self._lines):
             last = max(first + 1, bisect.bisect_left(self._starts, self._starts[first] + size))
             last = min(last, len(self._lines))
-            data = bytes(self._data[self._starts[first] : self._starts[last]])
+            data = guard + self._data[self._starts[first] : self._starts[last]]
             lines = pl.Series(ROW_NUMBER, self._lines[first:last].tolist(), dtype=pl.UInt64)
             first = last
-            if b"\r" in data:
+            carriage = b"\r" in data
+            if carriage:
                 data = data.replace(b"\r", b"\x1c")
             found = pl.read_csv(io.BytesIO(data), separator=_SEPARATOR, eol_char=_END,
                                 quote_char=None, has_header=False, infer_schema=False,
-                                new_columns=names)
-            absent = _ABSENT.encode() in data
-            yield found.with_columns(
-                [(pl.when(pl.col(name) == _ABSENT).then(pl.lit("")).otherwise(pl.col(name))
-                  if absent else pl.col(name)).fill_null("").alias(name) for name in names]
-                + [lines])
+                                new_columns=names).slice(1)
+            yield found.with_columns([_exact(pl.col(name), _ABSENT.encode() in data, carriage)
+                                      .alias(name) for name in names] + [lines])
 
     def column(self, position: int) -> Iterator[tuple[int, Cell]]:
         """``(row position, cell)`` of one column for every row, in file order."""
         for row in range(len(self)):
             yield row, self.values(row)[position]
+
+
+def _exact(cell: pl.Expr, absent: bool, carriage: bool) -> pl.Expr:
+    """A frame's column as the store holds it: absent or blank as ``""``, a CR as a CR."""
+    import polars as pl
+
+    if absent:
+        cell = pl.when(cell == _ABSENT).then(pl.lit("")).otherwise(cell)
+    if carriage:
+        cell = cell.str.replace_all("\x1c", "\r", literal=True)
+    return cell.fill_null("")
 
 
 def _is_blank(cells: Sequence[Cell]) -> bool:

@@ -31,7 +31,7 @@ from batch.payload.rules import (
     file_type,
     is_bool,
     is_date,
-    is_integer,
+    is_id,
     js_length,
     last_segment,
     parse_date,
@@ -186,7 +186,7 @@ async def _stage_relations(view: View, lookups: Lookups, report: Report) -> None
 
 
 _BOOL_HINT = "true or false"
-_INT_HINT = "a whole number"
+_INT_HINT = "a whole number (at most 18 digits)"
 _DATE_HINT = "YYYY-MM-DD or YYYY/MM/DD, a real calendar date"
 
 
@@ -195,7 +195,7 @@ def _required(value: str) -> bool:
 
 
 def _whole_numbers(value: str) -> bool:
-    return all(is_integer(item) for item in split_items(value))
+    return all(is_id(item) for item in split_items(value))
 
 
 def _short_notes(value: str) -> bool:
@@ -208,9 +208,9 @@ def _short_notes(value: str) -> bool:
 _PROBAND_CHECKS: tuple[tuple[str, Callable[[str], bool], str, str | None], ...] = (
     ("Execute Now", is_bool, 'Execute Now is not "true" or "false"', _BOOL_HINT),
     ("Case Type", _required, "Case Type is required", "e.g. Exome, Whole Genome"),
-    ("Gene List Id", is_integer, "Gene List Id is not valid", _INT_HINT),
-    ("Kit Id", is_integer, "Kit Id is not valid", _INT_HINT),
-    ("Intersect Bed Id", is_integer, "Intersect Bed Id is not valid", _INT_HINT),
+    ("Gene List Id", is_id, "Gene List Id is not valid", _INT_HINT),
+    ("Kit Id", is_id, "Kit Id is not valid", _INT_HINT),
+    ("Intersect Bed Id", is_id, "Intersect Bed Id is not valid", _INT_HINT),
     ("Boost Genes", is_bool, 'Boost Genes is not "true" or "false"', _BOOL_HINT),
     ("Due Date", is_date, "Due Date is not valid", _DATE_HINT),
     ("Label Id", _whole_numbers, "", "a ;-separated list of whole numbers"),
@@ -226,7 +226,7 @@ def _check_proband_fields(row: Row, report: Report) -> None:
         value = get(column, "")
         if (value or rule is _required) and not rule(value):
             if rule is _whole_numbers:  # the message names the items that are not
-                labels = [item for item in split_items(value) if not is_integer(item)]
+                labels = [item for item in split_items(value) if not is_id(item)]
                 message = f"{listed(labels, 'Label Id', 'Label Ids')} not valid"
             report.add(row, message, column, hint)
 
@@ -306,7 +306,7 @@ async def _check_storage(row: Row, lookups: Lookups, report: Report) -> None:
             "Storage Provider Id",
             "the id of the storage that holds the files",
         )
-    elif not is_integer(storage):
+    elif not is_id(storage):
         report.add(row, "Storage Provider Id is not valid", "Storage Provider Id", _INT_HINT)
     elif row.get("Files Names") == "auto":
         try:
@@ -500,7 +500,7 @@ async def _row_type(row: Row, lookups: Lookups, report: Report | None) -> str | 
     items = split_items(files)
     # asked even when every name has a suffix: this first look-up is what finds a server
     # that cannot be reached before anything is sent
-    basespace = is_integer(storage) and await lookups.is_basespace(int(storage))
+    basespace = is_id(storage) and await lookups.is_basespace(int(storage))
     types: set[str] = set()
     invalid = False
     for item in items:
@@ -560,7 +560,7 @@ async def stage_file_types(view: View, lookups: Lookups, report: Report) -> None
 async def _viz_items(row: Row, lookups: Lookups) -> list[tuple[str, str]]:
     """``(path, name used for the suffix)`` of a row's visualization files."""
     storage = row.get("Storage Provider Id")
-    basespace = is_integer(storage) and await lookups.is_basespace(int(storage))
+    basespace = is_id(storage) and await lookups.is_basespace(int(storage))
     items: list[tuple[str, str]] = []
     for item in split_items(row.get("Visualization Files")):
         # Like Files Names: only an id (no dot in the last segment) needs its human name.

@@ -7,7 +7,7 @@ from batch.errors import ResolveError
 from batch.manifest import Family, Row, split_items
 from batch.payload.lookups import Lookups
 from batch.payload.resolve import Resolver
-from batch.payload.rules import file_type, is_integer, last_segment
+from batch.payload.rules import file_type, is_id, last_segment
 
 
 async def case_sample_type(family: Family, resolver: Resolver) -> str:
@@ -28,7 +28,7 @@ async def sample_type_of(proband: Row | None, lookups: Lookups) -> str:
     storage = proband.get("Storage Provider Id")
     name = first
     if (
-        is_integer(storage)
+        is_id(storage)
         and "." not in last_segment(first)
         and await lookups.is_basespace(int(storage))
     ):

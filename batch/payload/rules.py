@@ -36,6 +36,18 @@ def is_integer(cell: str) -> bool:
     return value.isascii() and value.isdigit()  # ^[0-9]+$, as JavaScript's ^\d+$ means
 
 
+#: Digits an id may have: ids are 64-bit integers on the server (inferred), the JSON encoder
+#: sends no wider integer, and Python reads no number of more than 4,300 digits.
+ID_DIGITS = 18
+
+
+def is_id(cell: str) -> bool:
+    """An id the client can send (storage, gene list, kit, bed, label): the official integer
+    rule, and at most ``ID_DIGITS`` digits (the official CLI would send a longer one as an
+    inexact JavaScript number)."""
+    return is_integer(cell) and len(cell.strip()) <= ID_DIGITS
+
+
 def is_bool(cell: str) -> bool:
     """``true``/``false`` in any case."""
     return cell.strip().lower() in ("true", "false")

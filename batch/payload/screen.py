@@ -40,9 +40,9 @@ if TYPE_CHECKING:
 SCREEN_FROM = 1_000
 
 _BOOLS = ("", "true", "false", "True", "False", "TRUE", "FALSE")
-_INTEGER = r"^[0-9]*$"
+_ID = r"^[0-9]{0,18}$"
 _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-_LABELS = r"^([0-9]+(;[0-9]+)*)?$"
+_LABELS = r"^([0-9]{1,18}(;[0-9]{1,18})*)?$"
 _NAME = r"^[\x21-\x7e]*$"
 _VISIBLE = r"[\x21-\x3a\x3c-\x7e]"
 _PHENOTYPE_IDS = r"^HP:[^;]*(;HP:[^;]*)*$"
@@ -89,8 +89,7 @@ async def families_to_check(manifest: Manifest, lookups: Lookups, *, pending: in
     rows = pl.concat(pieces)
     families = rows.group_by("Family Id").agg(_family_marked().alias("marked"))
     found = families.filter(pl.col("marked") | (pl.col("Family Id") == ""))
-    return {family_id.replace("\x1c", "\r")  # a CR as it was (see RowStore.frames)
-            for family_id in found.get_column("Family Id").to_list()}
+    return set(found.get_column("Family Id").to_list())
 
 
 def rows_to_check_across(manifest: Manifest, columns: Sequence[str],
@@ -125,8 +124,7 @@ def rows_to_check_across(manifest: Manifest, columns: Sequence[str],
     again = named.filter(pl.col("h").is_duplicated()).get_column(ROW_NUMBER)
     found = pl.concat([*kept, _shared(manifest, cells, again)], how="diagonal").fill_null("")
     found = found.unique(ROW_NUMBER, keep="first", maintain_order=True).sort(ROW_NUMBER)
-    return [(number, tuple(cell.replace("\x1c", "\r") for cell in rest))  # a CR as it was
-            for number, *rest in found.iter_rows()]
+    return [(number, tuple(rest)) for number, *rest in found.iter_rows()]
 
 
 def _shared(manifest: Manifest, cells: list[pl.Expr], rows: pl.Series) -> pl.DataFrame:
@@ -151,9 +149,10 @@ async def _ask_storages(frame: pl.DataFrame, columns: Sequence[str], lookups: Lo
 
     if "Storage Provider Id" not in columns or "Files Names" not in columns:
         return
-    storage = pl.col("Storage Provider Id")
-    cells = frame.filter((pl.col("Files Names") != "") & (storage != "")
-                         & storage.str.contains(_INTEGER)).get_column("Storage Provider Id")
+    storage, files = pl.col("Storage Provider Id"), pl.col("Files Names")
+    # the rows whose storage check_family asks: files (not existing), an id it can send
+    cells = frame.filter((files != "") & (files != "existing") & (storage != "")
+                         & storage.str.contains(_ID)).get_column("Storage Provider Id")
     for cell in cells.unique().sort().to_list():
         if cell not in answers:
             answers[cell] = await lookups.is_basespace(int(cell))
@@ -246,8 +245,8 @@ def _proband_fields(col: _Columns) -> pl.Expr:
     return pl.all_horizontal(
         col("Execute Now").is_in(_BOOLS), col("Boost Genes").is_in(_BOOLS),
         col("Opt In").is_in(_BOOLS), col("Case Type") != "",
-        col("Gene List Id").str.contains(_INTEGER), col("Kit Id").str.contains(_INTEGER),
-        col("Intersect Bed Id").str.contains(_INTEGER), col("Label Id").str.contains(_LABELS),
+        col("Gene List Id").str.contains(_ID), col("Kit Id").str.contains(_ID),
+        col("Intersect Bed Id").str.contains(_ID), col("Label Id").str.contains(_LABELS),
         date("Due Date"), date("Date Of Birth"),
         col("Clinical Notes").str.len_chars() <= _NOTES_SURE,
     )
@@ -286,7 +285,7 @@ def _file_fields(col: _Columns, basespace: list[str]) -> pl.Expr:
     )
     return pl.all_horizontal(
         col("BioSample Name") != "",
-        (storage != "") & storage.str.contains(_INTEGER),
+        (storage != "") & storage.str.contains(_ID),
         ~(storage.is_in(basespace) & files.str.contains(_FILE_ID)),
         _kind(col).is_not_null(),
         viz_ok,
