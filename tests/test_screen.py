@@ -260,6 +260,8 @@ def test_every_storage_is_asked_once(tmp_path: Path) -> None:
     rows = [row for n in range(30) for row in family_rows(f"F{n}")]
     for number, row in enumerate(rows):
         row["Storage Provider Id"] = ("461", "900", "999")[number % 3]
+    for row in family_rows("E"):  # files already in Emedgene: check_family asks no storage
+        rows.append({**row, "Files Names": "existing", "Storage Provider Id": "462"})
     manifest = read_manifest(_write(tmp_path / "m.csv", rows))
     resolver = FixtureResolver()
     asyncio.run(families_to_check(manifest, Lookups(resolver), smallest=0))
