@@ -100,10 +100,12 @@ def _write(path: Path, rows: Sequence[Mapping[str, str]], header: Sequence[str] 
     return path
 
 
-async def _wrongly_passed(manifest: Manifest,
-                          resolver: Resolver) -> tuple[int, dict[str, list[str]]]:
-    """How many families the screen passed, and those that ``check_family`` faults."""
+async def _wrongly_passed(manifest: Manifest, resolver: Resolver, *,
+                          screened: bool = True) -> tuple[int, dict[str, list[str]]]:
+    """How many families the screen passed, and those that ``check_family`` faults; unless
+    *screened* is False, the screen must have been on."""
     marked = await families_to_check(manifest, Lookups(resolver), smallest=0)
+    assert marked is not None or not screened
     if marked is None:  # not screened (a column named twice): every family is checked
         return 0, {}
     passed, wrong = 0, {}
@@ -201,7 +203,8 @@ def test_the_corpus_is_screened_one_way_only() -> None:
         except ManifestError:
             continue
         readable += 1
-        passed, wrong = asyncio.run(_wrongly_passed(manifest, FixtureResolver()))
+        passed, wrong = asyncio.run(_wrongly_passed(manifest, FixtureResolver(),
+                                                    screened=False))
         assert wrong == {}, path.name
         passed_in_all += passed
     assert readable > 100
@@ -232,8 +235,8 @@ def test_a_large_manifest_finds_the_same_problems_screened_or_not(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole validation pass, read in small pieces so that families straddle them."""
     monkeypatch.setattr(row_store, "FRAME_BYTES", 50_000)
+    monkeypatch.setattr(screen, "SCREEN_FROM", 1000)
     manifest = read_manifest(_write(tmp_path / "m.csv", _varied(3000)))
-    assert len(manifest) >= screen.SCREEN_FROM
 
     def problems() -> list[str]:
         found = asyncio.run(check_manifest(manifest, FixtureResolver(), concurrency=4))
@@ -330,7 +333,8 @@ _ACROSS: Mapping[str, Sequence[str]] = {
     "Assign To": ["", "a@b.org", "a@b.org;c@d.org", "nobody", "a@b.org; x", "a@b.org\r;x"],
     "Set Status": ["", "delivered", "custom_status_3", "custom_status_x", "Delivered"],
     "Preset Group": ["", "Group"],
-    "Preset Gene Lists": ["", "12:Epilepsy", "12:Epilepsy;x", "12:"],
+    "Preset Gene Lists": ["", "12:Epilepsy", "12:Epilepsy;x", "12:", "9" * 19 + ":Big",
+                          "\uff11:Wide"],
 }
 _TODAY = dt.date(2026, 12, 6)
 
@@ -353,6 +357,7 @@ def _across_both(manifest: Manifest) -> tuple[list[str], list[str]]:
     """The checks across families, screened and not."""
     with mock.patch.object(screen, "SCREEN_FROM", 0):
         screened = [str(p) for p in check_manifest_wide(manifest, today=_TODAY)]
+        assert screen.rows_to_check_across(manifest, ("Family Id",) * 3, "") is not None
     with mock.patch.object(screen, "SCREEN_FROM", 10**9):
         plain = [str(p) for p in check_manifest_wide(manifest, today=_TODAY)]
     return screened, plain
@@ -372,6 +377,7 @@ def test_the_checks_across_families_find_the_same_screened_or_not(
 def test_a_large_manifest_is_checked_across_families_in_pieces(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(row_store, "FRAME_BYTES", 50_000)
+    monkeypatch.setattr(screen, "SCREEN_FROM", 1000)
     rows = [row for n in range(1200) for row in family_rows(f"F{n:04d}", members=1 + n % 3)]
     for number, row in enumerate(rows):
         if number % 101 == 0:
@@ -401,3 +407,14 @@ def test_an_id_too_long_to_send_is_refused_by_its_cell(tmp_path: Path, column: s
     assert "not valid" in found[0].message
     marked = asyncio.run(families_to_check(manifest, Lookups(FixtureResolver()), smallest=0))
     assert marked == {"F1"}
+
+
+def test_a_preset_gene_list_id_too_long_to_send_is_refused(tmp_path: Path) -> None:
+    rows = family_rows("F1")
+    rows[0].update({"Preset Group": "G", "Preset Gene Lists": "12:Ok;" + "9" * 19 + ":Big"})
+    header = [*HEADER, "Preset Group", "Preset Gene Lists"]
+    manifest = read_manifest(_write(tmp_path / "m.csv", rows, header))
+    found = check_manifest_wide(manifest, today=_TODAY)
+    assert [(p.column, p.message) for p in found] == \
+        [("Preset Gene Lists", "not <id>:<name>: " + "9" * 19 + ":Big")]
+    assert manifest.family("F1").actions.preset_gene_lists == ((12, "Ok"),)

@@ -2,8 +2,9 @@
 
 The official CLI trims only unquoted cells and keeps quoted text verbatim, so a generic reader
 (polars, the csv module alone) cannot reproduce it: they cannot tell a quoted cell from a bare
-one. Lines without quotes take a fast path; quoted records use the C csv parser where it gives
-the same answer, and an exact splitter of our own otherwise.
+one. Lines without quotes take a fast path; a record with a few quotes (a quoted note) goes to
+an exact splitter of our own, and one that quotes many cells to the C csv parser where it gives
+the same answer (else to ours).
 """
 
 from __future__ import annotations
@@ -31,14 +32,15 @@ _CSV_FIELD_LIMIT = 100_000
 _EDGE_BLANK = re.compile(r'(?:^|,)"\s|\s"(?:,|$)')
 
 
-#: Quote characters up to which our splitter beats checking the record for the C parser: a
-#: record with a quoted note or two (most files) is split by ours, one that quotes every
-#: cell by the C parser.
+#: Quote characters up to which our splitter is quicker than checking the record for the C
+#: parser (about 3 µs against 11 µs for a row with one quoted note; 32 µs against 17 µs for a
+#: row that quotes all 23 cells).
 _FEW_QUOTES = 8
 
 
 def _split_record(record: str, line: int) -> list[str]:
-    """Split a record that contains quotes (the C csv parser when it gives the same answer)."""
+    """Split a record that contains quotes: ours for a few quotes, else the C csv parser when
+    it gives the same answer."""
     if record.count('"') <= _FEW_QUOTES:
         return _split_quoted(record, line)
     # The csv module refuses cells over its field size limit (128 KiB): keep those for ours.

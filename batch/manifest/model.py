@@ -72,6 +72,11 @@ def is_proband(relation: str) -> bool:
     return relation in ("proband", "")
 
 
+#: Digits an id may have: ids are 64-bit integers on the server (inferred) and the JSON
+#: encoder sends no wider integer (a longer id would fail at send time, not as a cell).
+ID_DIGITS = 18
+
+
 def split_items(cell: str) -> list[str]:
     """Items of a ``;`` list: trimmed, empty items dropped."""
     if not cell:
@@ -87,8 +92,10 @@ def parse_gene_lists(cell: str) -> tuple[tuple[int, str], ...]:
     parsed: list[tuple[int, str]] = []
     for item in split_items(cell):
         number, sep, name = item.partition(":")
-        if sep and number.strip().isdigit() and name.strip():
-            parsed.append((int(number.strip()), name.strip()))
+        number = number.strip()
+        if sep and number.isascii() and number.isdigit() and len(number) <= ID_DIGITS \
+                and name.strip():
+            parsed.append((int(number), name.strip()))
     return tuple(parsed)
 
 
@@ -335,19 +342,15 @@ class Manifest:
             found = self._store.complete(position)
             if found is not None:  # the common case: one dict from C loops
                 return dict(zip(self.columns, found, strict=True))
-        return self._present(self._store.values(position))
-
-    def _present(self, values: Sequence[str | None]) -> dict[str, str]:
-        """A row's present cells by column name; with a name twice, the rightmost present
-        cell wins, as in the official CLI."""
-        if None not in values and self._unique_columns:
-            return dict(zip(self.columns, values, strict=True))  # type: ignore[arg-type]
+        values = self._store.values(position)
+        # Duplicate names: the rightmost present cell wins, as in the official CLI.
         return {name: v for name, v in zip(self.columns, values, strict=True) if v is not None}
 
+
     def frames(self) -> Iterator[pl.DataFrame]:
-        """The data rows in file order, a polars frame of some thousands of rows at a time,
-        of text columns named as the header (whose names must be unique) and the row numbers
-        (``store.ROW_NUMBER``); a blank or absent cell reads ``""``, a CR reads U+001C."""
+        """The data rows in file order, a polars frame per megabyte of rows, of text columns
+        named as the header (whose names must be unique) and the row numbers
+        (``store.ROW_NUMBER``); a blank or absent cell reads ``""``, every other as it is."""
         if not self._unique_columns:
             raise ValueError("the header names a column twice")
         names = {f"c{i}": name for i, name in enumerate(self.columns)}

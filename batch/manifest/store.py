@@ -185,8 +185,8 @@ class RowStore:
                 cells = ["" if cell == _ABSENT else cell for cell in cells]
             yield line, tuple([cells[i] for i in indices])
 
-    def frames(self, size: int | None = None) -> Iterator[pl.DataFrame]:
-        """The rows in file order as polars frames of about *size* bytes each, text columns
+    def frames(self) -> Iterator[pl.DataFrame]:
+        """The rows in file order as polars frames of about ``FRAME_BYTES`` each, text columns
         ``c0``, ``c1``... by header position, and each row's spreadsheet row number in
         ``ROW_NUMBER``; a blank or absent cell reads ``""``, every other cell as it is.
 
@@ -201,7 +201,7 @@ class RowStore:
 
         names = [f"c{i}" for i in range(self.width)]
         guard = ("-" + _SEPARATOR * (self.width - 1) + _END).encode()
-        size = size or FRAME_BYTES
+        size = FRAME_BYTES
         first = 0
         while first < len(self._lines):
             last = max(first + 1, bisect.bisect_left(self._starts, self._starts[first] + size))

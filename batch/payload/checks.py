@@ -24,7 +24,10 @@ from batch.payload.lookups import Lookups
 from batch.payload.resolve import Resolver
 from batch.payload.rules import (
     BAM_SUFFIXES,
+    FAMILY_COLUMNS,
     GENDERS,
+    NOTES_LIMIT,
+    PHENOTYPE_LIMIT,
     RELATIONS,
     STATUSES,
     VIZ_SUFFIXES,
@@ -98,8 +101,6 @@ def listed(items: Sequence[str], one: str, many: str) -> str:
 
 
 _SPACE = re.compile(r"\s")
-_NOTES_LIMIT = 4000
-_PHENOTYPE_LIMIT = 100
 _AUTO_NOT_FOUND = (
     "Either of Storage Provider Id; Default Project or BioSample Name is not valid"
     " since no sample files found"
@@ -200,7 +201,7 @@ def _whole_numbers(value: str) -> bool:
 
 def _short_notes(value: str) -> bool:
     # a JavaScript length is at most twice Python's: most notes need no count
-    return len(value) <= _NOTES_LIMIT // 2 or js_length(value) <= _NOTES_LIMIT
+    return len(value) <= NOTES_LIMIT // 2 or js_length(value) <= NOTES_LIMIT
 
 
 #: The proband's value checks, in the official order: (column, rule, message, hint). An empty
@@ -213,7 +214,7 @@ _PROBAND_CHECKS: tuple[tuple[str, Callable[[str], bool], str, str | None], ...] 
     ("Intersect Bed Id", is_id, "Intersect Bed Id is not valid", _INT_HINT),
     ("Boost Genes", is_bool, 'Boost Genes is not "true" or "false"', _BOOL_HINT),
     ("Due Date", is_date, "Due Date is not valid", _DATE_HINT),
-    ("Label Id", _whole_numbers, "", "a ;-separated list of whole numbers"),
+    ("Label Id", _whole_numbers, "", "a ;-separated list of whole numbers (at most 18 digits)"),
     ("Opt In", is_bool, 'Opt In is not "true" or "false"', _BOOL_HINT),
     ("Date Of Birth", is_date, "Date Of Birth is not valid", _DATE_HINT),
     ("Clinical Notes", _short_notes, "Clinical Notes should be less than 4000 characters", None),
@@ -283,9 +284,9 @@ def _check_phenotypes(row: Row, report: Report) -> None:
             "Phenotypes",
             "list phenotypes, HPO ids, or write unaffected",
         )
-    if len(ids) > _PHENOTYPE_LIMIT:
+    if len(ids) > PHENOTYPE_LIMIT:
         report.add(row, "Phenotypes Ids are more than 100", "Phenotypes Id")
-    if len(names) > _PHENOTYPE_LIMIT:
+    if len(names) > PHENOTYPE_LIMIT:
         report.add(row, "Phenotypes are more than 100", "Phenotypes")
     bad = [item for item in ids if not item.startswith("HP:")]
     if bad:
@@ -331,19 +332,6 @@ async def _stage_fields(view: View, lookups: Lookups, report: Report) -> None:
 
 
 
-_FAMILY_COLUMNS = (
-    "Case Type",
-    "Execute Now",
-    "Gene List Id",
-    "Kit Id",
-    "Intersect Bed Id",
-    "Boost Genes",
-    "Due Date",
-    "Label Id",
-    "Opt In",
-    "Selected Preset",
-    "Clinical Notes",
-)
 
 
 def _extra_warnings(view: View, report: Report) -> None:
@@ -362,7 +350,7 @@ def _extra_warnings(view: View, report: Report) -> None:
         if proband is None or row is proband:
             continue
         cells, family_cells = row.cells, proband.cells  # many cells: plain look-ups
-        for column in _FAMILY_COLUMNS:
+        for column in FAMILY_COLUMNS:
             value = cells.get(column)
             if value and value != family_cells.get(column, ""):
                 report.add(
@@ -376,7 +364,7 @@ def _extra_warnings(view: View, report: Report) -> None:
 
 _EMAIL = re.compile(r"^[^@\s;,]+@[^@\s;,]+\.[^@\s;,]+$")
 _CUSTOM_STATUS = re.compile(r"^custom_status_\d+$")
-_GENE_LIST_ITEM = re.compile(r"^\d+\s*:\s*\S.*$")
+_GENE_LIST_ITEM = re.compile(r"^([0-9]+)\s*:\s*\S.*$")
 
 
 def check_manifest_wide(manifest: Manifest, *, today: dt.date | None = None) -> list[Problem]:
@@ -474,7 +462,7 @@ def _action_row(row: Row, family_id: str, file: str) -> list[Problem]:
     if status and status not in STATUSES and not _CUSTOM_STATUS.match(status):
         bad("Set Status", "not a case status", "delivered, finalized, trash or custom_status_<n>")
     lists = row.get("Preset Gene Lists")
-    wrong = [item for item in split_items(lists) if not _GENE_LIST_ITEM.match(item)]
+    wrong = [item for item in split_items(lists) if not _gene_list_item(item)]
     if wrong:
         bad(
             "Preset Gene Lists",
@@ -488,6 +476,12 @@ def _action_row(row: Row, family_id: str, file: str) -> list[Problem]:
             "the preset group the gene lists belong to",
         )
     return found
+
+
+def _gene_list_item(item: str) -> bool:
+    """``<id>:<name>``, the id one the client can send."""
+    found = _GENE_LIST_ITEM.match(item)
+    return found is not None and is_id(found.group(1))
 
 
 async def _row_type(row: Row, lookups: Lookups, report: Report | None) -> str | None:

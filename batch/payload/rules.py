@@ -10,6 +10,8 @@ import calendar
 import datetime as dt
 import re
 
+from batch.manifest.model import ID_DIGITS
+
 FASTQ_SUFFIXES = (".fastq.gz", ".fq.gz", ".bam", ".cram")
 VCF_SUFFIXES = (".vcf.gz", ".vcf", "gvcf.gz", "gvcf")
 BAM_SUFFIXES = (".bam", ".cram")
@@ -36,15 +38,20 @@ def is_integer(cell: str) -> bool:
     return value.isascii() and value.isdigit()  # ^[0-9]+$, as JavaScript's ^\d+$ means
 
 
-#: Digits an id may have: ids are 64-bit integers on the server (inferred), the JSON encoder
-#: sends no wider integer, and Python reads no number of more than 4,300 digits.
-ID_DIGITS = 18
+#: Clinical Notes: at most this many characters as JavaScript counts them (official rule).
+NOTES_LIMIT = 4000
+#: Phenotypes and Phenotypes Id: at most this many items each (official rule).
+PHENOTYPE_LIMIT = 100
+#: Case-level columns: read from the proband row only; a member row whose value differs is
+#: warned of.
+FAMILY_COLUMNS = ("Case Type", "Execute Now", "Gene List Id", "Kit Id", "Intersect Bed Id",
+                  "Boost Genes", "Due Date", "Label Id", "Opt In", "Selected Preset",
+                  "Clinical Notes")
 
 
 def is_id(cell: str) -> bool:
-    """An id the client can send (storage, gene list, kit, bed, label): the official integer
-    rule, and at most ``ID_DIGITS`` digits (the official CLI would send a longer one as an
-    inexact JavaScript number)."""
+    """An id the client can send (storage, gene list, kit, bed, label, preset gene list): the
+    official integer rule, and at most ``ID_DIGITS`` digits."""
     return is_integer(cell) and len(cell.strip()) <= ID_DIGITS
 
 

@@ -51,7 +51,8 @@ async def check_manifest(
     """Check every family of *manifest*; problems come back sorted by row.
 
     *skip(family_id)* leaves a family out unbuilt (its case exists); *seen(seq, family)* is told
-    of every family built; *wanted(family)* says which of those are checked; *wide* runs the
+    of every other family: whole when it is checked, and as its lead row (``Manifest.lead``)
+    when the screen passed it; *wanted(family)* says which are checked; *wide* runs the
     cross-family checks first.
     """
     checked = Checked()
@@ -71,23 +72,18 @@ async def check_manifest(
         progress.advance(failed=len(checked.invalid), requests=requests())
 
     progress.phase("validating", total=len(manifest))
-    items: Iterable[tuple[int, str]] = enumerate(manifest.family_ids)
     # a resume skips the families whose case exists: screened only when enough are left
     left = sum(1 for family_id in manifest.family_ids if not skip(family_id))
     to_check = await families_to_check(manifest, Lookups(resolver), pending=left)
-    if to_check is not None:  # the others pass every check: only what runs needs them
-        items = [(seq, fid) for seq, fid in items if fid in to_check or _passed(
-            seq, fid, manifest, skip=skip, seen=seen, progress=progress)]
+    items: Iterable[tuple[int, str]] = enumerate(manifest.family_ids)
+    if to_check is not None:  # the others pass every check
+        for seq, family_id in enumerate(manifest.family_ids):
+            if family_id in to_check:
+                continue
+            if seen is not None and not skip(family_id):
+                seen(seq, manifest.lead(family_id))  # all a run registers of it
+            progress.advance(failed=len(checked.invalid), requests=requests())
+        items = [(seq, fid) for seq, fid in enumerate(manifest.family_ids) if fid in to_check]
     await run_pool(items, check, concurrency=max(concurrency, MIN_CHECKERS), batch=CHECK_BATCH)
     checked.problems.sort(key=lambda p: p.row or 0)
     return checked
-
-
-def _passed(seq: int, family_id: str, manifest: Manifest, *, skip: Callable[[str], bool],
-            seen: Callable[[int, Family], None] | None, progress: Progress) -> bool:
-    """A family the screen passed: what a run registers of it (its proband row holds all of
-    that) is told to *seen*, and it is counted as checked. Returns False (not to be checked)."""
-    if seen is not None and not skip(family_id):
-        seen(seq, manifest.lead(family_id))
-    progress.advance(failed=0)
-    return False
