@@ -212,11 +212,12 @@ class RowStore:
             carriage = b"\r" in data
             if carriage:
                 data = data.replace(b"\r", b"\x1c")
+            absent = _ABSENT.encode() in data
             found = pl.read_csv(io.BytesIO(data), separator=_SEPARATOR, eol_char=_END,
                                 quote_char=None, has_header=False, infer_schema=False,
                                 new_columns=names).slice(1)
-            yield found.with_columns([_exact(pl.col(name), _ABSENT.encode() in data, carriage)
-                                      .alias(name) for name in names] + [lines])
+            yield found.with_columns([_exact(pl.col(name), absent, carriage).alias(name)
+                                      for name in names] + [lines])
 
     def column(self, position: int) -> Iterator[tuple[int, Cell]]:
         """``(row position, cell)`` of one column for every row, in file order."""
