@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from batch.sandbox import SandboxConfig, run_sandbox
+from batch.sandbox import SandboxConfig, SandboxThread, demo_fixture_path, run_sandbox
 from tests.corpus import FIXTURE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,6 +36,14 @@ async def sandbox(fixture_path: Path) -> AsyncIterator[str]:
     """URL of a fresh sandbox on loopback, loaded with the conformance fixture."""
     async with run_sandbox(SandboxConfig(fixture=fixture_path)) as running:
         yield running.url
+
+
+@pytest.fixture
+def delivering() -> Iterator[SandboxThread]:
+    """A sandbox thread with the demo fixture that delivers a new case at once (so a status
+    can be set on it)."""
+    with SandboxThread(SandboxConfig(fixture=demo_fixture_path(), advance_after=0)) as running:
+        yield running
 
 
 @pytest.fixture

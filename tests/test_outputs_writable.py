@@ -29,21 +29,13 @@ from batch.run.progress import SilentProgress
 from batch.sandbox import (
     DEFAULT_PASSWORD,
     DEFAULT_USER,
-    SandboxConfig,
     SandboxThread,
-    demo_fixture_path,
 )
 from tests.cli_sandbox import api_requests, invoke
 from tests.manifests import write_manifest
 
 HINT = "Hint: free space or fix permissions, then rerun the same command\n"
 AS_ROOT = os.geteuid() == 0
-
-
-@pytest.fixture
-def sandbox() -> Iterator[SandboxThread]:
-    with SandboxThread(SandboxConfig(fixture=demo_fixture_path(), advance_after=0)) as running:
-        yield running
 
 
 
@@ -55,38 +47,38 @@ def plain_file(path: Path) -> Path:
     return path
 
 
-def assert_refused(result: Result, message: str, sandbox: SandboxThread) -> None:
+def assert_refused(result: Result, message: str, delivering: SandboxThread) -> None:
     assert (result.exit_code, result.stdout) == (3, ""), result.output
     assert result.stderr == f"Error: {message}\n{HINT}"
-    assert api_requests(sandbox) == {}
-    assert sandbox.state.cases == {}
+    assert api_requests(delivering) == {}
+    assert delivering.state.cases == {}
 
 
 def test_a_ledger_folder_that_is_a_file_stops_the_run_before_sending(
-        tmp_path: Path, sandbox: SandboxThread) -> None:
+        tmp_path: Path, delivering: SandboxThread) -> None:
     manifest = write_manifest(tmp_path / "m.csv", 2, prefix="W")
     folder = plain_file(tmp_path / "runs")
-    result = invoke("run", str(manifest), "--ledger", str(folder / "m.sqlite"), url=sandbox.url)
-    assert_refused(result, f"cannot write {folder}: it is not a folder", sandbox)
+    result = invoke("run", str(manifest), "--ledger", str(folder / "m.sqlite"), url=delivering.url)
+    assert_refused(result, f"cannot write {folder}: it is not a folder", delivering)
 
 
 def test_an_out_dir_under_a_file_stops_the_run_before_the_ledger_is_made(
-        tmp_path: Path, sandbox: SandboxThread) -> None:
+        tmp_path: Path, delivering: SandboxThread) -> None:
     manifest = write_manifest(tmp_path / "m.csv", 2, prefix="W")
     out = plain_file(tmp_path / "out") / "sub"
-    result = invoke("run", str(manifest), "--out-dir", str(out), url=sandbox.url)
-    assert_refused(result, f"cannot write {out}: Not a directory", sandbox)
+    result = invoke("run", str(manifest), "--out-dir", str(out), url=delivering.url)
+    assert_refused(result, f"cannot write {out}: Not a directory", delivering)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv", "out"]
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc")
 def test_an_out_dir_under_proc_stops_the_run_before_sending(
-        tmp_path: Path, sandbox: SandboxThread) -> None:
+        tmp_path: Path, delivering: SandboxThread) -> None:
     manifest = write_manifest(tmp_path / "m.csv", 1, prefix="W")
-    result = invoke("run", str(manifest), "--out-dir", "/proc/emg-batch-out", url=sandbox.url)
+    result = invoke("run", str(manifest), "--out-dir", "/proc/emg-batch-out", url=delivering.url)
     assert result.exit_code == 3
     assert result.stderr.startswith("Error: cannot write /proc/emg-batch-out: ")
-    assert api_requests(sandbox) == {}
+    assert api_requests(delivering) == {}
 
 
 class SpoilsTheOutputs(SilentProgress):
@@ -102,10 +94,10 @@ class SpoilsTheOutputs(SilentProgress):
 
 
 def test_an_output_failing_after_the_run_never_leaves_exit_0_in_the_ledger(
-        tmp_path: Path, sandbox: SandboxThread) -> None:
+        tmp_path: Path, delivering: SandboxThread) -> None:
     manifest = write_manifest(tmp_path / "m.csv", 2, prefix="W")
     out_dir = tmp_path / "out"
-    target = jobs.Target(host=sandbox.url,
+    target = jobs.Target(host=delivering.url,
                          credentials=Credentials(username=DEFAULT_USER, password=DEFAULT_PASSWORD))
 
     async def main() -> None:
@@ -119,7 +111,7 @@ def test_an_output_failing_after_the_run_never_leaves_exit_0_in_the_ledger(
         f"cannot write {out_dir}: it is not a folder; the run itself ended (2 cases created, "
         f"0 families failed), and the ledger {tmp_path / 'm.ledger.sqlite'} records every "
         "step: rerunning the same command writes the outputs again and creates nothing twice")
-    assert len(sandbox.state.cases) == 2
+    assert len(delivering.state.cases) == 2
     with Ledger.open(tmp_path / "m.ledger.sqlite", create=False) as ledger:
         runs = ledger.runs()
     assert [(r.command, r.exit_code) for r in runs] == [("run", 3)]
@@ -183,22 +175,23 @@ def read_only(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.mark.skipif(AS_ROOT, reason="root writes into chmod 555 folders")
 def test_a_read_only_manifest_folder_stops_the_run_before_sending(
-        read_only: Path, sandbox: SandboxThread) -> None:
+        read_only: Path, delivering: SandboxThread) -> None:
     manifest = write_manifest(read_only / "m.csv", 2, prefix="W")
     read_only.chmod(0o555)
-    result = invoke("run", str(manifest), url=sandbox.url)
+    result = invoke("run", str(manifest), url=delivering.url)
     assert_refused(result, f"cannot write {read_only / 'm.ledger.sqlite'}: Permission denied",
-                   sandbox)
+                   delivering)
 
 
 @pytest.mark.skipif(AS_ROOT, reason="root writes into chmod 555 folders")
 def test_a_read_only_manifest_folder_with_the_ledger_elsewhere(
-        read_only: Path, tmp_path: Path, sandbox: SandboxThread) -> None:
+        read_only: Path, tmp_path: Path, delivering: SandboxThread) -> None:
     manifest = write_manifest(read_only / "m.csv", 2, prefix="W")
     read_only.chmod(0o555)
-    result = invoke("run", str(manifest), "--ledger", str(tmp_path / "l.sqlite"), url=sandbox.url)
+    result = invoke("run", str(manifest), "--ledger", str(tmp_path / "l.sqlite"),
+                    url=delivering.url)
     assert_refused(result, f"cannot write {read_only / 'm_results.csv'}: Permission denied",
-                   sandbox)
+                   delivering)
 
 
 @pytest.mark.skipif(AS_ROOT, reason="root writes into chmod 555 folders")
@@ -217,28 +210,28 @@ def test_validate_in_a_read_only_folder(read_only: Path) -> None:
 
 @pytest.mark.skipif(AS_ROOT, reason="root writes into read-only files")
 def test_a_read_only_ledger_file_stops_the_run_before_sending(
-        tmp_path: Path, sandbox: SandboxThread) -> None:
+        tmp_path: Path, delivering: SandboxThread) -> None:
     manifest = write_manifest(tmp_path / "m.csv", 1, prefix="W")
     ledger = tmp_path / "m.ledger.sqlite"
     with Ledger.open(ledger):
         pass
     ledger.chmod(0o400)
-    result = invoke("run", str(manifest), url=sandbox.url)
-    assert_refused(result, f"cannot write {ledger}: Permission denied", sandbox)
+    result = invoke("run", str(manifest), url=delivering.url)
+    assert_refused(result, f"cannot write {ledger}: Permission denied", delivering)
 
 
 @pytest.mark.slow
 def test_listen_with_a_ledger_folder_that_is_a_file_exits_3_before_listening(
-        tmp_path: Path, sandbox: SandboxThread) -> None:
+        tmp_path: Path, delivering: SandboxThread) -> None:
     import subprocess
     import sys
 
     folder = plain_file(tmp_path / "events")
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMG_")}
-    env.update(EMG_HOST=sandbox.url, EMG_USERNAME=DEFAULT_USER, EMG_PASSWORD=DEFAULT_PASSWORD)
+    env.update(EMG_HOST=delivering.url, EMG_USERNAME=DEFAULT_USER, EMG_PASSWORD=DEFAULT_PASSWORD)
     done = subprocess.run(
         [sys.executable, "-m", "batch", "listen", "--port", "0", "--ledger",
          str(folder / "events.sqlite")], env=env, capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stderr) == (
         3, f"Error: cannot write {folder}: it is not a folder\n{HINT}")
-    assert api_requests(sandbox) == {}
+    assert api_requests(delivering) == {}

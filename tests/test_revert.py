@@ -40,13 +40,6 @@ def sandbox() -> Iterator[SandboxThread]:
         yield running
 
 
-@pytest.fixture
-def delivering() -> Iterator[SandboxThread]:
-    """A sandbox that delivers a new case at once (so a status can be set on it)."""
-    with SandboxThread(SandboxConfig(fixture=demo_fixture_path(), advance_after=0)) as running:
-        yield running
-
-
 def cli(sandbox: SandboxThread, *args: str, answer: str | None = None) -> Result:
     if answer is None:
         return invoke(*args, url=sandbox.url)

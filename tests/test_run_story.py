@@ -8,7 +8,6 @@ import io
 import re
 import socket
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,16 +17,10 @@ from batch import jobs
 from batch.cli import main
 from batch.errors import OutputError
 from batch.run.progress import LineProgress
-from batch.sandbox import SandboxConfig, SandboxThread, demo_fixture_path
+from batch.sandbox import SandboxThread
 from tests.cli_sandbox import api_requests, invoke
 from tests.manifests import write_manifest
 from tests.test_run_warnings import DUPLICATED, with_columns
-
-
-@pytest.fixture
-def sandbox() -> Iterator[SandboxThread]:
-    with SandboxThread(SandboxConfig(fixture=demo_fixture_path(), advance_after=0)) as running:
-        yield running
 
 
 def lines(text: str, tmp: Path) -> list[str]:
@@ -48,10 +41,10 @@ def files(folder: Path) -> list[str]:
 
 
 def test_a_refused_login_is_told_as_a_stop_and_writes_nothing(
-        tmp_path: Path, sandbox: SandboxThread) -> None:
+        tmp_path: Path, delivering: SandboxThread) -> None:
     manifest = write_manifest(tmp_path / "m.csv", 2, prefix="PW")
     env = {"EMG_USERNAME": "sandbox@example.com", "EMG_PASSWORD": "wrong", "EMG_TOKEN": "",
-           "EMG_HOST": sandbox.url}
+           "EMG_HOST": delivering.url}
     result = CliRunner().invoke(main, ["run", str(manifest)], env=env,
                                 catch_exceptions=False)
     assert result.exit_code == 3
@@ -61,7 +54,7 @@ def test_a_refused_login_is_told_as_a_stop_and_writes_nothing(
         "hint: check the credentials (EMG_USERNAME and EMG_PASSWORD, or EMG_TOKEN), then rerun "
         "the same command"]
     assert files(tmp_path) == ["m.csv"]  # no ledger, no results file, no empty workbook
-    assert sandbox.state.cases == {}
+    assert delivering.state.cases == {}
 
 
 @pytest.mark.slow
@@ -79,11 +72,11 @@ def test_an_unreachable_server_is_told_as_a_stop_and_writes_nothing(tmp_path: Pa
 
 
 def test_max_failures_says_why_and_what_was_not_attempted(tmp_path: Path,
-                                                          sandbox: SandboxThread) -> None:
+                                                          delivering: SandboxThread) -> None:
     manifest = write_manifest(tmp_path / "m.csv", 6, prefix="MF",
                               extra={"Assign To": ["nobody@example.com"] * 6})
     result = invoke("run", str(manifest), "--max-failures", "1", "--concurrency", "1",
-                    url=sandbox.url)
+                    url=delivering.url)
     assert result.exit_code == 3
     assert lines(result.stderr, tmp_path) == [
         "stopping: 1 family failed (--max-failures 1)",
@@ -101,11 +94,11 @@ def test_max_failures_says_why_and_what_was_not_attempted(tmp_path: Path,
         "again"]
 
 
-def test_updated_says_what_was_updated(tmp_path: Path, sandbox: SandboxThread) -> None:
+def test_updated_says_what_was_updated(tmp_path: Path, delivering: SandboxThread) -> None:
     manifest = write_manifest(tmp_path / "m.csv", 3, prefix="UP", extra={
         "Assign To": ["analyst@example.com", "analyst@example.com", ""],
         "Set Status": ["custom_status_1", "", ""]})
-    result = invoke("run", str(manifest), url=sandbox.url)
+    result = invoke("run", str(manifest), url=delivering.url)
     assert result.exit_code == 0, result.output
     assert lines(result.stderr, tmp_path)[:2] == [
         "done: 3 families: created 3, adopted 0, updated 2, skipped 0, failed 0, unknown 0",
@@ -121,13 +114,13 @@ class NotesWhenSending(LineProgress):
         super().phase(name, total=total, done=done)
 
 
-def test_warnings_come_before_anything_is_sent(tmp_path: Path, sandbox: SandboxThread,
+def test_warnings_come_before_anything_is_sent(tmp_path: Path, delivering: SandboxThread,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     source = write_manifest(tmp_path / "source.csv", 1, prefix="WB")
     manifest = with_columns(source, tmp_path / "m.csv", {"BioSample Name": "{sample}"})
     monkeypatch.setattr(sys.modules["batch.cli.main"], "for_terminal",
                         lambda quiet: NotesWhenSending(sys.stderr, interval=3600))
-    result = invoke("run", str(manifest), url=sandbox.url)
+    result = invoke("run", str(manifest), url=delivering.url)
     assert result.exit_code == 0, result.output
     assert lines(result.stderr, tmp_path)[:4] == [
         "1 warning:", DUPLICATED, "-- sending --",
@@ -135,7 +128,7 @@ def test_warnings_come_before_anything_is_sent(tmp_path: Path, sandbox: SandboxT
 
 
 def test_an_output_failing_after_creates_says_what_was_created(
-        tmp_path: Path, sandbox: SandboxThread, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, delivering: SandboxThread, monkeypatch: pytest.MonkeyPatch) -> None:
     """A disk that fills up once the cases are created: the cases and the ledger are named."""
     manifest = write_manifest(tmp_path / "m.csv", 2, prefix="FD")
 
@@ -143,7 +136,7 @@ def test_an_output_failing_after_creates_says_what_was_created(
         raise OutputError(f"cannot write {tmp_path / 'm_review.xlsx'}: No space left on device")
 
     monkeypatch.setattr(jobs.run, "write_review", full)
-    result = invoke("run", str(manifest), url=sandbox.url)
+    result = invoke("run", str(manifest), url=delivering.url)
     assert result.exit_code == 3
     assert lines(result.stderr, tmp_path) == [
         "Error: cannot write TMP/m_review.xlsx: No space left on device; the run itself ended "
@@ -151,8 +144,8 @@ def test_an_output_failing_after_creates_says_what_was_created(
         "every step: rerunning the same command writes the outputs again and creates nothing "
         "twice",
         "Hint: free space or fix permissions, then rerun the same command"]
-    assert len(sandbox.state.cases) == 2
-    assert api_requests(sandbox)
+    assert len(delivering.state.cases) == 2
+    assert api_requests(delivering)
 
 
 def test_line_progress_labels_its_times_and_counts_from_a_resume() -> None:
@@ -165,11 +158,11 @@ def test_line_progress_labels_its_times_and_counts_from_a_resume() -> None:
                         r"\d:\d\d:\d\d, remaining \d+:\d\d:\d\d", line), line
 
 
-def test_a_resume_says_how_far_it_is(tmp_path: Path, sandbox: SandboxThread) -> None:
+def test_a_resume_says_how_far_it_is(tmp_path: Path, delivering: SandboxThread) -> None:
     first = write_manifest(tmp_path / "m.csv", 4, prefix="RS")
-    assert invoke("run", str(first), url=sandbox.url).exit_code == 0
+    assert invoke("run", str(first), url=delivering.url).exit_code == 0
     more = write_manifest(tmp_path / "m.csv", 6, prefix="RS")
-    result = invoke("run", str(more), url=sandbox.url)
+    result = invoke("run", str(more), url=delivering.url)
     assert result.exit_code == 0, result.output
     out = lines(result.stderr, tmp_path)
     assert out[0] == "resuming: 4 of 6 families done"

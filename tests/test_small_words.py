@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from click.testing import CliRunner
 from batch.cli import main
 from batch.manifest import read_manifest
 from batch.manifest.archive import column_letters
-from batch.sandbox import SandboxConfig, SandboxThread, demo_fixture_path
+from batch.sandbox import SandboxThread
 from tests.cli_sandbox import invoke
 from tests.manifests import HEADER, write_manifest
 
@@ -65,18 +64,12 @@ def test_thousands_of_custom_columns_are_warned_about(tmp_path: Path) -> None:
     assert few.warnings == []
 
 
-@pytest.fixture
-def sandbox() -> Iterator[SandboxThread]:
-    with SandboxThread(SandboxConfig(fixture=demo_fixture_path(), advance_after=0)) as running:
-        yield running
-
-
-def test_edited_families_are_named(tmp_path: Path, sandbox: SandboxThread) -> None:
+def test_edited_families_are_named(tmp_path: Path, delivering: SandboxThread) -> None:
     path = write_manifest(tmp_path / "m.csv", 3, prefix="ED")
-    assert invoke("run", str(path), url=sandbox.url).exit_code == 0
+    assert invoke("run", str(path), url=delivering.url).exit_code == 0
     text = path.read_text(encoding="utf-8")
     path.write_text(text.replace("2020-01-02", "2020-01-03"), encoding="utf-8")  # every proband
-    result = invoke("run", str(path), url=sandbox.url)
+    result = invoke("run", str(path), url=delivering.url)
     lines = result.stderr.splitlines()
     assert lines[0] == ("done: 3 families: created 0, adopted 0, updated 0, skipped 3, failed 0, "
                         "unknown 0, changed 3")
