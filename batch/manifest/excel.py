@@ -163,14 +163,21 @@ def _choose(loader: _Loader, names: list[str], wanted: str | None, *, every: lis
         listed = ", ".join(quoted(name) for name in every[:20])
         raise ReadFailure(f"every sheet of the workbook is hidden: {listed}",
                           hint="pass --sheet NAME to read a hidden sheet")
+    found = _with_header(loader, names)
+    if found is None:
+        raise ReadFailure("the workbook has no sheets")
+    return found
+
+
+def _with_header(loader: _Loader, names: list[str]) -> tuple[str, pl.DataFrame, int] | None:
+    """The first of the sheets *names* whose cells hold the manifest header, else the first
+    of them (None when there is none): its name, cells and first column."""
     fallback: tuple[str, pl.DataFrame, int] | None = None
     for name in names:
         frame, first = loader.load(name)
         if has_header(frame):
             return name, frame, first
         fallback = fallback or (name, frame, first)
-    if fallback is None:
-        raise ReadFailure("the workbook has no sheets")
     return fallback
 
 
@@ -306,17 +313,11 @@ def _choose_in_workbook(reader: Any, loader: _Loader, names: list[str], wanted: 
     if wanted is not None:
         name = _named(names, wanted)
         return name, *loader.load(name)
-    visible = [n for n in names if _visible(reader, n)]
-    fallback: tuple[str, pl.DataFrame, int] | None = None
-    for name in visible:
-        frame, first = loader.load(name)
-        if has_header(frame):
-            return name, frame, first
-        fallback = fallback or (name, frame, first)
-    if fallback is None:
+    found = _with_header(loader, [n for n in names if _visible(reader, n)])
+    if found is None:
         hidden = f" ({len(names)} hidden: name one with --sheet)" if names else ""
         raise ReadFailure(f"the {KINDS[suffix]} workbook has no visible sheet{hidden}")
-    return fallback
+    return found
 
 
 def _visible(reader: Any, name: str) -> bool:
