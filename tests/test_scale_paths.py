@@ -51,6 +51,23 @@ def test_the_lead_row_is_the_proband_or_else_the_first(tmp_path: Path) -> None:
         assert plan_family(lead, None, "h") == plan_family(whole, None, "h")
 
 
+def test_the_lead_row_with_a_column_named_twice(tmp_path: Path) -> None:
+    """The rightmost present cell wins, as for the whole family; the lead row holds the same
+    cells whichever way it was read."""
+    path = tmp_path / "m.csv"
+    path.write_text("[Data]\n" + HEADER + ",Assign To\n"
+                    "A,Exome,/a/m.vcf,AM,mother,F,unaffected,,,\n"
+                    "A,Exome,/a/p.vcf,AP,proband,M,Seizures,x@example.com,,y@example.com\n",
+                    encoding="utf-8")
+    manifest = read_manifest(path)
+    whole, lead = manifest.family("A"), manifest.lead("A")
+    assert lead.rows[0].cells == {k: v for k, v in whole.rows[1].cells.items()
+                                  if k in LEAD_COLUMNS}
+    assert (lead.case_id, lead.actions, lead.proband_sample) == \
+        (whole.case_id, whole.actions, whole.proband_sample)
+    assert lead.actions.assign_to == ("y@example.com",)
+
+
 def test_picked_cells_read_absent_cells_as_empty(tmp_path: Path) -> None:
     manifest = read_manifest(_manifest(tmp_path, "A,Exome,/a/p.vcf,AP", "A,,,AM,mother,F"))
     wanted = ("Family Id", "Relation", "Nowhere", "BioSample Name", "Case Id")

@@ -297,21 +297,24 @@ class Manifest:
         what a plan reads, without building every row."""
         positions = self._store.index[family_id]
         relation = self._index.get("Relation")
+        cells: dict[str, str]
         if not self._unique_columns or relation is None:
             position = self.proband_position(family_id)
             row = self._row(positions[0] if position is None else position)
-            return Family(family_id=family_id, rows=(row,), columns=self.columns)
-        values = self._store.values(positions[0])
-        position = positions[0]
-        if not is_proband(values[relation] or ""):  # the proband is mostly the first row
-            found = self.proband_position(family_id)
-            if found is not None:
-                position, values = found, self._store.values(found)
-        picked = self._lead_pick(values)
-        cells: dict[str, str] = {name: value for name, value
-                                 in zip(self._lead_names, picked, strict=True) if value is not None}
-        return Family(family_id=family_id, rows=(Row(self._store.line(position), cells),),
-                      columns=self.columns)
+            line = row.number
+            cells = {name: value for name, value in row.cells.items() if name in LEAD_COLUMNS}
+        else:
+            values = self._store.values(positions[0])
+            position = positions[0]
+            if not is_proband(values[relation] or ""):  # the proband is mostly the first row
+                found = self.proband_position(family_id)
+                if found is not None:
+                    position, values = found, self._store.values(found)
+            line = self._store.line(position)
+            cells = {name: value for name, value
+                     in zip(self._lead_names, self._lead_pick(values), strict=True)
+                     if value is not None}
+        return Family(family_id=family_id, rows=(Row(line, cells),), columns=self.columns)
 
     def family_hash(self, family_id: str) -> str:
         """``Family.row_hash`` of a family, without building the family."""

@@ -201,10 +201,10 @@ class RowStore:
 
         names = [f"c{i}" for i in range(self.width)]
         guard = ("-" + _SEPARATOR * (self.width - 1) + _END).encode()
-        size = FRAME_BYTES
         first = 0
         while first < len(self._lines):
-            last = max(first + 1, bisect.bisect_left(self._starts, self._starts[first] + size))
+            end = self._starts[first] + FRAME_BYTES
+            last = max(first + 1, bisect.bisect_left(self._starts, end))
             last = min(last, len(self._lines))
             data = guard + self._data[self._starts[first] : self._starts[last]]
             lines = pl.Series(ROW_NUMBER, self._lines[first:last].tolist(), dtype=pl.UInt64)

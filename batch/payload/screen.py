@@ -191,6 +191,7 @@ def _row_summary(cell: _Cells, basespace: list[str]) -> list[pl.Expr]:
     import polars as pl
 
     relation = cell("Relation")
+    proband = relation.is_in(["proband", ""])
     present = [name for name in FAMILY_COLUMNS if name in cell.columns]
     case_cells = pl.concat_str([cell(name) for name in present], separator="\x1f") \
         if present else pl.lit("")
@@ -198,9 +199,9 @@ def _row_summary(cell: _Cells, basespace: list[str]) -> list[pl.Expr]:
         pl.col("Family Id"),
         _row_marked(cell, basespace).alias("marked"),
         _kind(cell).alias("kind"),
-        pl.when(relation.is_in(["proband", ""])).then(0).when(relation == "mother").then(1)
+        pl.when(proband).then(0).when(relation == "mother").then(1)
         .when(relation == "father").then(2).otherwise(3).cast(pl.Int8).alias("relation"),
-        pl.when(relation.is_in(["proband", ""]) | (case_cells.str.contains(r"[^\x1f]")))
+        pl.when(proband | (case_cells.str.contains(r"[^\x1f]")))
         .then(case_cells).otherwise(None).alias("case"),
     ]
 

@@ -77,13 +77,15 @@ async def check_manifest(
     to_check = await families_to_check(manifest, Lookups(resolver), pending=left)
     items: Iterable[tuple[int, str]] = enumerate(manifest.family_ids)
     if to_check is not None:  # the others pass every check
-        for seq, family_id in enumerate(manifest.family_ids):
+        marked = []
+        for seq, family_id in items:
             if family_id in to_check:
+                marked.append((seq, family_id))
                 continue
             if seen is not None and not skip(family_id):
                 seen(seq, manifest.lead(family_id))  # all a run registers of it
             progress.advance(failed=len(checked.invalid), requests=requests())
-        items = [(seq, fid) for seq, fid in enumerate(manifest.family_ids) if fid in to_check]
+        items = marked
     await run_pool(items, check, concurrency=max(concurrency, MIN_CHECKERS), batch=CHECK_BATCH)
     checked.problems.sort(key=lambda p: p.row or 0)
     return checked
